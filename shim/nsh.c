@@ -1,0 +1,1328 @@
+/*
+ * nsh: the part of spawnctl that must run in a fresh single-threaded child.
+ *
+ * TypeScript decides, this file executes. A plan (see src/sys/abi.ts) is a
+ * flat list of operations; nsh_spawn() validates it, clones with the
+ * requested namespace flags and runs the operations one by one with plain
+ * system calls, then execs. A failing operation is reported to the parent as
+ * (op index, errno) over a close-on-exec socket; EOF on that socket means the
+ * exec succeeded. No policy lives here.
+ *
+ * After clone() the child is a copy of a multi-threaded process: it must not
+ * allocate, take locks or use stdio. Everything below the "child side" marker
+ * sticks to system calls and stack buffers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/reboot.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nsh_abi.h"
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef RESOLVE_NO_MAGICLINKS
+#define RESOLVE_NO_MAGICLINKS 0x02
+#endif
+#ifndef RESOLVE_IN_ROOT
+#define RESOLVE_IN_ROOT 0x10
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+struct nsh_open_how { uint64_t flags, mode, resolve; };
+struct nsh_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+/* ------------------------------------------------------------------------ */
+/* Validation (parent side, before clone)                                    */
+
+struct plan {
+	const struct nsh_header *h;
+	const struct nsh_op *ops;
+	const char *str;
+	uint32_t nops, strlen_;
+};
+
+static int str_ok(const struct plan *p, uint32_t off)
+{
+	if (off == NSH_NO_STRING)
+		return 1;
+	if (off >= p->strlen_)
+		return 0;
+	return memchr(p->str + off, 0, p->strlen_ - off) != NULL;
+}
+
+static int blob_ok(const struct plan *p, uint32_t off, uint64_t len)
+{
+	if (off == NSH_NO_STRING)
+		return len == 0;
+	return off <= p->strlen_ && len <= (uint64_t)(p->strlen_ - off);
+}
+
+/* a block of `count` consecutive NUL-terminated strings */
+static int block_ok(const struct plan *p, uint32_t off, uint64_t count)
+{
+	if (count > 1u << 20)
+		return 0;
+	if (count == 0)
+		return 1;
+	if (off == NSH_NO_STRING)
+		return 0;
+	for (uint64_t i = 0; i < count; i++) {
+		if (!str_ok(p, off))
+			return 0;
+		off += (uint32_t)strlen(p->str + off) + 1;
+	}
+	return 1;
+}
+
+static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len)
+{
+	if (len < NSH_HEADER_SIZE)
+		return -EINVAL;
+	p->h = (const struct nsh_header *)buf;
+	if (p->h->magic != NSH_ABI_MAGIC || p->h->version != NSH_ABI_VERSION)
+		return -EPROTO;
+	p->nops = p->h->nops;
+	p->strlen_ = p->h->strtab_len;
+	if (p->nops > 1u << 16)
+		return -E2BIG;
+	uint64_t need = NSH_HEADER_SIZE + (uint64_t)p->nops * NSH_OP_SIZE + p->strlen_;
+	if (need != len)
+		return -EINVAL;
+	p->ops = (const struct nsh_op *)(buf + NSH_HEADER_SIZE);
+	p->str = (const char *)(buf + NSH_HEADER_SIZE + (uint64_t)p->nops * NSH_OP_SIZE);
+	if (p->strlen_ == 0 || p->str[p->strlen_ - 1] != 0)
+		return -EINVAL;
+	for (uint32_t i = 0; i < p->nops; i++) {
+		const struct nsh_op *o = &p->ops[i];
+		if (o->kind > NSH_OP_UNLINK)
+			return -EINVAL;
+		switch (o->kind) {
+		case NSH_OP_WRITE:
+			if (!blob_ok(p, o->s[0], o->n[1]) || !str_ok(p, o->s[1]))
+				return -EINVAL;
+			break;
+		case NSH_OP_AFFINITY:
+			if (!blob_ok(p, o->s[0], o->n[0]))
+				return -EINVAL;
+			break;
+		case NSH_OP_SECCOMP:
+			if (o->n[0] == 0 || o->n[0] > 4096 || !blob_ok(p, o->s[0], o->n[0] * sizeof(struct sock_filter)))
+				return -EINVAL;
+			break;
+		case NSH_OP_SETGROUPS:
+			if (o->n[0] > 65536 || !blob_ok(p, o->s[0], o->n[0] * 4))
+				return -EINVAL;
+			break;
+		case NSH_OP_EXEC:
+			if (!str_ok(p, o->s[0]) || o->s[0] == NSH_NO_STRING || !block_ok(p, o->s[1], o->n[0]) ||
+			    !block_ok(p, o->s[2], o->n[1]))
+				return -EINVAL;
+			break;
+		default:
+			for (int k = 0; k < 4; k++)
+				if (!str_ok(p, o->s[k]))
+					return -EINVAL;
+		}
+		if ((o->kind == NSH_OP_RECV_FD || o->kind == NSH_OP_SEND_FD || o->kind == NSH_OP_OPEN ||
+		     o->kind == NSH_OP_MOVE_MOUNT || o->kind == NSH_OP_OPEN_TREE) &&
+		    o->n[2] >= NSH_FD_SLOTS)
+			return -EINVAL;
+		if ((o->flags & NSH_F_IDMAP_SLOT) && o->n[3] >= NSH_FD_SLOTS)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Child side: system calls and stack buffers only                           */
+
+struct ctx {
+	struct plan p;
+	int sync;     /* our end of the socket to the parent */
+	int rootfd;   /* O_PATH fd of the root that IN_ROOT paths live in, or -1 */
+	int console;  /* the pty slave once CONSOLE ran, or -1 */
+	int slot[NSH_FD_SLOTS];
+};
+
+static const char *S(const struct ctx *c, uint32_t off)
+{
+	return off == NSH_NO_STRING ? NULL : c->p.str + off;
+}
+
+static void fd_path(char *buf, int fd)
+{
+	/* "/proc/self/fd/<fd>" without snprintf */
+	static const char pre[] = "/proc/self/fd/";
+	char tmp[16];
+	int n = 0;
+	memcpy(buf, pre, sizeof(pre) - 1);
+	buf += sizeof(pre) - 1;
+	do {
+		tmp[n++] = (char)('0' + fd % 10);
+		fd /= 10;
+	} while (fd > 0);
+	while (n > 0)
+		*buf++ = tmp[--n];
+	*buf = 0;
+}
+
+static int xclose(int fd)
+{
+	if (fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return -1;
+}
+
+/* Open `path`. Inside the root it is resolved with RESOLVE_IN_ROOT, so ".."
+ * and absolute symlinks in the tree can never leave it. */
+static int resolve(struct ctx *c, const char *path, int in_root, int oflags, mode_t mode)
+{
+	if (!in_root)
+		return open(path, oflags | O_CLOEXEC, mode);
+	if (c->rootfd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	while (*path == '/')
+		path++;
+	if (!*path)
+		path = ".";
+	struct nsh_open_how how = {
+		.flags = (uint64_t)(oflags | O_CLOEXEC),
+		.mode = (oflags & O_CREAT) ? mode : 0,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	return (int)syscall(SYS_openat2, c->rootfd, path, &how, sizeof(how));
+}
+
+/* Split `path` into an opened parent directory and the last component.
+ * `buf` receives a copy of the path; *name points into it. */
+static int open_parent(struct ctx *c, const char *path, int in_root, char *buf, size_t bufsz, const char **name)
+{
+	size_t len = strlen(path);
+	if (len == 0 || len >= bufsz) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = 0;
+	char *slash = strrchr(buf, '/');
+	if (!slash) {
+		*name = buf;
+		return in_root ? resolve(c, "/", 1, O_PATH | O_DIRECTORY, 0) : open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	*name = slash + 1;
+	if (!**name) {
+		errno = EINVAL; /* the root itself has no parent */
+		return -1;
+	}
+	if (slash == buf)
+		return resolve(c, "/", in_root, O_PATH | O_DIRECTORY, 0);
+	*slash = 0;
+	int fd = resolve(c, buf, in_root, O_PATH | O_DIRECTORY, 0);
+	*slash = '/';
+	return fd;
+}
+
+static int mkdir_p(struct ctx *c, const char *path, int in_root, mode_t mode)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+	if (len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	/* walk every prefix ending at a '/' and finally the whole path */
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != 0)
+			continue;
+		if (buf[i - 1] == '/')
+			continue;
+		char saved = buf[i];
+		buf[i] = 0;
+		int fd = resolve(c, buf, in_root, O_PATH | O_DIRECTORY, 0);
+		if (fd >= 0) {
+			close(fd);
+		} else if (errno == ENOENT) {
+			char pbuf[4096];
+			const char *name;
+			int pfd = open_parent(c, buf, in_root, pbuf, sizeof(pbuf), &name);
+			if (pfd < 0)
+				return -1;
+			int r = mkdirat(pfd, name, mode);
+			xclose(pfd);
+			if (r < 0 && errno != EEXIST)
+				return -1;
+		} else {
+			return -1;
+		}
+		buf[i] = saved;
+	}
+	return 0;
+}
+
+static int mkfile_p(struct ctx *c, const char *path, int in_root, mode_t mode)
+{
+	int fd = resolve(c, path, in_root, O_PATH, 0);
+	if (fd >= 0)
+		return close(fd), 0;
+	if (errno != ENOENT)
+		return -1;
+	char buf[4096];
+	const char *name;
+	int pfd = open_parent(c, path, in_root, buf, sizeof(buf), &name);
+	if (pfd < 0 && errno == ENOENT) {
+		/* create the parents, then retry */
+		char *slash = strrchr(buf, '/');
+		if (slash && slash != buf) {
+			*slash = 0;
+			if (mkdir_p(c, buf, in_root, 0755) < 0)
+				return -1;
+			*slash = '/';
+		}
+		pfd = open_parent(c, path, in_root, buf, sizeof(buf), &name);
+	}
+	if (pfd < 0)
+		return -1;
+	fd = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode);
+	xclose(pfd);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -1;
+	close(fd);
+	return 0;
+}
+
+/* Turn a plan path into something mount(2) accepts: inside the root it is an
+ * fd opened with RESOLVE_IN_ROOT and named through /proc/self/fd. */
+static int path_arg(struct ctx *c, const char *path, int in_root, int nofollow, char *out, int *fdout)
+{
+	*fdout = -1;
+	if (!in_root) {
+		size_t n = strlen(path);
+		if (n >= 4096) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(out, path, n + 1);
+		return 0;
+	}
+	int fd = resolve(c, path, 1, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0);
+	if (fd < 0)
+		return -1;
+	*fdout = fd;
+	fd_path(out, fd);
+	return 0;
+}
+
+static int prepare_target(struct ctx *c, const struct nsh_op *o, const char *dst, int in_root)
+{
+	if (o->flags & NSH_F_MKDIR)
+		return mkdir_p(c, dst, in_root, 0755);
+	if (o->flags & NSH_F_MKFILE)
+		return mkfile_p(c, dst, in_root, 0644);
+	return 0;
+}
+
+static int do_mount(struct ctx *c, const struct nsh_op *o)
+{
+	const char *src = S(c, o->s[0]), *dst = S(c, o->s[1]);
+	char sbuf[4096], dbuf[4096];
+	int sfd = -1, dfd = -1, r;
+	int dst_in_root = !!(o->flags & NSH_F_DST_IN_ROOT);
+	if (dst && prepare_target(c, o, dst, dst_in_root) < 0)
+		return -1;
+	if (o->flags & NSH_F_INACCESSIBLE) {
+		/* pick the empty node of the same type as the target */
+		struct stat st;
+		int tfd = resolve(c, dst, dst_in_root, O_PATH, 0);
+		if (tfd < 0)
+			return -1;
+		int r2 = fstat(tfd, &st);
+		xclose(tfd);
+		if (r2 < 0)
+			return -1;
+		const char *kind = S_ISDIR(st.st_mode) ? "dir" : S_ISCHR(st.st_mode) ? "chr" : S_ISBLK(st.st_mode) ? "blk" :
+				   S_ISFIFO(st.st_mode) ? "fifo" : S_ISSOCK(st.st_mode) ? "sock" : "reg";
+		size_t n = strlen(src);
+		if (n + 8 >= sizeof(sbuf)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		char nbuf[4096];
+		memcpy(nbuf, src, n);
+		nbuf[n] = '/';
+		memcpy(nbuf + n + 1, kind, strlen(kind) + 1);
+		if (path_arg(c, nbuf, !!(o->flags & NSH_F_SRC_IN_ROOT), 0, sbuf, &sfd) < 0)
+			return -1;
+	} else if (src && path_arg(c, src, !!(o->flags & NSH_F_SRC_IN_ROOT), 0, sbuf, &sfd) < 0)
+		return -1;
+	if (dst && path_arg(c, dst, dst_in_root, 0, dbuf, &dfd) < 0)
+		return xclose(sfd);
+	r = mount(src ? sbuf : NULL, dst ? dbuf : NULL, S(c, o->s[2]), (unsigned long)o->n[0], S(c, o->s[3]));
+	xclose(sfd);
+	xclose(dfd);
+	return r;
+}
+
+static unsigned long statvfs_to_ms(unsigned long f)
+{
+	unsigned long m = 0;
+	if (f & ST_RDONLY) m |= MS_RDONLY;
+	if (f & ST_NOSUID) m |= MS_NOSUID;
+	if (f & ST_NODEV) m |= MS_NODEV;
+	if (f & ST_NOEXEC) m |= MS_NOEXEC;
+	if (f & ST_NOATIME) m |= MS_NOATIME;
+	if (f & ST_NODIRATIME) m |= MS_NODIRATIME;
+	if (f & ST_RELATIME) m |= MS_RELATIME;
+	return m;
+}
+
+static int do_setattr(struct ctx *c, const struct nsh_op *o)
+{
+	const char *dst = S(c, o->s[1]);
+	int fd;
+	if (dst)
+		fd = resolve(c, dst, !!(o->flags & NSH_F_DST_IN_ROOT), O_PATH, 0);
+	else
+		fd = fcntl(c->slot[o->n[2]], F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct nsh_mount_attr a = {
+		.attr_set = o->n[0],
+		.attr_clr = o->n[1],
+		.propagation = dst ? o->n[2] : 0,
+		.userns_fd = 0,
+	};
+	if (o->flags & NSH_F_IDMAP_SLOT) {
+		a.attr_set |= MOUNT_ATTR_IDMAP;
+		a.userns_fd = (uint64_t)c->slot[o->n[3]];
+	}
+	unsigned flags = AT_EMPTY_PATH | ((o->flags & NSH_F_RECURSIVE) ? AT_RECURSIVE : 0);
+	int r = (int)syscall(SYS_mount_setattr, fd, "", flags, &a, sizeof(a));
+	if (r < 0 && errno == ENOSYS && !(o->flags & NSH_F_IDMAP_SLOT) && dst) {
+		/* Kernels before 5.12: one mount at a time with the old API. A bind
+		 * remount must repeat the flags the mount already has, or the kernel
+		 * refuses to clear locked ones. */
+		char p[64];
+		fd_path(p, fd);
+		r = 0;
+		if (o->n[2])
+			r = mount(NULL, p, NULL, (unsigned long)o->n[2] | ((o->flags & NSH_F_RECURSIVE) ? MS_REC : 0), NULL);
+		if (r == 0 && (o->n[0] | o->n[1])) {
+			struct statvfs sv;
+			r = fstatvfs(fd, &sv);
+			if (r == 0) {
+				unsigned long m = statvfs_to_ms(sv.f_flag);
+				if (o->n[0] & MOUNT_ATTR_RDONLY) m |= MS_RDONLY;
+				if (o->n[1] & MOUNT_ATTR_RDONLY) m &= ~(unsigned long)MS_RDONLY;
+				if (o->n[0] & 0x2) m |= MS_NOSUID;
+				if (o->n[0] & 0x4) m |= MS_NODEV;
+				if (o->n[0] & 0x8) m |= MS_NOEXEC;
+				r = mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | m, NULL);
+			}
+		}
+	}
+	xclose(fd);
+	return r;
+}
+
+static int do_parent_op(struct ctx *c, const struct nsh_op *o)
+{
+	char buf[4096];
+	const char *name;
+	const char *path = S(c, o->s[1]);
+	int in_root = !!(o->flags & NSH_F_DST_IN_ROOT);
+	if ((o->flags & NSH_F_MKDIR) || o->kind == NSH_OP_MKNOD || o->kind == NSH_OP_SYMLINK) {
+		/* make the parent directories; SYMLINK and MKNOD always do */
+		char pb[4096];
+		size_t len = strlen(path);
+		if (len < sizeof(pb)) {
+			memcpy(pb, path, len + 1);
+			char *slash = strrchr(pb, '/');
+			if (slash && slash != pb) {
+				*slash = 0;
+				if (mkdir_p(c, pb, in_root, 0755) < 0)
+					return -1;
+			}
+		}
+	}
+	int pfd = open_parent(c, path, in_root, buf, sizeof(buf), &name);
+	if (pfd < 0)
+		return -1;
+	int r;
+	switch (o->kind) {
+	case NSH_OP_MKNOD:
+		r = mknodat(pfd, name, (mode_t)o->n[0], (dev_t)o->n[1]);
+		break;
+	case NSH_OP_SYMLINK:
+		r = symlinkat(S(c, o->s[0]), pfd, name);
+		break;
+	case NSH_OP_RMDIR:
+		r = unlinkat(pfd, name, AT_REMOVEDIR);
+		break;
+	case NSH_OP_UNLINK:
+		r = unlinkat(pfd, name, 0);
+		break;
+	default:
+		errno = EINVAL;
+		r = -1;
+	}
+	xclose(pfd);
+	return r;
+}
+
+static int do_write(struct ctx *c, const struct nsh_op *o)
+{
+	int oflags = O_WRONLY | O_NOCTTY;
+	if (o->flags & NSH_F_CREATE) oflags |= O_CREAT;
+	if (o->flags & NSH_F_TRUNC) oflags |= O_TRUNC;
+	if (o->flags & NSH_F_NOFOLLOW) oflags |= O_NOFOLLOW;
+	const char *path = S(c, o->s[1]);
+	int in_root = !!(o->flags & NSH_F_DST_IN_ROOT);
+	if ((o->flags & NSH_F_MKDIR) && (o->flags & NSH_F_CREATE)) {
+		char pb[4096];
+		size_t len = strlen(path);
+		if (len < sizeof(pb)) {
+			memcpy(pb, path, len + 1);
+			char *slash = strrchr(pb, '/');
+			if (slash && slash != pb) {
+				*slash = 0;
+				if (mkdir_p(c, pb, in_root, 0755) < 0)
+					return -1;
+			}
+		}
+	}
+	int fd = resolve(c, path, in_root, oflags, (mode_t)o->n[0]);
+	if (fd < 0)
+		return -1;
+	const char *data = o->s[0] == NSH_NO_STRING ? "" : c->p.str + o->s[0];
+	uint64_t left = o->n[1];
+	while (left > 0) {
+		ssize_t w = write(fd, data, left);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return xclose(fd);
+		}
+		data += w;
+		left -= (uint64_t)w;
+	}
+	if ((o->flags & NSH_F_CREATE) && fchmod(fd, (mode_t)o->n[0]) < 0 && errno != EROFS)
+		return xclose(fd);
+	return close(fd);
+}
+
+static int send_msg(struct ctx *c, uint32_t type, uint32_t op, int32_t err, uint32_t arg, int fd)
+{
+	struct nsh_msg m = { type, op, err, arg };
+	struct iovec iov = { &m, sizeof(m) };
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	ssize_t r;
+	do
+		r = sendmsg(c->sync, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -1 : 0;
+}
+
+static int recv_fd(int sock, uint8_t *byte)
+{
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	struct iovec iov = { byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	ssize_t r;
+	do
+		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		errno = EPIPE;
+		return -1;
+	}
+	int fd = -1;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+static int do_console(struct ctx *c, const struct nsh_op *o)
+{
+	int in_root = !!(o->flags & NSH_F_DST_IN_ROOT);
+	int m = resolve(c, S(c, o->s[1]), in_root, O_RDWR | O_NOCTTY, 0);
+	if (m < 0)
+		return -1;
+	int zero = 0;
+	unsigned int n = 0;
+	if (ioctl(m, TIOCSPTLCK, &zero) < 0 || ioctl(m, TIOCGPTN, &n) < 0)
+		return xclose(m);
+	int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s < 0)
+		return xclose(m);
+	const char *link = S(c, o->s[2]);
+	if (link) {
+		char target[32] = "pts/";
+		char tmp[12];
+		int k = 0, i = 4;
+		do {
+			tmp[k++] = (char)('0' + n % 10);
+			n /= 10;
+		} while (n);
+		while (k)
+			target[i++] = tmp[--k];
+		target[i] = 0;
+		char buf[4096];
+		const char *name;
+		int pfd = open_parent(c, link, in_root, buf, sizeof(buf), &name);
+		if (pfd < 0)
+			return xclose(m), xclose(s);
+		unlinkat(pfd, name, 0);
+		int r = symlinkat(target, pfd, name);
+		xclose(pfd);
+		if (r < 0)
+			return xclose(m), xclose(s);
+	}
+	if (send_msg(c, NSH_MSG_FD, 0, 0, NSH_FD_TAG_CONSOLE, m) < 0)
+		return xclose(m), xclose(s);
+	close(m);
+	c->console = s;
+	if (o->flags & NSH_F_STDIO) {
+		for (int fd = 0; fd < 3; fd++)
+			if (dup2(s, fd) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+static int do_caps(const struct nsh_op *o)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	uint64_t set = o->n[0];
+	for (int i = 0; i < 2; i++) {
+		d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(set >> (32 * i));
+	}
+	if (syscall(SYS_capset, &hdr, d) < 0)
+		return -1;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -1;
+	for (int cap = 0; cap < 64; cap++)
+		if ((o->n[1] >> cap) & 1)
+			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+				return -1;
+	return 0;
+}
+
+static int do_capbset(const struct nsh_op *o)
+{
+	for (int cap = 0; cap < 64; cap++) {
+		if ((o->n[0] >> cap) & 1)
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			if (errno == EINVAL)
+				break; /* past the kernel's last capability */
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *env_get(char *const *envp, const char *name, size_t nlen)
+{
+	for (; *envp; envp++)
+		if (strncmp(*envp, name, nlen) == 0 && (*envp)[nlen] == '=')
+			return *envp + nlen + 1;
+	return NULL;
+}
+
+static int do_exec(struct ctx *c, const struct nsh_op *o)
+{
+	uint64_t argc = o->n[0], envc = o->n[1];
+	char *argv[argc + 1];
+	char *envp[envc + 1];
+	const char *s = o->s[1] == NSH_NO_STRING ? NULL : c->p.str + o->s[1];
+	for (uint64_t i = 0; i < argc; i++) {
+		argv[i] = (char *)s;
+		s += strlen(s) + 1;
+	}
+	argv[argc] = NULL;
+	s = o->s[2] == NSH_NO_STRING ? NULL : c->p.str + o->s[2];
+	for (uint64_t i = 0; i < envc; i++) {
+		envp[i] = (char *)s;
+		s += strlen(s) + 1;
+	}
+	envp[envc] = NULL;
+	const char *file = S(c, o->s[0]);
+	umask(022);
+	if (!(o->flags & NSH_F_SEARCH_PATH) || strchr(file, '/')) {
+		execve(file, argv, envp);
+		return -1;
+	}
+	const char *path = env_get(envp, "PATH", 4);
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	size_t flen = strlen(file);
+	int saw_eacces = 0;
+	char buf[4096];
+	for (const char *p = path;; p++) {
+		const char *e = strchrnul(p, ':');
+		size_t dlen = (size_t)(e - p);
+		if (dlen + flen + 2 <= sizeof(buf)) {
+			if (dlen) {
+				memcpy(buf, p, dlen);
+				buf[dlen] = '/';
+				memcpy(buf + dlen + 1, file, flen + 1);
+			} else {
+				memcpy(buf, file, flen + 1);
+			}
+			execve(buf, argv, envp);
+			if (errno == EACCES)
+				saw_eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV && errno != ETIMEDOUT)
+				return -1;
+		}
+		if (!*e)
+			break;
+		p = e;
+	}
+	errno = saw_eacces ? EACCES : ENOENT;
+	return -1;
+}
+
+static pid_t raw_fork(uint64_t flags)
+{
+	return (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, 0, 0, 0, 0);
+}
+
+static void reset_signal_handlers(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < _NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL);
+}
+
+/* The minimal init of --as-pid2: reap every child, pass signals on to the
+ * payload, turn the poweroff/reboot signals systemd uses into a shutdown of
+ * the container, and leave with the payload's exit status. */
+static void stub_init(pid_t child)
+{
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	int rtmin = SIGRTMIN;
+	int shutdown = 0; /* 0 none, RB_POWER_OFF or RB_AUTOBOOT once asked */
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+		if (sig < 0)
+			continue;
+		if (sig == SIGCHLD) {
+			int st;
+			pid_t p;
+			while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+				if (p != child)
+					continue;
+				if (shutdown) {
+					reboot(shutdown == 1 ? RB_POWER_OFF : RB_AUTOBOOT);
+					_exit(0);
+				}
+				if (WIFEXITED(st))
+					_exit(WEXITSTATUS(st));
+				_exit(255);
+			}
+			continue;
+		}
+		if (sig == rtmin + 3 || sig == rtmin + 4 || sig == rtmin + 13 || sig == rtmin + 14) {
+			shutdown = 1;
+			kill(child, SIGTERM);
+			kill(child, SIGCONT);
+		} else if (sig == SIGINT || sig == rtmin + 5 || sig == rtmin + 6 || sig == rtmin + 15 || sig == rtmin + 16) {
+			shutdown = 2;
+			kill(child, SIGTERM);
+			kill(child, SIGCONT);
+		} else {
+			kill(child, sig);
+		}
+	}
+}
+
+static int run_op(struct ctx *c, uint32_t i)
+{
+	const struct nsh_op *o = &c->p.ops[i];
+	switch (o->kind) {
+	case NSH_OP_NOP:
+		return 0;
+	case NSH_OP_BARRIER: {
+		uint8_t b = 0;
+		if (send_msg(c, NSH_MSG_BARRIER, i, 0, (uint32_t)o->n[0], -1) < 0)
+			return -1;
+		ssize_t r;
+		do
+			r = recv(c->sync, &b, 1, 0);
+		while (r < 0 && errno == EINTR);
+		if (r <= 0 || b != 'g')
+			_exit(1); /* the parent gave up on us */
+		return 0;
+	}
+	case NSH_OP_SETNS: {
+		int fd = open(S(c, o->s[1]), O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		int r = setns(fd, (int)o->n[0]);
+		xclose(fd);
+		return r;
+	}
+	case NSH_OP_UNSHARE:
+		return unshare((int)o->n[0]);
+	case NSH_OP_FORK_WAIT: {
+		pid_t pid = raw_fork(0);
+		if (pid < 0)
+			return -1;
+		if (pid == 0)
+			return 0;
+		/* the middle process: only waits; EOF on the socket must come from the child */
+		close(c->sync);
+		int st;
+		while (waitpid(pid, &st, 0) < 0)
+			if (errno != EINTR)
+				_exit(1);
+		if (WIFEXITED(st))
+			_exit(WEXITSTATUS(st));
+		_exit(128 + WTERMSIG(st));
+	}
+	case NSH_OP_STUB_INIT: {
+		sigset_t all, old;
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, &old);
+		pid_t pid = raw_fork(0);
+		if (pid < 0)
+			return -1;
+		if (pid == 0) {
+			sigprocmask(SIG_SETMASK, &old, NULL);
+			return 0;
+		}
+		close(c->sync);
+		if (c->console >= 0)
+			close(c->console);
+		stub_init(pid);
+		_exit(1);
+	}
+	case NSH_OP_PRCTL:
+		return prctl((int)o->n[0], (unsigned long)o->n[1], (unsigned long)o->n[2], 0, 0);
+	case NSH_OP_MOUNT:
+		return do_mount(c, o);
+	case NSH_OP_SETATTR:
+		return do_setattr(c, o);
+	case NSH_OP_UMOUNT: {
+		char buf[4096];
+		int fd;
+		if (path_arg(c, S(c, o->s[1]), !!(o->flags & NSH_F_DST_IN_ROOT), 1, buf, &fd) < 0)
+			return -1;
+		int r = umount2(buf, (int)o->n[0]);
+		xclose(fd);
+		return r;
+	}
+	case NSH_OP_MKDIR:
+		return mkdir_p(c, S(c, o->s[1]), !!(o->flags & NSH_F_DST_IN_ROOT), (mode_t)o->n[0]);
+	case NSH_OP_MKNOD:
+	case NSH_OP_SYMLINK:
+	case NSH_OP_RMDIR:
+	case NSH_OP_UNLINK:
+		return do_parent_op(c, o);
+	case NSH_OP_WRITE:
+		return do_write(c, o);
+	case NSH_OP_CHOWN: {
+		int fd = resolve(c, S(c, o->s[1]), !!(o->flags & NSH_F_DST_IN_ROOT), O_PATH | O_NOFOLLOW, 0);
+		if (fd < 0)
+			return -1;
+		int r = fchownat(fd, "", (uid_t)o->n[0], (gid_t)o->n[1], AT_EMPTY_PATH);
+		xclose(fd);
+		return r;
+	}
+	case NSH_OP_CHMOD: {
+		char buf[64];
+		int fd = resolve(c, S(c, o->s[1]), !!(o->flags & NSH_F_DST_IN_ROOT), O_PATH, 0);
+		if (fd < 0)
+			return -1;
+		fd_path(buf, fd);
+		int r = chmod(buf, (mode_t)o->n[0]);
+		xclose(fd);
+		return r;
+	}
+	case NSH_OP_SET_ROOT: {
+		int fd = resolve(c, S(c, o->s[1]), 0, O_PATH | O_DIRECTORY, 0);
+		if (fd < 0)
+			return -1;
+		xclose(c->rootfd);
+		c->rootfd = fd;
+		return 0;
+	}
+	case NSH_OP_PIVOT: {
+		/* pivot_root(".", ".") stacks the old root on top of the new one;
+		 * detaching "." afterwards drops it without needing a put_old dir. */
+		if (fchdir(c->rootfd) < 0)
+			return -1;
+		if (syscall(SYS_pivot_root, ".", ".") < 0)
+			return -1;
+		if (umount2(".", MNT_DETACH) < 0)
+			return -1;
+		if (chdir("/") < 0)
+			return -1;
+		int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		xclose(c->rootfd);
+		c->rootfd = fd;
+		return 0;
+	}
+	case NSH_OP_HOSTNAME: {
+		const char *h = S(c, o->s[0]);
+		return sethostname(h, strlen(h));
+	}
+	case NSH_OP_DOMAINNAME: {
+		const char *h = S(c, o->s[0]);
+		return setdomainname(h, strlen(h));
+	}
+	case NSH_OP_CONSOLE:
+		return do_console(c, o);
+	case NSH_OP_SETSID: {
+		if (setsid() < 0 && errno != EPERM)
+			return -1;
+		if (o->flags & NSH_F_CTTY) {
+			int t = c->console >= 0 ? c->console : 0;
+			if (c->console >= 0)
+				for (int fd = 0; fd < 3; fd++)
+					if (dup2(c->console, fd) < 0)
+						return -1;
+			if (ioctl(t, TIOCSCTTY, 0) < 0)
+				return -1;
+		} else if ((o->flags & NSH_F_CTTY_STDIN) && isatty(0)) {
+			if (ioctl(0, TIOCSCTTY, 0) < 0 && errno != EPERM)
+				return -1;
+		}
+		return 0;
+	}
+	case NSH_OP_RLIMIT: {
+		struct rlimit rl = { (rlim_t)o->n[1], (rlim_t)o->n[2] };
+		return (int)syscall(SYS_prlimit64, 0, (int)o->n[0], &rl, NULL);
+	}
+	case NSH_OP_PERSONALITY:
+		return personality((unsigned long)o->n[0]) < 0 ? -1 : 0;
+	case NSH_OP_AFFINITY:
+		return sched_setaffinity(0, (size_t)o->n[0], (const cpu_set_t *)(const void *)(c->p.str + o->s[0]));
+	case NSH_OP_SECCOMP: {
+		struct sock_fprog prog = { (unsigned short)o->n[0], (struct sock_filter *)(uintptr_t)(c->p.str + o->s[0]) };
+		return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+	}
+	case NSH_OP_CAPBSET:
+		return do_capbset(o);
+	case NSH_OP_SETGROUPS:
+		/* raw system calls: glibc's wrappers would try to signal the
+		 * parent's threads, which do not exist in this copy */
+		return (int)syscall(SYS_setgroups, (int)o->n[0], o->n[0] ? (const void *)(c->p.str + o->s[0]) : NULL);
+	case NSH_OP_SETGID:
+		return (int)syscall(SYS_setresgid, (gid_t)o->n[0], (gid_t)o->n[0], (gid_t)o->n[0]);
+	case NSH_OP_SETUID:
+		return (int)syscall(SYS_setresuid, (uid_t)o->n[0], (uid_t)o->n[0], (uid_t)o->n[0]);
+	case NSH_OP_CAPS:
+		return do_caps(o);
+	case NSH_OP_CHDIR: {
+		const char *d = S(c, o->s[1]);
+		if (chdir(d) == 0)
+			return 0;
+		if (o->flags & NSH_F_OPTIONAL)
+			return chdir("/");
+		return -1;
+	}
+	case NSH_OP_CLOSE_FROM: {
+		unsigned lo = (unsigned)o->n[0];
+		if ((unsigned)c->sync > lo)
+			syscall(SYS_close_range, lo, (unsigned)c->sync - 1, 0);
+		syscall(SYS_close_range, (unsigned)c->sync + 1 > lo ? (unsigned)c->sync + 1 : lo, ~0U, 0);
+		c->console = -1;
+		for (int k = 0; k < NSH_FD_SLOTS; k++)
+			c->slot[k] = -1;
+		return 0;
+	}
+	case NSH_OP_SIGRESET: {
+		sigset_t none;
+		sigemptyset(&none);
+		return sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+	case NSH_OP_EXEC:
+		return do_exec(c, o);
+	case NSH_OP_RECV_FD: {
+		uint8_t b;
+		int fd = recv_fd(c->sync, &b);
+		if (fd < 0)
+			return -1;
+		xclose(c->slot[o->n[2]]);
+		c->slot[o->n[2]] = fd;
+		return 0;
+	}
+	case NSH_OP_SEND_FD:
+		return send_msg(c, NSH_MSG_FD, i, 0, (uint32_t)o->n[0], c->slot[o->n[2]]);
+	case NSH_OP_OPEN: {
+		int fd = resolve(c, S(c, o->s[1]), !!(o->flags & NSH_F_DST_IN_ROOT), (int)o->n[0], (mode_t)o->n[1]);
+		if (fd < 0)
+			return -1;
+		xclose(c->slot[o->n[2]]);
+		c->slot[o->n[2]] = fd;
+		return 0;
+	}
+	case NSH_OP_OPEN_TREE: {
+		int pfd = resolve(c, S(c, o->s[1]), !!(o->flags & NSH_F_DST_IN_ROOT), O_PATH, 0);
+		if (pfd < 0)
+			return -1;
+		int fd = (int)syscall(SYS_open_tree, pfd, "", (unsigned)o->n[0] | AT_EMPTY_PATH | O_CLOEXEC);
+		xclose(pfd);
+		if (fd < 0)
+			return -1;
+		xclose(c->slot[o->n[2]]);
+		c->slot[o->n[2]] = fd;
+		return 0;
+	}
+	case NSH_OP_MOVE_MOUNT: {
+		const char *dst = S(c, o->s[1]);
+		int in_root = !!(o->flags & NSH_F_DST_IN_ROOT);
+		if (prepare_target(c, o, dst, in_root) < 0)
+			return -1;
+		int dfd = resolve(c, dst, in_root, O_PATH, 0);
+		if (dfd < 0)
+			return -1;
+		int r = (int)syscall(SYS_move_mount, c->slot[o->n[2]], "", dfd, "",
+				     MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+		xclose(dfd);
+		return r;
+	}
+	case NSH_OP_SEND_PID: {
+		struct nsh_msg m = { NSH_MSG_PID, i, 0, 0 };
+		struct iovec iov = { &m, sizeof(m) };
+		union { char buf[CMSG_SPACE(sizeof(struct ucred))]; struct cmsghdr align; } u;
+		memset(&u, 0, sizeof(u));
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_CREDENTIALS;
+		cm->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+		struct ucred cr = { getpid(), getuid(), getgid() };
+		memcpy(CMSG_DATA(cm), &cr, sizeof(cr));
+		return sendmsg(c->sync, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
+	}
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+static int creation_op(uint32_t kind)
+{
+	return kind == NSH_OP_MKDIR || kind == NSH_OP_MKNOD || kind == NSH_OP_SYMLINK;
+}
+
+__attribute__((noreturn)) static void child_main(struct ctx *c)
+{
+	reset_signal_handlers();
+	umask(0);
+	for (uint32_t i = 0; i < c->p.nops; i++) {
+		const struct nsh_op *o = &c->p.ops[i];
+		if (run_op(c, i) == 0)
+			continue;
+		int e = errno;
+		if (o->flags & NSH_F_IGNORE_ERRORS)
+			continue;
+		if ((o->flags & NSH_F_OPTIONAL) && (e == ENOENT || (e == EEXIST && creation_op(o->kind))))
+			continue;
+		if (o->kind == NSH_OP_EXEC && (o->flags & NSH_F_FALLBACK) &&
+		    (e == ENOENT || e == ENOTDIR || e == EACCES))
+			continue;
+		send_msg(c, NSH_MSG_ERROR, i, e, 0, -1);
+		_exit(o->kind == NSH_OP_EXEC ? 127 : 1);
+	}
+	/* a plan must end in EXEC; falling off the end is a planning bug */
+	send_msg(c, NSH_MSG_ERROR, c->p.nops, ENOEXEC, 0, -1);
+	_exit(1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Exports, called through bun:ffi from the (threaded) Bun process           */
+
+uint32_t nsh_abi_version(void) { return NSH_ABI_VERSION; }
+uint32_t nsh_op_size(void) { return (uint32_t)sizeof(struct nsh_op); }
+uint32_t nsh_header_size(void) { return (uint32_t)sizeof(struct nsh_header); }
+uint32_t nsh_msg_size(void) { return (uint32_t)sizeof(struct nsh_msg); }
+
+int nsh_spawn(const uint8_t *buf, uint64_t len, int32_t *fds_out)
+{
+	struct ctx c;
+	int r = plan_parse(&c.p, buf, len);
+	if (r < 0)
+		return r;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
+	/* The child must not run any of the parent's signal handlers before it
+	 * has reset them: block everything across the clone. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid_t pid = raw_fork(c.p.h->clone_flags);
+	if (pid == 0) {
+		close(sv[0]);
+		c.sync = sv[1];
+		c.rootfd = -1;
+		c.console = -1;
+		for (int k = 0; k < NSH_FD_SLOTS; k++)
+			c.slot[k] = -1;
+		child_main(&c);
+	}
+	int e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return -e;
+	}
+	fds_out[0] = sv[0];
+	fds_out[1] = -1;
+	return pid;
+}
+
+int nsh_set_winsize(int fd, uint16_t rows, uint16_t cols)
+{
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+	return ioctl(fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+}
+
+int nsh_get_winsize(int fd, uint16_t *out)
+{
+	struct winsize ws;
+	if (ioctl(fd, TIOCGWINSZ, &ws) < 0)
+		return -errno;
+	out[0] = ws.ws_row;
+	out[1] = ws.ws_col;
+	return 0;
+}
+
+int nsh_tty_raw(int fd, uint8_t *saved)
+{
+	struct termios t;
+	if (tcgetattr(fd, &t) < 0)
+		return -errno;
+	memcpy(saved, &t, sizeof(t));
+	cfmakeraw(&t);
+	return tcsetattr(fd, TCSANOW, &t) < 0 ? -errno : 0;
+}
+
+int nsh_tty_restore(int fd, const uint8_t *saved)
+{
+	struct termios t;
+	memcpy(&t, saved, sizeof(t));
+	return tcsetattr(fd, TCSANOW, &t) < 0 ? -errno : 0;
+}
+
+int nsh_recv(int fd, uint8_t *msg_out, int32_t *fd_out)
+{
+	union { char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))]; struct cmsghdr align; } u;
+	struct iovec iov = { msg_out, NSH_MSG_SIZE };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	*fd_out = -1;
+	ssize_t r;
+	do
+		r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET)
+			continue;
+		if (cm->cmsg_type == SCM_RIGHTS)
+			memcpy(fd_out, CMSG_DATA(cm), sizeof(int));
+		else if (cm->cmsg_type == SCM_CREDENTIALS && r == NSH_MSG_SIZE) {
+			struct ucred cr;
+			memcpy(&cr, CMSG_DATA(cm), sizeof(cr));
+			struct nsh_msg *m = (struct nsh_msg *)(void *)msg_out;
+			if (m->type == NSH_MSG_PID)
+				m->arg = (uint32_t)cr.pid;
+		}
+	}
+	return (int)r;
+}
+
+int nsh_send(int fd, uint8_t byte, int pass_fd)
+{
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (pass_fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+	}
+	ssize_t r;
+	do
+		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+struct waiter { pid_t pid; int fd; };
+
+static void *wait_thread(void *arg)
+{
+	struct waiter w = *(struct waiter *)arg;
+	free(arg);
+	int st = 0;
+	while (waitpid(w.pid, &st, __WALL) < 0) {
+		if (errno != EINTR) {
+			st = -errno;
+			break;
+		}
+	}
+	ssize_t r;
+	do
+		r = write(w.fd, &st, sizeof(st));
+	while (r < 0 && errno == EINTR);
+	close(w.fd);
+	return NULL;
+}
+
+int nsh_wait_async(int pid, int wfd)
+{
+	struct waiter *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->pid = pid;
+	w->fd = wfd;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	/* the waiter thread must not take signals meant for the JS thread */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	int r = pthread_create(&t, &at, wait_thread, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
+	if (r != 0) {
+		free(w);
+		return -r;
+	}
+	return 0;
+}
+
+int nsh_wait(int pid, int timeout_ms)
+{
+	int st;
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd >= 0) {
+		struct pollfd p = { pfd, POLLIN, 0 };
+		int r;
+		do
+			r = poll(&p, 1, timeout_ms);
+		while (r < 0 && errno == EINTR);
+		close(pfd);
+		if (r == 0)
+			return -ETIMEDOUT;
+	}
+	for (int waited = 0;; waited++) {
+		pid_t r = waitpid(pid, &st, pfd >= 0 ? __WALL : (__WALL | WNOHANG));
+		if (r == pid)
+			return st;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r == 0) {
+			if (timeout_ms >= 0 && waited >= timeout_ms)
+				return -ETIMEDOUT;
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}

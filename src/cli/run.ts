@@ -1,0 +1,175 @@
+// `spawnctl run [OPTIONS...] [COMMAND [ARGS...]]`, also `systemd-nspawn`.
+import { readFileSync, existsSync } from "node:fs";
+import { parseCommandLine } from "../settings/cli.ts";
+import { resolveSettings, type MergeEnv } from "../settings/merge.ts";
+import { setQuiet, print, warn } from "../util/log.ts";
+import { boundingSet } from "../container/host.ts";
+import { randomHex } from "../container/prepare.ts";
+import { isatty } from "node:tty";
+import { statSync } from "node:fs";
+import { usage } from "../util/errors.ts";
+
+export const RUN_HELP = `spawnctl run [OPTIONS...] [COMMAND [ARGS...]]
+(also invoked as: systemd-nspawn [OPTIONS...] [COMMAND [ARGS...]])
+
+Spawn a command or OS in a light-weight container.
+
+  -h --help                 Show this help
+     --version              Print version string
+  -q --quiet                Do not show status information
+     --settings=BOOLEAN|override|trusted
+                            Load additional settings from .nspawn file
+     --print-plan           Print the container set-up plan and exit
+
+Image:
+  -D --directory=PATH       Root directory for the container
+     --template=PATH        Initialize root directory from template directory,
+                            if missing
+  -x --ephemeral            Run container with snapshot of root directory, and
+                            remove it after exit (an overlay, never a copy)
+     --read-only            Mount the root directory read-only
+     --volatile[=MODE]      Run the system in volatile mode (yes, state, overlay)
+
+Execution:
+  -a --as-pid2              Maintain a stub init as PID1, invoke binary as PID2
+  -b --boot                 Boot up full system (i.e. invoke init)
+     --chdir=PATH           Set working directory in the container
+  -E --setenv=NAME[=VALUE]  Pass an environment variable to PID 1
+  -u --user=USER            Run the command under specified user or UID
+     --kill-signal=SIGNAL   Select signal to use for shutting down PID 1
+     --notify-ready=BOOLEAN Receive notifications from the child init process
+     --suppress-sync=BOOLEAN
+                            Suppress any form of disk data synchronization
+
+System Identity:
+  -M --machine=NAME         Set the machine name for the container
+     --hostname=NAME        Override the hostname for the container
+     --uuid=UUID            Set a specific machine UUID for the container
+
+Properties:
+  -S --slice=SLICE          Place the container in the specified slice
+     --property=NAME=VALUE  Set scope unit property
+     --register=BOOLEAN     Accepted for compatibility (no machined is needed)
+     --keep-unit            Accepted; a reboot then exits with status 133
+
+User Namespacing:
+     --private-users=no|yes|pick|identity|UIDBASE[:NUIDS]
+     --private-users-ownership=off|chown|map|auto
+  -U                        Equivalent to --private-users=pick and
+                            --private-users-ownership=auto
+
+Networking:
+     --private-network      Disable network in container
+     --network-interface=HOSTIF[:CONTAINERIF]
+     --network-macvlan=HOSTIF[:CONTAINERIF]
+     --network-ipvlan=HOSTIF[:CONTAINERIF]
+  -n --network-veth         Add a virtual Ethernet connection between host
+                            and container
+     --network-veth-extra=HOSTIF[:CONTAINERIF]
+     --network-bridge=INTERFACE
+     --network-zone=NAME
+     --network-namespace-path=PATH
+  -p --port=[PROTOCOL:]HOSTPORT[:CONTAINERPORT]
+
+Security:
+     --capability=CAP       In addition to the default, retain specified
+                            capability
+     --drop-capability=CAP  Drop the specified capability from the default set
+     --ambient-capability=CAP
+     --no-new-privileges=BOOLEAN
+     --system-call-filter=LIST|~LIST
+
+Resources:
+     --rlimit=NAME=LIMIT    Set a resource limit for the payload
+     --oom-score-adjust=VALUE
+     --cpu-affinity=CPUS
+     --personality=ARCH     Pick personality for this container (x86, x86-64)
+
+Integration:
+     --resolv-conf=MODE     Select mode of /etc/resolv.conf initialization
+     --timezone=MODE        Select mode of /etc/localtime initialization
+     --link-journal=MODE    Link up guest journal, one of no, auto, guest,
+                            host, try-guest, try-host
+  -j                        Equivalent to --link-journal=try-guest
+
+Mounts:
+     --bind=PATH[:PATH[:OPTIONS]]
+     --bind-ro=PATH[:PATH[:OPTIONS]]
+     --inaccessible=PATH
+     --tmpfs=PATH:[OPTIONS]
+     --overlay=PATH[:PATH...]:PATH
+     --overlay-ro=PATH[:PATH...]:PATH
+
+Input/Output:
+     --console=MODE         Select how stdin/stdout/stderr and /dev/console are
+                            set up for the container (interactive, read-only,
+                            passive, pipe, autopipe)
+  -P --pipe                 Equivalent to --console=pipe
+
+Credentials:
+     --set-credential=ID:VALUE
+     --load-credential=ID:PATH
+`;
+
+export function mergeEnv(): MergeEnv {
+  return {
+    cwd: process.cwd(),
+    isRoot: process.getuid?.() === 0,
+    isTty: isatty(0) && isatty(1),
+    hostname: () => {
+      try {
+        return readFileSync("/proc/sys/kernel/hostname", "utf8").trim();
+      } catch {
+        return "localhost";
+      }
+    },
+    isDir: (p) => {
+      try {
+        return statSync(p).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+    readFile: (p) => {
+      if (!existsSync(p)) return undefined;
+      try {
+        return readFileSync(p, "utf8");
+      } catch {
+        return undefined;
+      }
+    },
+    random64: () => randomHex(8),
+    warn,
+    boundingSet: boundingSet(),
+  };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const cl = parseCommandLine(argv);
+  if (cl.meta.has("help")) {
+    print(RUN_HELP);
+    return 0;
+  }
+  if (cl.meta.has("version")) {
+    const { VERSION } = await import("../version.ts");
+    print(`spawnctl ${VERSION} (systemd-nspawn compatible)`);
+    return 0;
+  }
+  if (process.getuid?.() !== 0 && !cl.settings.printPlan) throw usage("Need to be root.");
+  const env = mergeEnv();
+  const { settings } = resolveSettings(cl, env);
+  setQuiet(settings.quiet);
+  const unsupported = unsupportedYet(settings);
+  if (unsupported) throw usage(unsupported);
+  const { runContainer } = await import("../container/supervisor.ts");
+  return runContainer(settings);
+}
+
+/** Options parsed and validated here, whose machinery is not built yet. */
+function unsupportedYet(s: import("../settings/types.ts").Settings): string | undefined {
+  if (s.privateUsers.mode !== "no") return "--private-users=/-U: user namespaces are not implemented yet.";
+  const net = s.networkVeth || s.networkVethExtra.length || s.networkBridge || s.networkZone || s.networkMacvlan.length ||
+    s.networkIpvlan.length || s.networkInterface.length || s.networkNamespacePath || s.ports.length;
+  if (net) return "Virtual network links (--network-veth, -bridge, -zone, -macvlan, -ipvlan, -interface, --network-namespace-path, --port) are not implemented yet; --private-network is.";
+  return undefined;
+}

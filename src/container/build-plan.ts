@@ -1,0 +1,408 @@
+// buildPlan(settings, context) -> Plan. Pure: everything it needs from the
+// machine was gathered into the RunContext beforehand (prepare.ts), so the
+// whole container layout can be unit-tested without root and printed with
+// --print-plan.
+//
+// The child runs these ops in order. The container root is staged at
+// ctx.stage (a host directory, mounted over only inside the container's
+// private mount namespace), every path under it is resolved inside it by the
+// shim, and the last ops pivot into it and exec the payload.
+import type { Settings } from "../settings/types.ts";
+import type { BindMount } from "../settings/parse.ts";
+import { CLONE, MNT_DETACH, MOUNT_ATTR, MS, PR, S_IF, makedev } from "../sys/consts.ts";
+import type { Op, Plan } from "../sys/plan.ts";
+import type { CgroupFacts } from "./host.ts";
+import { escapeOverlayPath, parseMountOptions } from "./mountopts.ts";
+import type { ResolvedUser } from "../util/tree.ts";
+
+export interface PreparedBind extends BindMount {
+  /** the host path to bind (a temporary directory for an empty source) */
+  hostSource: string;
+  isDir: boolean;
+}
+
+export interface PreparedOverlay {
+  /** lower layers, top-most first, as host paths (or in-root paths when inImage) */
+  lower: string[];
+  upper?: string;
+  work?: string;
+  destination: string;
+  readOnly: boolean;
+}
+
+export type FileAction =
+  | { op: "none" }
+  | { op: "copy"; content: string | Uint8Array; replace: boolean }
+  | { op: "bind"; hostFile: string }
+  | { op: "symlink"; target: string }
+  | { op: "delete" };
+
+export interface RunContext {
+  /** host directory the root is mounted on inside the container's mount namespace */
+  stage: string;
+  /** host directory for a private scratch tmpfs (overlay upper layers, boot id) */
+  scratch: string;
+  /** the tree the container runs (a host path) */
+  tree: string;
+  cgroup: CgroupFacts;
+  /** use a cgroup namespace (the supervisor moves the child into its cgroup at barrier 1) */
+  cgroupNamespace: boolean;
+  osRelease: string;
+  user: ResolvedUser;
+  /** container_uuid: 32 hex digits */
+  uuid: string;
+  bootId: string;
+  env: string[];
+  seccomp: Uint8Array;
+  binds: PreparedBind[];
+  overlays: PreparedOverlay[];
+  resolvConf: FileAction;
+  timezone: FileAction;
+  journal?: { hostDir: string; containerDir: string };
+  devices: { fuse: boolean; tun: boolean };
+  /** create the tree's missing /etc mount points etc. */
+  treeHasEtc: boolean;
+  /** the kernel masks (host paths that exist under /proc) */
+  procMasks: string[];
+}
+
+const API_ATTRS = MS.NOSUID | MS.NOEXEC | MS.NODEV;
+const TMPFS = "tmpfs";
+
+/** The paths nspawn masks with an inaccessible file and those it makes read-only. */
+export const PROC_INACCESSIBLE = ["/proc/kallsyms", "/proc/kcore", "/proc/keys", "/proc/sysrq-trigger", "/proc/timer_list"];
+export const PROC_READ_ONLY = ["/proc/acpi", "/proc/apm", "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/scsi"];
+
+const DEV_NODES: Array<[name: string, major: number, minor: number]> = [
+  ["null", 1, 3], ["zero", 1, 5], ["full", 1, 7], ["random", 1, 8], ["urandom", 1, 9], ["tty", 5, 0],
+];
+
+function m(op: Omit<Extract<Op, { kind: "mount" }>, "kind">): Op {
+  return { kind: "mount", ...op };
+}
+
+function ro(dst: string, recursive = false, extra = 0, optional = false): Op {
+  const op: Op = { kind: "setattr", dst, dstInRoot: true, set: MOUNT_ATTR.RDONLY | extra };
+  if (recursive) op.recursive = true;
+  if (optional) op.optional = true;
+  return op;
+}
+
+function bindSelf(dst: string, optional = false, recursive = false): Op {
+  const op = m({ src: dst, dst, srcInRoot: true, dstInRoot: true, flags: MS.BIND | (recursive ? MS.REC : 0) });
+  if (optional) op.optional = true;
+  return op;
+}
+
+/** Mounting the root at ctx.stage according to --read-only, --volatile and --ephemeral. */
+function rootOps(s: Settings, ctx: RunContext): Op[] {
+  const ops: Op[] = [];
+  const stage = ctx.stage;
+  const scratchTmpfs = (): Op => m({ src: "tmpfs", dst: ctx.scratch, fstype: TMPFS, flags: MS.NOSUID | MS.NODEV, data: "mode=0700", what: `mounting a scratch tmpfs on ${ctx.scratch}` });
+  const overlayRoot = (): Op[] => [
+    { kind: "mkdir", path: `${ctx.scratch}/upper`, mode: 0o755, inRoot: false },
+    { kind: "mkdir", path: `${ctx.scratch}/work`, mode: 0o700, inRoot: false },
+    m({
+      src: "overlay", dst: stage, fstype: "overlay", flags: 0,
+      data: `lowerdir=${escapeOverlayPath(ctx.tree)},upperdir=${ctx.scratch}/upper,workdir=${ctx.scratch}/work`,
+      what: `mounting an overlay of ${ctx.tree} on ${stage}`,
+    }),
+  ];
+  ops.push(scratchTmpfs());
+  if (s.ephemeral || s.volatile === "overlay") {
+    // -x: changes go to an overlay upper layer on a tmpfs that vanishes with the
+    // container's mount namespace; the tree itself is never written to.
+    ops.push(...overlayRoot());
+  } else if (s.volatile === "yes") {
+    ops.push(
+      m({ src: "tmpfs", dst: stage, fstype: TMPFS, flags: MS.STRICTATIME, data: "mode=0755", what: `mounting a volatile tmpfs root on ${stage}` }),
+      { kind: "setRoot", path: stage },
+      m({ src: `${ctx.tree}/usr`, dst: "/usr", dstInRoot: true, mkdir: true, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree}/usr to the volatile root` }),
+      ro("/usr", true),
+    );
+    return ops;
+  } else {
+    ops.push(m({ src: ctx.tree, dst: stage, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree} to ${stage}` }));
+  }
+  ops.push({ kind: "setRoot", path: stage });
+  if (s.readOnly && !s.ephemeral && s.volatile !== "overlay") ops.push(ro("/", true));
+  if (s.volatile === "state") {
+    ops.push(m({ src: "tmpfs", dst: "/var", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.STRICTATIME, data: "mode=0755" }));
+  }
+  return ops;
+}
+
+function runOps(s: Settings, ctx: RunContext): Op[] {
+  const ops: Op[] = [
+    m({ src: "tmpfs", dst: "/run", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: "mode=0755,size=20%,nr_inodes=800k" }),
+    { kind: "mkdir", path: "/run/host", mode: 0o755, inRoot: true },
+    // empty nodes of every type, bound over what must be hidden
+    { kind: "mkdir", path: "/run/host/inaccessible", mode: 0o755, inRoot: true },
+    { kind: "mknod", path: "/run/host/inaccessible/reg", mode: S_IF.REG | 0, dev: 0, inRoot: true },
+    { kind: "mkdir", path: "/run/host/inaccessible/dir", mode: 0, inRoot: true },
+    { kind: "mknod", path: "/run/host/inaccessible/chr", mode: S_IF.CHR | 0, dev: 0, inRoot: true },
+    { kind: "mknod", path: "/run/host/inaccessible/blk", mode: S_IF.BLK | 0, dev: 0, inRoot: true },
+    { kind: "mknod", path: "/run/host/inaccessible/fifo", mode: S_IF.FIFO | 0, dev: 0, inRoot: true },
+    { kind: "mknod", path: "/run/host/inaccessible/sock", mode: S_IF.SOCK | 0, dev: 0, inRoot: true },
+    { kind: "write", path: "/run/host/os-release", data: ctx.osRelease, mode: 0o444, inRoot: true, create: true },
+    { kind: "write", path: "/run/host/container-manager", data: "systemd-nspawn\n", mode: 0o444, inRoot: true, create: true },
+    { kind: "write", path: "/run/host/container-uuid", data: `${formatUuid(ctx.uuid)}\n`, mode: 0o444, inRoot: true, create: true },
+    { kind: "mkdir", path: "/run/host/incoming", mode: 0o755, inRoot: true },
+  ];
+  if (s.credentials.length > 0) {
+    ops.push(
+      m({ src: "ramfs", dst: "/run/host/credentials", dstInRoot: true, mkdir: true, fstype: "ramfs", flags: API_ATTRS, data: "mode=0700" }),
+      ...s.credentials.map((c): Op => ({ kind: "write", path: `/run/host/credentials/${c.id}`, data: c.data, mode: 0o400, inRoot: true, create: true })),
+      { kind: "chmod", path: "/run/host/credentials", mode: 0o500, inRoot: true },
+      ro("/run/host/credentials"),
+    );
+  }
+  return ops;
+}
+
+function devOps(s: Settings, ctx: RunContext): Op[] {
+  const ops: Op[] = [
+    m({ src: "tmpfs", dst: "/dev", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.STRICTATIME, data: "mode=0755,size=4m,nr_inodes=64k" }),
+  ];
+  const nodes = [...DEV_NODES];
+  if (ctx.devices.fuse) nodes.push(["fuse", 10, 229]);
+  for (const [name, maj, min] of nodes) {
+    ops.push(
+      { kind: "mknod", path: `/dev/${name}`, mode: S_IF.CHR | 0o666, dev: makedev(maj, min), inRoot: true },
+      { kind: "symlink", target: `../${name}`, path: `/dev/char/${maj}:${min}`, inRoot: true },
+    );
+  }
+  if (ctx.devices.tun) {
+    ops.push(
+      // without a private network a missing tun node is not worth failing for
+      { kind: "mknod", path: "/dev/net/tun", mode: S_IF.CHR | 0o666, dev: makedev(10, 200), inRoot: true, ignoreErrors: !s.privateNetwork },
+      { kind: "symlink", target: "../net/tun", path: "/dev/char/10:200", inRoot: true, ignoreErrors: !s.privateNetwork },
+    );
+  }
+  ops.push(
+    { kind: "symlink", target: "/proc/self/fd", path: "/dev/fd", inRoot: true },
+    { kind: "symlink", target: "/proc/self/fd/0", path: "/dev/stdin", inRoot: true },
+    { kind: "symlink", target: "/proc/self/fd/1", path: "/dev/stdout", inRoot: true },
+    { kind: "symlink", target: "/proc/self/fd/2", path: "/dev/stderr", inRoot: true },
+    { kind: "symlink", target: "/proc/kcore", path: "/dev/core", inRoot: true },
+    m({ src: "tmpfs", dst: "/dev/shm", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: "mode=1777" }),
+    m({ src: "devpts", dst: "/dev/pts", dstInRoot: true, mkdir: true, fstype: "devpts", flags: MS.NOSUID | MS.NOEXEC, data: "newinstance,ptmxmode=0666,mode=620,gid=5" }),
+    { kind: "symlink", target: "pts/ptmx", path: "/dev/ptmx", inRoot: true },
+    m({ src: "mqueue", dst: "/dev/mqueue", dstInRoot: true, mkdir: true, fstype: "mqueue", flags: API_ATTRS }),
+  );
+  return ops;
+}
+
+function procOps(s: Settings, ctx: RunContext): Op[] {
+  const ops: Op[] = [
+    m({ src: "proc", dst: "/proc", dstInRoot: true, mkdir: true, fstype: "proc", flags: API_ATTRS }),
+    // /proc/sys read-only; with a private network its net/ part stays writable.
+    // Bind first, then remount: the kernel ignores MS_RDONLY on the initial bind.
+    bindSelf("/proc/sys"),
+    ro("/proc/sys", false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
+  ];
+  if (s.privateNetwork) ops.push(bindSelf("/proc/sys/net"));
+  for (const p of PROC_READ_ONLY) ops.push(bindSelf(p, true), ro(p, false, 0, true));
+  for (const p of ctx.procMasks) {
+    ops.push(m({ src: "/run/host/inaccessible", dst: p, srcInRoot: true, dstInRoot: true, flags: MS.BIND, inaccessible: true, optional: true }));
+  }
+  // a boot ID of its own, bound read-only over the kernel's
+  ops.push(
+    { kind: "write", path: `${ctx.scratch}/boot_id`, data: `${ctx.bootId}\n`, mode: 0o444, inRoot: false, create: true },
+    m({ src: `${ctx.scratch}/boot_id`, dst: "/proc/sys/kernel/random/boot_id", dstInRoot: true, flags: MS.BIND }),
+    ro("/proc/sys/kernel/random/boot_id", false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
+  );
+  return ops;
+}
+
+function sysOps(_s: Settings, ctx: RunContext): Op[] {
+  const ops: Op[] = [
+    m({ src: "sysfs", dst: "/sys", dstInRoot: true, mkdir: true, fstype: "sysfs", flags: API_ATTRS | MS.RDONLY }),
+  ];
+  ops.push(...cgroupOps(ctx));
+  return ops;
+}
+
+function cgroupOps(ctx: RunContext): Op[] {
+  const cg = ctx.cgroup;
+  const ops: Op[] = [];
+  const at = "/sys/fs/cgroup";
+  if (cg.layout === "unified") {
+    ops.push(m({ src: "cgroup2", dst: at, dstInRoot: true, fstype: "cgroup2", flags: API_ATTRS, data: "nsdelegate" }));
+    return ops;
+  }
+  if (cg.layout === "none") return ops;
+  ops.push(m({ src: "tmpfs", dst: at, dstInRoot: true, fstype: TMPFS, flags: API_ATTRS, data: "mode=0755" }));
+  for (const h of cg.v1) {
+    const dst = `${at}/${h.dirName}`;
+    ops.push(m({ src: "cgroup", dst, dstInRoot: true, mkdir: true, fstype: "cgroup", flags: API_ATTRS | (h.name ? 0 : MS.RDONLY), data: h.options }));
+    // co-mounted controllers get a symlink per controller ("cpu -> cpu,cpuacct")
+    if (h.controllers.length > 1) {
+      for (const c of h.controllers) if (c !== h.dirName) ops.push({ kind: "symlink", target: h.dirName, path: `${at}/${c}`, inRoot: true });
+    }
+  }
+  if (cg.layout === "hybrid") {
+    ops.push(m({ src: "cgroup2", dst: `${at}/unified`, dstInRoot: true, mkdir: true, fstype: "cgroup2", flags: API_ATTRS, data: "nsdelegate" }));
+  }
+  ops.push(ro(at, false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC));
+  return ops;
+}
+
+function customMountOps(s: Settings, ctx: RunContext): Op[] {
+  type Entry = { dst: string; ops: Op[] };
+  const entries: Entry[] = [];
+  for (const b of ctx.binds) {
+    const ops: Op[] = [
+      m({
+        src: b.hostSource, srcInRoot: b.sourceInImage, dst: b.destination, dstInRoot: true,
+        mkdir: b.isDir, mkfile: !b.isDir, flags: MS.BIND | (b.recursive ? MS.REC : 0),
+      }),
+    ];
+    if (b.readOnly) ops.push(ro(b.destination, b.recursive));
+    entries.push({ dst: b.destination, ops });
+  }
+  for (const t of s.tmpfs) {
+    const { flags, data } = parseMountOptions(t.options, MS.NODEV | MS.STRICTATIME);
+    entries.push({ dst: t.destination, ops: [m({ src: "tmpfs", dst: t.destination, dstInRoot: true, mkdir: true, fstype: TMPFS, flags, data })] });
+  }
+  for (const o of ctx.overlays) {
+    const lower = o.lower.map(escapeOverlayPath).join(":");
+    const data = o.readOnly || !o.upper
+      ? `lowerdir=${lower}`
+      : `lowerdir=${lower},upperdir=${escapeOverlayPath(o.upper)},workdir=${escapeOverlayPath(o.work!)}`;
+    entries.push({
+      dst: o.destination,
+      ops: [m({ src: "overlay", dst: o.destination, dstInRoot: true, mkdir: true, fstype: "overlay", flags: o.readOnly ? MS.RDONLY : 0, data })],
+    });
+  }
+  for (const p of s.inaccessible) {
+    entries.push({
+      dst: p,
+      ops: [
+        m({ src: "/run/host/inaccessible", dst: p, srcInRoot: true, dstInRoot: true, flags: MS.BIND, inaccessible: true }),
+        ro(p, false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
+      ],
+    });
+  }
+  // parents before children, as nspawn sorts custom mounts by destination
+  entries.sort((a, b) => a.dst.split("/").length - b.dst.split("/").length || (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
+  return entries.flatMap((e) => e.ops);
+}
+
+function fileActionOps(path: string, a: FileAction, mode = 0o644): Op[] {
+  switch (a.op) {
+    case "none":
+      return [];
+    case "copy":
+      return [
+        ...(a.replace ? [{ kind: "unlink", path, inRoot: true, optional: true } as Op] : []),
+        { kind: "write", path, data: a.content, mode, inRoot: true, create: true, trunc: true, optional: true },
+      ];
+    case "bind":
+      return [
+        m({ src: a.hostFile, dst: path, dstInRoot: true, mkfile: true, flags: MS.BIND, optional: true }),
+        ro(path, false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC, true),
+      ];
+    case "symlink":
+      return [
+        { kind: "unlink", path, inRoot: true, optional: true },
+        { kind: "symlink", target: a.target, path, inRoot: true, optional: true },
+      ];
+    case "delete":
+      return [{ kind: "unlink", path, inRoot: true, optional: true }];
+  }
+}
+
+export function formatUuid(hex: string): string {
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+export function cloneFlags(s: Settings): number {
+  let f = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
+  if (s.privateNetwork && !s.networkNamespacePath) f |= CLONE.NEWNET;
+  return f;
+}
+
+/** execve candidates: init for --boot, the command, or a login shell. */
+export function execOps(s: Settings, ctx: RunContext): Op[] {
+  const env = ctx.env;
+  if (s.boot) {
+    const inits = ["/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init"];
+    return inits.map((file, i): Op => ({ kind: "exec", file, argv: [file, ...s.parameters], env, fallback: i < inits.length - 1 }));
+  }
+  if (s.parameters.length > 0) {
+    return [{ kind: "exec", file: s.parameters[0]!, argv: s.parameters, env, searchPath: true }];
+  }
+  const shells: string[] = [];
+  if (ctx.user.shell && ctx.user.shell.startsWith("/")) shells.push(ctx.user.shell);
+  for (const sh of ["/bin/bash", "/bin/sh"]) if (!shells.includes(sh)) shells.push(sh);
+  return shells.map((file, i): Op => ({
+    kind: "exec", file, argv: [`-${file.split("/").pop()}`], env, fallback: i < shells.length - 1,
+  }));
+}
+
+export function buildPlan(s: Settings, ctx: RunContext): Plan {
+  const ops: Op[] = [
+    // die with the supervisor: a SIGKILLed spawnctl leaves no container behind
+    { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
+    // wait until the supervisor has put us into our cgroup (and, later, set up links and maps)
+    { kind: "barrier", id: 1 },
+  ];
+  if (ctx.cgroupNamespace) ops.push({ kind: "unshare", flags: CLONE.NEWCGROUP });
+  // our mounts must not propagate back to the host
+  ops.push(m({ dst: "/", flags: MS.SLAVE | MS.REC, what: "making the host's mounts slaves of the container's namespace" }));
+  ops.push(...rootOps(s, ctx));
+  ops.push(...runOps(s, ctx));
+  ops.push(...procOps(s, ctx));
+  ops.push(...sysOps(s, ctx));
+  ops.push(...devOps(s, ctx));
+  ops.push(m({ src: "tmpfs", dst: "/tmp", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: "mode=1777,size=10%,nr_inodes=400k" }));
+  if (ctx.journal) {
+    ops.push(
+      m({ src: ctx.journal.hostDir, dst: ctx.journal.containerDir, dstInRoot: true, mkdir: true, flags: MS.BIND, what: `binding the journal ${ctx.journal.hostDir} into the container` }),
+    );
+  }
+  ops.push(...customMountOps(s, ctx));
+  if (ctx.treeHasEtc) {
+    ops.push(...fileActionOps("/etc/resolv.conf", ctx.resolvConf));
+    ops.push(...fileActionOps("/etc/localtime", ctx.timezone));
+  }
+  // /run/host is read-only once filled
+  ops.push(bindSelf("/run/host", false, true), ro("/run/host", true));
+  ops.push({ kind: "pivot" });
+  ops.push({ kind: "hostname", name: s.hostname });
+  if (s.console !== "pipe") ops.push({ kind: "console", ptmx: "/dev/pts/ptmx", link: "/dev/console" });
+  const hasNofile = s.rlimits.some((r) => r.resource === 7);
+  if (!hasNofile) ops.push({ kind: "rlimit", resource: 7, soft: 1024n, hard: 524288n, name: "NOFILE", ignoreErrors: true });
+  for (const r of s.rlimits) ops.push({ kind: "rlimit", resource: r.resource, soft: r.soft, hard: r.hard, name: r.name });
+  if (!Number.isNaN(s.oomScoreAdjust)) {
+    ops.push({ kind: "write", path: "/proc/self/oom_score_adj", data: String(s.oomScoreAdjust), mode: 0, inRoot: false });
+  }
+  if (s.cpuAffinity.length > 0) {
+    const bytes = new Uint8Array(Math.ceil((Math.max(...s.cpuAffinity) + 1) / 64) * 8);
+    for (const c of s.cpuAffinity) bytes[c >> 3]! |= 1 << (c & 7);
+    ops.push({ kind: "affinity", mask: bytes });
+  }
+  if (s.personality === "x86") ops.push({ kind: "personality", persona: 0x0008 /* PER_LINUX32 */ });
+  ops.push({ kind: "setsid", ctty: s.console !== "pipe", cttyStdin: s.console === "pipe" });
+  ops.push({ kind: "capbset", keep: s.capability });
+  ops.push({ kind: "seccomp", program: ctx.seccomp });
+  const u = ctx.user;
+  if (u.uid !== 0 || u.gid !== 0) {
+    if (s.ambientCapability) ops.push({ kind: "prctl", option: PR.SET_KEEPCAPS, arg2: 1, what: "keeping capabilities across the user change" });
+    ops.push({ kind: "setgroups", gids: u.groups }, { kind: "setgid", gid: u.gid }, { kind: "setuid", uid: u.uid });
+    ops.push({ kind: "caps", set: s.ambientCapability, ambient: s.ambientCapability });
+  } else {
+    ops.push({ kind: "setgroups", gids: [] });
+    ops.push({ kind: "caps", set: s.capability, ambient: 0n });
+  }
+  if (s.noNewPrivileges) ops.push({ kind: "prctl", option: PR.SET_NO_NEW_PRIVS, arg2: 1, what: "setting no_new_privs" });
+  const cwd = s.workingDirectory || (s.boot || s.parameters.length > 0 ? "/" : u.home || "/");
+  ops.push({ kind: "chdir", path: cwd, optional: !s.workingDirectory });
+  if (s.asPid2) ops.push({ kind: "stubInit" });
+  ops.push({ kind: "closeFrom", fd: 3 }, { kind: "sigreset" });
+  ops.push(...execOps(s, ctx));
+  return { cloneFlags: cloneFlags(s), ops, root: ctx.tree };
+}
+
+export { MNT_DETACH };

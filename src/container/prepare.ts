@@ -1,0 +1,263 @@
+// Gathers everything the plan builder needs from the machine (the tree's
+// users and machine ID, bind sources, resolv.conf and timezone decisions,
+// temporary directories) into a RunContext. Undo steps for what it creates
+// are pushed onto the caller's cleanup stack before the side effect.
+import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, symlinkSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import type { Settings } from "../settings/types.ts";
+import { SpawnctlError, fsMessage } from "../util/errors.ts";
+import { chaseInRoot, existsInRoot, parseOsRelease, readInRoot, resolveUser, statInRoot, type ResolvedUser } from "../util/tree.ts";
+import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOverlay, type RunContext } from "./build-plan.ts";
+import type { HostFacts } from "./host.ts";
+import { loadFilter } from "./seccomp/load.ts";
+
+export const RUNTIME_DIR = "/run/spawnctl";
+export const STAGE_DIR = `${RUNTIME_DIR}/root`;
+export const SCRATCH_DIR = `${RUNTIME_DIR}/scratch`;
+
+export type Cleanup = Array<() => void>;
+
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString("hex");
+}
+
+export function randomUuid(): string {
+  const b = randomBytes(16);
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  return b.toString("hex");
+}
+
+function uuidDashed(hex: string): string {
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The tree's /etc/machine-id if it holds a valid ID. */
+export function treeMachineId(tree: string): string | undefined {
+  const t = readInRoot(tree, "/etc/machine-id", 4096)?.trim();
+  if (t && /^[0-9a-f]{32}$/.test(t) && !/^0+$/.test(t)) return t;
+  return undefined;
+}
+
+/** Refuse trees that do not look like an OS, as nspawn does. */
+export function checkTree(s: Settings): void {
+  const dir = s.directory;
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    throw new SpawnctlError(`Failed to open directory ${dir}: ${fsMessage(e)}`);
+  }
+  if (!st.isDirectory()) throw new SpawnctlError(`${dir} is not a directory.`);
+  if (s.volatile === "yes") {
+    if (!existsInRoot(dir, "/usr")) throw new SpawnctlError(`Directory ${dir} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
+    return;
+  }
+  if (s.boot && process.env.SYSTEMD_NSPAWN_CHECK_OS_RELEASE !== "0") {
+    if (!existsInRoot(dir, "/etc/os-release") && !existsInRoot(dir, "/usr/lib/os-release")) {
+      throw new SpawnctlError(`Directory ${dir} doesn't look like an OS root directory (os-release file is missing). Refusing.`);
+    }
+  } else if (!s.boot && !existsInRoot(dir, "/usr")) {
+    throw new SpawnctlError(`Directory ${dir} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
+  }
+}
+
+export function buildEnvironment(s: Settings, user: ResolvedUser, uuid: string, hostOsRelease: string): string[] {
+  const env = new Map<string, string>();
+  env.set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  env.set("container", process.env.SYSTEMD_NSPAWN_CONTAINER_SERVICE || "systemd-nspawn");
+  env.set("TERM", s.console === "pipe" ? process.env.TERM ?? "dumb" : process.env.TERM || "vt220");
+  env.set("HOME", user.home || "/");
+  env.set("USER", user.name);
+  env.set("LOGNAME", user.name);
+  env.set("container_uuid", uuidDashed(uuid));
+  if (!s.boot) env.set("LANG", "C.UTF-8");
+  const os = parseOsRelease(hostOsRelease);
+  for (const k of ["ID", "VERSION_ID", "BUILD_ID", "VARIANT_ID", "IMAGE_ID", "IMAGE_VERSION"]) {
+    if (os[k]) env.set(`container_host_${k.toLowerCase()}`, os[k]!);
+  }
+  if (s.credentials.length > 0) env.set("CREDENTIALS_DIRECTORY", "/run/host/credentials");
+  for (const a of s.environment) {
+    const eq = a.indexOf("=");
+    env.set(a.slice(0, eq), a.slice(eq + 1));
+  }
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+function resolvConfAction(s: Settings, facts: HostFacts): FileAction {
+  const r = facts.resolvConf ?? { resolvedRunning: false };
+  let mode = s.resolvConf;
+  if (mode === "auto") {
+    if (s.privateNetwork) return { op: "none" };
+    const kind = r.resolvedRunning && r.stub ? "stub" : "host";
+    mode = `${s.readOnly ? "bind" : "copy"}-${kind}` as Settings["resolvConf"];
+  }
+  if (mode === "off") return { op: "none" };
+  if (mode === "delete") return { op: "delete" };
+  const [how, what] = mode.split("-") as ["copy" | "replace" | "bind", "host" | "static" | "uplink" | "stub"];
+  const files: Record<string, [string | undefined, string]> = {
+    host: [r.host, "/etc/resolv.conf"],
+    static: [r.static, "/usr/lib/systemd/resolv.conf"],
+    uplink: [r.uplink, "/run/systemd/resolve/resolv.conf"],
+    stub: [r.stub, "/run/systemd/resolve/stub-resolv.conf"],
+  };
+  const [content, hostFile] = files[what]!;
+  if (content === undefined) return { op: "none" };
+  if (how === "bind") return { op: "bind", hostFile };
+  return { op: "copy", content, replace: how === "replace" };
+}
+
+function timezoneAction(s: Settings, facts: HostFacts, tree: string): FileAction {
+  const lt = facts.localtime;
+  let mode = s.timezone;
+  if (mode === "auto") {
+    if (!lt) mode = "delete";
+    else if (lt.symlinkZone && existsInRoot(tree, `/usr/share/zoneinfo/${lt.symlinkZone}`)) mode = "symlink";
+    else mode = s.readOnly ? "bind" : "copy";
+  }
+  switch (mode) {
+    case "off": return { op: "none" };
+    case "delete": return { op: "delete" };
+    case "symlink":
+      if (!lt?.symlinkZone) return { op: "none" };
+      return { op: "symlink", target: `../usr/share/zoneinfo/${lt.symlinkZone}` };
+    case "bind":
+      return lt ? { op: "bind", hostFile: "/etc/localtime" } : { op: "none" };
+    case "copy":
+      return lt?.content ? { op: "copy", content: lt.content, replace: true } : { op: "none" };
+  }
+  return { op: "none" };
+}
+
+function prepareBinds(s: Settings, tree: string, cleanup: Cleanup): PreparedBind[] {
+  return s.binds.map((b): PreparedBind => {
+    if (b.source === "") {
+      mkdirSync("/var/tmp", { recursive: true });
+      const dir = mkdtempSync("/var/tmp/spawnctl-bind-");
+      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+      return { ...b, hostSource: dir, isDir: true };
+    }
+    if (b.sourceInImage) {
+      const st = statInRoot(tree, b.source);
+      if (!st) throw new SpawnctlError(`Failed to stat ${b.source} in the container tree: No such file or directory`);
+      return { ...b, hostSource: b.source, isDir: st.isDirectory() };
+    }
+    try {
+      return { ...b, hostSource: b.source, isDir: statSync(b.source).isDirectory() };
+    } catch (e) {
+      throw new SpawnctlError(`Failed to stat ${b.source}: ${fsMessage(e)}`);
+    }
+  });
+}
+
+function prepareOverlays(s: Settings, tree: string, cleanup: Cleanup): PreparedOverlay[] {
+  return s.overlays.map((o) => {
+    const hostPath = (l: { path: string; inImage: boolean }, what: string): string => {
+      if (!l.inImage) {
+        if (!existsSync(l.path)) throw new SpawnctlError(`Overlay ${what} ${l.path} does not exist.`);
+        return l.path;
+      }
+      // an image-relative layer must not leave the tree through a symlink
+      const p = chaseInRoot(tree, l.path);
+      const direct = `${tree === "/" ? "" : tree}${l.path}`;
+      if (!p) throw new SpawnctlError(`Overlay ${what} +${l.path} does not exist in the container tree.`);
+      if (p !== direct) throw new SpawnctlError(`Overlay ${what} +${l.path} is reached through a symlink in the container tree; refusing.`);
+      return direct;
+    };
+    // nspawn lists lower layers lowest first; overlayfs wants the top-most first
+    const lower = o.lower.map((l) => hostPath(l, "layer")).reverse();
+    if (o.readOnly || !o.upper) return { lower, destination: o.destination, readOnly: true };
+    let upper: string;
+    if (o.upper.path === "") {
+      mkdirSync("/var/tmp", { recursive: true });
+      const dir = mkdtempSync("/var/tmp/spawnctl-overlay-");
+      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+      upper = `${dir}/upper`;
+      mkdirSync(upper);
+    } else upper = hostPath(o.upper, "upper directory");
+    // the work directory must live on the upper directory's file system
+    const parent = upper.replace(/\/[^/]+\/?$/, "") || "/";
+    const work = `${parent}/.#spawnctl-work-${randomHex(8)}`;
+    mkdirSync(work, { mode: 0o700 });
+    cleanup.push(() => rmSync(work, { recursive: true, force: true }));
+    return { lower, upper, work, destination: o.destination, readOnly: false };
+  });
+}
+
+function journalContext(s: Settings, tree: string, machineId: string | undefined, cleanup: Cleanup): RunContext["journal"] {
+  const mode = s.linkJournal;
+  if (mode === "no" || s.ephemeral || !machineId) {
+    if ((mode === "host" || mode === "guest") && !machineId) throw new SpawnctlError("--link-journal= needs a machine ID in the container tree's /etc/machine-id.");
+    return undefined;
+  }
+  const hostDir = `/var/log/journal/${machineId}`;
+  const containerDir = `/var/log/journal/${machineId}`;
+  const hostHasJournal = existsSync("/var/log/journal");
+  switch (mode) {
+    case "auto":
+      return existsSync(hostDir) && lstatSync(hostDir).isDirectory() ? { hostDir, containerDir } : undefined;
+    case "try-host":
+    case "host":
+      if (!hostHasJournal && mode === "try-host") return undefined;
+      if (!existsSync(hostDir)) mkdirSync(hostDir, { recursive: true, mode: 0o2755 });
+      return { hostDir, containerDir };
+    case "try-guest":
+    case "guest": {
+      if (!hostHasJournal) {
+        if (mode === "guest") throw new SpawnctlError("--link-journal=guest needs /var/log/journal on the host.");
+        return undefined;
+      }
+      // the journal lives in the tree; the host gets a symlink to it
+      const inTree = chaseInRoot(tree, "/var/log") ? `${tree}/var/log/journal/${machineId}` : undefined;
+      if (!inTree) return undefined;
+      if (!existsSync(inTree)) mkdirSync(inTree, { recursive: true, mode: 0o2755 });
+      try {
+        const l = lstatSync(hostDir);
+        if (!l.isSymbolicLink() && mode === "guest") throw new SpawnctlError(`${hostDir} already exists and is not a symlink.`);
+      } catch (e) {
+        if (e instanceof SpawnctlError) throw e;
+        symlinkSync(inTree, hostDir);
+      }
+      return undefined;
+    }
+  }
+  void cleanup;
+  return undefined;
+}
+
+export function prepareContext(s: Settings, facts: HostFacts, tree: string, cleanup: Cleanup): RunContext {
+  let user: ResolvedUser;
+  if (s.user && s.user !== "root" && s.user !== "0") {
+    const u = resolveUser(tree, s.user);
+    if (!u) throw new SpawnctlError(`Failed to resolve user ${s.user}.`);
+    user = u;
+  } else {
+    user = resolveUser(tree, "root") ?? { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] };
+  }
+  const machineId = treeMachineId(tree);
+  const uuid = machineId ?? (s.uuid || randomUuid());
+  mkdirSync(STAGE_DIR, { recursive: true, mode: 0o755 });
+  mkdirSync(SCRATCH_DIR, { recursive: true, mode: 0o700 });
+  const etc = statInRoot(tree, "/etc");
+  return {
+    stage: STAGE_DIR,
+    scratch: SCRATCH_DIR,
+    tree,
+    cgroup: facts.cgroup,
+    cgroupNamespace: facts.cgroup.layout !== "none" && existsSync("/proc/self/ns/cgroup"),
+    osRelease: facts.osRelease,
+    user,
+    uuid,
+    bootId: uuidDashed(randomUuid()),
+    env: buildEnvironment(s, user, uuid, facts.osRelease),
+    seccomp: loadFilter(s.capability, s.syscallAllow, s.syscallDeny),
+    binds: prepareBinds(s, tree, cleanup),
+    overlays: prepareOverlays(s, tree, cleanup),
+    resolvConf: resolvConfAction(s, facts),
+    timezone: timezoneAction(s, facts, tree),
+    journal: journalContext(s, tree, machineId, cleanup),
+    devices: { fuse: facts.hasFuse, tun: facts.hasNetTun },
+    treeHasEtc: !!etc && etc.isDirectory(),
+    procMasks: PROC_INACCESSIBLE,
+  };
+}

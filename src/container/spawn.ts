@@ -1,0 +1,99 @@
+// Starting a plan: hand it to the shim, answer its barriers, collect the fds it
+// sends (the console), and turn a failed op into a sentence.
+import { ptr } from "bun:ffi";
+import { closeSync } from "node:fs";
+import { FD_TAG, MSG, MSG_SIZE } from "../sys/abi.ts";
+import { shim, strerror } from "../sys/ffi.ts";
+import { describeOp, encodePlan, type Plan } from "../sys/plan.ts";
+import { SpawnctlError } from "../util/errors.ts";
+
+export interface Spawned {
+  pid: number;
+  /** the console's pty master, when the plan allocated one */
+  consoleFd?: number;
+  /** fds the plan sent with SEND_FD, by tag */
+  fds: Map<number, number>;
+  /** the pid a SEND_PID op reported (as seen from here) */
+  reportedPid?: number;
+}
+
+export interface SpawnHooks {
+  /** called at each BARRIER; the child waits until it returns */
+  barrier?(id: number, pid: number): void;
+  /** an fd the child sends along with a barrier-less message, answered with one of ours (RECV_FD) */
+  provideFd?(pid: number): number | undefined;
+}
+
+// (syscall, errno) → a hint for the kernel's misleading answers
+const HINTS: Record<string, string> = {
+  "mount:28": "the kernel's mount table is full (see sysctl fs.mount-max)",
+  "clone:1": "creating namespaces was refused; are user namespaces or this kind of namespace disabled?",
+  "clone:22": "the kernel does not support one of the requested namespaces",
+  "execve:13": "is the file executable, and is its file system mounted noexec?",
+  "seccomp:22": "the kernel rejected the system call filter",
+  "mount:19": "the kernel does not support this file system type",
+  "open/write:30": "the file system is read-only",
+};
+
+export function opFailure(plan: Plan, index: number, errno: number): SpawnctlError {
+  const op = plan.ops[index];
+  if (!op) return new SpawnctlError(`the container's set-up failed at step ${index}: ${strerror(errno)}`, { errno });
+  const { what, syscall } = describeOp(op, plan.root);
+  const hint = HINTS[`${syscall}:${errno}`];
+  const text = op.kind === "exec" ? `${what}: ${strerror(errno)}` : `${what}: ${syscall}: ${strerror(errno)}`;
+  return new SpawnctlError(hint ? `${text} (${hint})` : text, { errno, syscall });
+}
+
+function reap(pid: number): void {
+  shim().nsh_wait(pid, -1);
+}
+
+export function spawnPlan(plan: Plan, hooks: SpawnHooks = {}): Spawned {
+  const sh = shim();
+  const buf = encodePlan(plan);
+  const fds = new Int32Array(2);
+  const pid = sh.nsh_spawn(ptr(buf), buf.length, ptr(fds)) as number;
+  if (pid < 0) {
+    const e = -pid;
+    const hint = HINTS[`clone:${e}`];
+    throw new SpawnctlError(`creating the container process: clone: ${strerror(e)}${hint ? ` (${hint})` : ""}`, { errno: e, syscall: "clone" });
+  }
+  const sync = fds[0]!;
+  const out: Spawned = { pid, fds: new Map() };
+  const msg = new Uint8Array(MSG_SIZE);
+  const dv = new DataView(msg.buffer);
+  const fdOut = new Int32Array(1);
+  try {
+    for (;;) {
+      const n = sh.nsh_recv(sync, ptr(msg), ptr(fdOut)) as number;
+      if (n === 0) break; // EOF: exec succeeded
+      if (n < 0) throw new SpawnctlError(`talking to the container process: ${strerror(-n)}`, { errno: -n });
+      const type = dv.getUint32(0, true), index = dv.getUint32(4, true), err = dv.getInt32(8, true), arg = dv.getUint32(12, true);
+      if (type === MSG.ERROR) throw opFailure(plan, index, err);
+      if (type === MSG.BARRIER) {
+        hooks.barrier?.(arg, pid);
+        const r = sh.nsh_send(sync, "g".charCodeAt(0), -1) as number;
+        if (r < 0) throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
+      } else if (type === MSG.FD) {
+        const fd = fdOut[0]!;
+        if (arg === FD_TAG.CONSOLE) out.consoleFd = fd;
+        else out.fds.set(arg, fd);
+      } else if (type === MSG.PID) {
+        out.reportedPid = arg;
+      }
+    }
+  } catch (e) {
+    try {
+      process.kill(pid, 9);
+    } catch {
+      /* already gone */
+    }
+    reap(pid);
+    if (out.consoleFd !== undefined) closeSync(out.consoleFd);
+    for (const fd of out.fds.values()) closeSync(fd);
+    closeSync(sync);
+    throw e;
+  }
+  closeSync(sync);
+  return out;
+}

@@ -1,0 +1,195 @@
+// The foreground supervisor of `spawnctl run`: lock the tree, build and start
+// the plan, relay the console, pass on SIGTERM/SIGINT, and when the container
+// ends work out the exit status (poweroff, reboot, exit code, signal), clean
+// up in reverse order and, on reboot, start again.
+import { createReadStream, closeSync } from "node:fs";
+import type { Settings } from "../settings/types.ts";
+import { signalName } from "../settings/parse.ts";
+import { shim, pipe, closeQuietly } from "../sys/ffi.ts";
+import { formatPlan } from "../sys/plan.ts";
+import { SpawnctlError } from "../util/errors.ts";
+import { info, print, warn } from "../util/log.ts";
+import { lockTree, type Lock } from "../util/lock.ts";
+import { createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
+import { buildPlan } from "./build-plan.ts";
+import { startRelay, type Relay } from "./console.ts";
+import { hostFacts, type HostFacts } from "./host.ts";
+import { checkTree, prepareContext, type Cleanup } from "./prepare.ts";
+import { spawnPlan } from "./spawn.ts";
+import { populateFromTemplate } from "./template.ts";
+
+/** How a run ended. */
+export type Outcome =
+  | { kind: "exited"; code: number }
+  | { kind: "signaled"; signal: number }
+  | { kind: "poweroff" }
+  | { kind: "reboot" };
+
+export function classify(status: number): Outcome {
+  const sig = status & 0x7f;
+  if (sig === 0) return { kind: "exited", code: (status >> 8) & 0xff };
+  // reboot(2) in a pid namespace kills its init with SIGHUP (restart) or SIGINT (power off/halt)
+  if (sig === 1) return { kind: "reboot" };
+  if (sig === 2) return { kind: "poweroff" };
+  return { kind: "signaled", signal: sig };
+}
+
+function runCleanup(cleanup: Cleanup): void {
+  while (cleanup.length > 0) {
+    const undo = cleanup.pop()!;
+    try {
+      undo();
+    } catch (e) {
+      warn(`cleaning up: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+}
+
+/** Wait for a pid through a waiter thread in the shim; resolves with the wait status. */
+function waitExit(pid: number): Promise<number> {
+  const [r, w] = pipe();
+  const rc = shim().nsh_wait_async(pid, w) as number;
+  if (rc < 0) {
+    closeSync(r);
+    closeSync(w);
+    throw new SpawnctlError(`waiting for the container: ${-rc}`);
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = createReadStream("", { fd: r, autoClose: true });
+    s.on("data", (c: Buffer | string) => chunks.push(typeof c === "string" ? Buffer.from(c) : c));
+    s.on("close", () => {
+      const b = Buffer.concat(chunks);
+      resolve(b.length >= 4 ? b.readInt32LE(0) : 9);
+    });
+    s.on("error", () => {});
+  });
+}
+
+interface OneRun {
+  outcome: Outcome;
+  escaped: boolean;
+}
+
+async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<OneRun> {
+  const cleanup: Cleanup = [];
+  let relay: Relay | undefined;
+  let cg: MachineCgroup | undefined;
+  const handlers: Array<[string, () => void]> = [];
+  try {
+    const ctx = prepareContext(s, facts, tree, cleanup);
+    const plan = buildPlan(s, ctx);
+    if (s.printPlan) {
+      print(formatPlan(plan));
+      return { outcome: { kind: "exited", code: 0 }, escaped: false };
+    }
+    cg = createMachineCgroup(facts.cgroup, s.machine);
+    const cgRef = cg;
+    cleanup.push(() => cgRef.destroy());
+    const child = spawnPlan(plan, {
+      barrier: (id, pid) => {
+        if (id === 1) cgRef.attach(pid);
+      },
+    });
+    cleanup.push(() => {
+      // the pid namespace dies with its init; anything that joined it later too
+      cgRef.kill(9);
+    });
+    const exited = waitExit(child.pid);
+    let escaped = false;
+    if (child.consoleFd !== undefined) {
+      const master = child.consoleFd;
+      cleanup.push(() => closeQuietly(master));
+      const mode = s.console === "autopipe" ? "interactive" : s.console;
+      relay = startRelay(master, {
+        mode,
+        onEscape: () => {
+          escaped = true;
+          try {
+            process.kill(child.pid, 9);
+          } catch {
+            /* gone */
+          }
+        },
+      });
+    }
+    let terms = 0;
+    const onTerm = () => {
+      terms++;
+      if (terms === 1 && s.killSignal > 0) {
+        info(`Trying to halt container. Send SIGTERM again to trigger immediate termination.`);
+        try {
+          process.kill(child.pid, s.killSignal);
+        } catch {
+          /* gone */
+        }
+        return;
+      }
+      try {
+        process.kill(child.pid, 9);
+      } catch {
+        /* gone */
+      }
+    };
+    for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+      process.on(sig, onTerm);
+      handlers.push([sig, onTerm]);
+    }
+    const status = await exited;
+    if (relay) await relay.drain(200);
+    return { outcome: classify(status), escaped };
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+    relay?.stop();
+    runCleanup(cleanup);
+  }
+}
+
+/** Run a container in the foreground until it ends; returns spawnctl's exit status. */
+export async function runContainer(s: Settings): Promise<number> {
+  const facts = hostFacts();
+  const cleanup: Cleanup = [];
+  try {
+    if (s.template) populateFromTemplate(s.template, s.directory);
+    checkTree(s);
+    if (!s.printPlan) {
+      const lock: Lock = lockTree(s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
+      cleanup.push(() => lock.release());
+    }
+    const tree = s.directory;
+    if (!s.printPlan) {
+      info(`Spawning container ${s.machine} on ${tree}.`);
+      if (s.console === "interactive" || (s.console === "autopipe" && process.stdin.isTTY)) info("Press ^] three times within 1s to kill container.");
+    }
+    for (;;) {
+      const { outcome, escaped } = await runOnce(s, facts, tree);
+      if (s.printPlan) return 0;
+      if (escaped) {
+        info(`Container ${s.machine} terminated by signal KILL.`);
+        return 1;
+      }
+      switch (outcome.kind) {
+        case "exited":
+          if (outcome.code === 0) info(`Container ${s.machine} exited successfully.`);
+          else info(`Container ${s.machine} failed with error code ${outcome.code}.`);
+          // 133 is reserved for "reboot" towards a service manager
+          return outcome.code === 133 ? 1 : outcome.code;
+        case "poweroff":
+          info(`Container ${s.machine} has been shut down.`);
+          return 0;
+        case "signaled":
+          info(`Container ${s.machine} terminated by signal ${signalName(outcome.signal).replace(/^SIG/, "")}.`);
+          return 1;
+        case "reboot":
+          if (s.keepUnit) {
+            info(`Container ${s.machine} is being rebooted.`);
+            return 133;
+          }
+          info(`Container ${s.machine} is being rebooted.`);
+          continue;
+      }
+    }
+  } finally {
+    runCleanup(cleanup);
+  }
+}

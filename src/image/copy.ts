@@ -1,0 +1,85 @@
+// Copying an OS tree the way `cp -a` does, with everything an image needs:
+// owners (numeric), modes with setuid bits (chown before chmod), times,
+// symlinks, hardlinks, device nodes, fifos and extended attributes (ACLs and
+// file capabilities live there). Regular files are reflinked where the file
+// system can. The copy goes to a temporary name beside the target and is
+// renamed into place at the end, so a failure leaves nothing half-done.
+import {
+  constants, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync,
+  renameSync, rmSync, symlinkSync, chmodSync, linkSync, utimesSync, type Stats,
+} from "node:fs";
+import { listXattrs, mknod, setXattr, strerror } from "../sys/ffi.ts";
+import { SpawnctlError, fsMessage } from "../util/errors.ts";
+
+export interface CopyOptions {
+  /** called every so often with the number of entries copied */
+  progress?(entries: number): void;
+}
+
+function copyMeta(src: string, dst: string, st: Stats, isLink: boolean): void {
+  lchownSync(dst, st.uid, st.gid);
+  if (!isLink) chmodSync(dst, st.mode & 0o7777);
+  for (const [name, value] of listXattrs(src)) {
+    const r = setXattr(dst, name, value);
+    if (r !== 0 && r !== 95 /* EOPNOTSUPP */ && r !== 1) throw new Error(`setting ${name} on ${dst}: ${strerror(r)}`);
+  }
+  if (isLink) lutimesSync(dst, st.atime, st.mtime);
+  else utimesSync(dst, st.atime, st.mtime);
+}
+
+/** Copy `src` to `dst` (which must not exist) in place, without the atomic rename. */
+export function copyTreeRaw(src: string, dst: string, opts: CopyOptions = {}): void {
+  const inodes = new Map<string, string>();
+  let count = 0;
+  const dirs: Array<[string, string, Stats]> = [];
+  const walk = (s: string, d: string) => {
+    const st = lstatSync(s);
+    if (++count % 1000 === 0) opts.progress?.(count);
+    const key = `${st.dev}:${st.ino}`;
+    if (!st.isDirectory() && st.nlink > 1) {
+      const first = inodes.get(key);
+      if (first) {
+        linkSync(first, d);
+        return;
+      }
+      inodes.set(key, d);
+    }
+    if (st.isDirectory()) {
+      mkdirSync(d, { mode: 0o700 });
+      for (const e of readdirSync(s)) walk(`${s}/${e}`, `${d}/${e}`);
+      // directory metadata last, or a read-only mode would stop the copy
+      dirs.push([s, d, st]);
+      return;
+    }
+    if (st.isSymbolicLink()) {
+      symlinkSync(readlinkSync(s), d);
+      copyMeta(s, d, st, true);
+      return;
+    }
+    if (st.isFile()) {
+      copyFileSync(s, d, constants.COPYFILE_FICLONE);
+    } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
+      const r = mknod(d, st.mode, Number(st.rdev));
+      if (r !== 0) throw new Error(`creating ${d}: mknod: ${strerror(r)}`);
+    } else if (st.isSocket()) {
+      return; // sockets are not copied, as cp -a
+    }
+    copyMeta(s, d, st, false);
+  };
+  walk(src, dst);
+  for (const [s, d, st] of dirs.reverse()) copyMeta(s, d, st, false);
+}
+
+/** Copy a tree to `dst` atomically (temporary sibling, then rename). */
+export function copyTree(src: string, dst: string, opts: CopyOptions = {}): void {
+  const slash = dst.lastIndexOf("/");
+  const tmp = `${dst.slice(0, slash)}/.#${dst.slice(slash + 1)}.copy-${process.pid}-${Date.now().toString(36)}`;
+  try {
+    copyTreeRaw(src, tmp, opts);
+    renameSync(tmp, dst);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new SpawnctlError(`copying ${src} to ${dst}: ${fsMessage(e)}`, { cause: e });
+  }
+}
+

@@ -1,0 +1,228 @@
+// From a parsed command line to final Settings: find the image and the
+// machine name, load the .nspawn file with systemd's lookup and trust rules,
+// merge (the command line wins unless --settings=override), apply defaults
+// once, and check the combinations nspawn refuses.
+import { usage } from "../util/errors.ts";
+import { DEFAULT_CAP_MASK, capBit, capNames } from "../container/caps.ts";
+import type { CommandLine } from "./cli.ts";
+import { applyNspawnFile, type LoadedFile } from "./nspawn-file.ts";
+import { SIGRTMIN, isValidHostname } from "./parse.ts";
+import type { PartialSettings, Settings } from "./types.ts";
+
+/** What merging needs from the machine; injected so tests run without it. */
+export interface MergeEnv {
+  cwd: string;
+  isRoot: boolean;
+  isTty: boolean;
+  hostname(): string;
+  isDir(p: string): boolean;
+  readFile(p: string): string | undefined;
+  random64(): string;
+  warn(m: string): void;
+  /** the capability bounding set spawnctl itself has */
+  boundingSet: bigint;
+}
+
+export const IMAGE_SEARCH_PATH = [
+  "/etc/machines", "/run/machines", "/var/lib/machines", "/var/lib/container", "/usr/local/lib/machines", "/usr/lib/machines",
+];
+
+function basename(p: string): string {
+  const parts = p.split("/").filter(Boolean);
+  return parts[parts.length - 1] ?? "";
+}
+function dirname(p: string): string {
+  const parts = p.split("/").filter(Boolean);
+  parts.pop();
+  return `/${parts.join("/")}`;
+}
+
+/** machine name from a directory name, as hostname_cleanup does */
+export function cleanupName(s: string): string {
+  let out = s.replace(/[^A-Za-z0-9_.-]/g, "").replace(/^[.-]+/, "").replace(/\.{2,}/g, ".");
+  if (out.length > 64) out = out.slice(0, 64);
+  out = out.replace(/[.-]+$/, "");
+  return out;
+}
+
+export function findImage(name: string, env: MergeEnv): string | undefined {
+  for (const d of IMAGE_SEARCH_PATH) if (env.isDir(`${d}/${name}`)) return `${d}/${name}`;
+  return undefined;
+}
+
+export interface Resolved {
+  settings: Settings;
+  file?: LoadedFile;
+  /** the name the .nspawn file was looked up by (without the -x suffix) */
+  baseName: string;
+}
+
+/** Which mask groups cover which Settings fields (a group that is set wins as a whole). */
+const GROUP_FIELDS: Record<string, (keyof Settings)[]> = {
+  customMounts: ["binds", "tmpfs", "overlays", "inaccessible"],
+  network: ["privateNetwork", "networkVeth", "networkVethExtra", "networkBridge", "networkZone", "networkMacvlan", "networkIpvlan", "networkInterface", "networkNamespacePath"],
+  syscallFilter: ["syscallAllow", "syscallDeny"],
+  privateUsers: ["privateUsers"],
+};
+
+function fieldsOf(group: string): (keyof Settings)[] {
+  return GROUP_FIELDS[group] ?? [group as keyof Settings];
+}
+
+export function mergeSettings(cli: CommandLine, file: LoadedFile | undefined, mode: Settings["settings"]): PartialSettings {
+  const out: PartialSettings = { ...cli.settings };
+  if (!file) return out;
+  for (const g of file.groups) {
+    const cliHas = cli.groups.has(g);
+    if (cliHas && mode !== "override") continue;
+    for (const f of fieldsOf(g)) {
+      const v = file.settings[f];
+      if (v === undefined && !cliHas) continue;
+      (out as Record<string, unknown>)[f] = v;
+    }
+  }
+  return out;
+}
+
+function loadSettingsFile(name: string, directory: string | undefined, mode: Settings["settings"], env: MergeEnv): LoadedFile | undefined {
+  if (mode === "no") return undefined;
+  const candidates: Array<[string, boolean]> = [];
+  if (env.isRoot) candidates.push([`/etc/systemd/nspawn/${name}.nspawn`, true], [`/run/systemd/nspawn/${name}.nspawn`, true]);
+  if (directory && directory !== "/") candidates.push([`${dirname(directory)}/${name}.nspawn`, mode === "trusted"]);
+  for (const [p, trusted] of candidates) {
+    const text = env.readFile(p);
+    if (text === undefined) continue;
+    return applyNspawnFile(p, text, trusted, env.cwd, env.warn);
+  }
+  return undefined;
+}
+
+export function resolveSettings(cli: CommandLine, env: MergeEnv): Resolved {
+  const c = cli.settings;
+  if (c.image) throw usage("--image= (raw disk images) is not supported yet; use -D with a directory tree.");
+  if (c.directory && c.image) throw usage("--directory= and --image= may not be combined.");
+  let directory = c.directory;
+  let name = c.machine;
+  if (!directory) {
+    if (name) {
+      directory = findImage(name, env);
+      if (!directory) throw usage(`No image for machine '${name}'.`);
+    } else {
+      directory = env.cwd;
+    }
+  }
+  if (!name) {
+    name = directory === "/" ? env.hostname() : cleanupName(basename(directory));
+    if (!name || !isValidHostname(name)) throw usage(`Failed to determine machine name automatically, please use -M.`);
+  }
+  const mode = c.settings ?? "yes";
+  const file = loadSettingsFile(name, directory, mode, env);
+  const m = mergeSettings(cli, file, mode);
+  m.directory = directory;
+  if (cli.args.length === 0 && file?.settings.parameters) m.parameters = file.settings.parameters;
+  else m.parameters = cli.args;
+  const s = applyDefaults(m, name, env);
+  validate(s, env);
+  return { settings: s, file, baseName: name };
+}
+
+function applyDefaults(m: PartialSettings, name: string, env: MergeEnv): Settings {
+  const ephemeral = m.ephemeral ?? false;
+  const machine = ephemeral ? `${name}-${env.random64()}` : name;
+  const privateNetwork = m.privateNetwork ?? false;
+  const boot = m.boot ?? false;
+  let caps = (DEFAULT_CAP_MASK | (m.capability ?? 0n)) & ~(m.dropCapability ?? 0n);
+  if (privateNetwork && !((m.dropCapability ?? 0n) & capBit("NET_ADMIN"))) caps |= capBit("NET_ADMIN");
+  // the default set quietly shrinks to what the host allows; explicitly
+  // requested capabilities that the host lacks are worth a warning
+  const missing = caps & ~env.boundingSet & (m.capability ?? 0n);
+  caps &= env.boundingSet;
+  if (missing) {
+    env.warn(`Some capabilities will not be set because they are not in the current bounding set: ${capNames(missing).join(" ")}`);
+    caps &= env.boundingSet;
+  }
+  const console = m.console ?? (env.isTty ? "interactive" : "read-only");
+  return {
+    directory: m.directory!,
+    template: m.template ?? "",
+    ephemeral,
+    image: "",
+    readOnly: (m.readOnly ?? false) || (m.volatile !== undefined && m.volatile !== "no"),
+    volatile: m.volatile ?? "no",
+    boot,
+    asPid2: m.asPid2 ?? false,
+    parameters: m.parameters ?? [],
+    workingDirectory: m.workingDirectory ?? "",
+    environment: m.environment ?? [],
+    user: m.user ?? "",
+    killSignal: m.killSignal ?? (boot ? SIGRTMIN + 3 : 0),
+    notifyReady: m.notifyReady ?? false,
+    suppressSync: m.suppressSync ?? false,
+    machine,
+    hostname: m.hostname ?? machine,
+    uuid: m.uuid ?? "",
+    slice: m.slice ?? "",
+    properties: m.properties ?? [],
+    register: m.register ?? false,
+    keepUnit: m.keepUnit ?? false,
+    privateUsers: m.privateUsers ?? { mode: "no" },
+    privateUsersOwnership: m.privateUsersOwnership ?? (m.privateUsers?.mode === "pick" ? "auto" : "off"),
+    privateNetwork,
+    networkVeth: m.networkVeth ?? false,
+    networkVethExtra: m.networkVethExtra ?? [],
+    networkBridge: m.networkBridge ?? "",
+    networkZone: m.networkZone ?? "",
+    networkMacvlan: m.networkMacvlan ?? [],
+    networkIpvlan: m.networkIpvlan ?? [],
+    networkInterface: m.networkInterface ?? [],
+    networkNamespacePath: m.networkNamespacePath ?? "",
+    ports: m.ports ?? [],
+    capability: caps,
+    dropCapability: m.dropCapability ?? 0n,
+    ambientCapability: m.ambientCapability ?? 0n,
+    noNewPrivileges: m.noNewPrivileges ?? false,
+    syscallAllow: m.syscallAllow ?? [],
+    syscallDeny: m.syscallDeny ?? [],
+    rlimits: m.rlimits ?? [],
+    oomScoreAdjust: m.oomScoreAdjust ?? NaN,
+    cpuAffinity: m.cpuAffinity ?? [],
+    personality: m.personality ?? "x86-64",
+    resolvConf: m.resolvConf ?? "auto",
+    timezone: m.timezone ?? "auto",
+    linkJournal: m.linkJournal ?? "auto",
+    binds: m.binds ?? [],
+    tmpfs: m.tmpfs ?? [],
+    overlays: m.overlays ?? [],
+    inaccessible: m.inaccessible ?? [],
+    console,
+    quiet: (m.quiet ?? false) || console === "pipe",
+    credentials: m.credentials ?? [],
+    settings: m.settings ?? "yes",
+    printPlan: m.printPlan ?? false,
+  };
+}
+
+function validate(s: Settings, env: MergeEnv): void {
+  if (s.boot && s.asPid2) throw usage("--boot and --as-pid2 may not be combined.");
+  if (s.ephemeral && s.template) throw usage("--ephemeral and --template= may not be combined.");
+  if (s.networkBridge && s.networkZone) throw usage("--network-bridge= and --network-zone= may not be combined.");
+  if (s.ports.length > 0 && !s.privateNetwork) throw usage("Cannot use --port= without private networking.");
+  if (s.networkNamespacePath && (s.networkVeth || s.networkVethExtra.length || s.networkBridge || s.networkZone ||
+      s.networkMacvlan.length || s.networkIpvlan.length || s.networkInterface.length)) {
+    throw usage("--network-namespace-path= cannot be combined with other network options.");
+  }
+  if (s.readOnly && s.privateUsersOwnership === "chown") throw usage("--read-only and --private-users-ownership=chown may not be combined.");
+  if (s.directory === "/" && !s.ephemeral && s.volatile !== "yes" && s.volatile !== "state") {
+    throw usage("Refusing to run the host's root directory as a container without --ephemeral or --volatile=yes|state.");
+  }
+  if (s.ephemeral && (s.linkJournal === "host" || s.linkJournal === "guest")) {
+    throw usage("--ephemeral and --link-journal=host|guest may not be combined.");
+  }
+  if (s.ambientCapability) {
+    if (s.boot) throw usage("--ambient-capability= may not be combined with --boot.");
+    const extra = s.ambientCapability & ~s.capability;
+    if (extra) throw usage(`--ambient-capability= lists capabilities the container does not retain: ${capNames(extra).join(" ")}.`);
+  }
+  if (s.template && s.template === s.directory) throw usage("--template= and --directory= may not be the same directory.");
+  void env;
+}

@@ -1,0 +1,96 @@
+// A container's settings. Every source (command line, .nspawn file, machine
+// defaults) produces a Partial<Settings> where `undefined` means "not set";
+// defaults are applied once, after merging (see merge.ts).
+import type { BindMount, Credential, OverlayMount, PortForward, Rlimit, TmpfsMount } from "./parse.ts";
+
+export type VolatileMode = "no" | "yes" | "state" | "overlay";
+export type ConsoleMode = "interactive" | "read-only" | "passive" | "pipe" | "autopipe";
+export type ResolvConfMode =
+  | "off" | "copy-host" | "copy-static" | "copy-uplink" | "copy-stub" | "replace-host" | "replace-static"
+  | "replace-uplink" | "replace-stub" | "bind-host" | "bind-static" | "bind-uplink" | "bind-stub" | "delete" | "auto";
+export type TimezoneMode = "off" | "copy" | "bind" | "symlink" | "delete" | "auto";
+export type LinkJournalMode = "no" | "host" | "try-host" | "guest" | "try-guest" | "auto";
+export type SettingsMode = "yes" | "no" | "override" | "trusted";
+export type PrivateUsersMode =
+  | { mode: "no" }
+  | { mode: "yes" }
+  | { mode: "pick" }
+  | { mode: "identity" }
+  | { mode: "fixed"; base: number; range: number };
+export type OwnershipMode = "off" | "chown" | "map" | "auto";
+export type PersonalityName = "x86" | "x86-64";
+
+export interface Settings {
+  // image
+  directory: string;
+  template: string;
+  ephemeral: boolean;
+  image: string;
+  readOnly: boolean;
+  volatile: VolatileMode;
+  // execution
+  boot: boolean;
+  asPid2: boolean;
+  parameters: string[];
+  workingDirectory: string;
+  environment: string[];
+  user: string;
+  killSignal: number;
+  notifyReady: boolean;
+  suppressSync: boolean;
+  // identity
+  machine: string;
+  hostname: string;
+  uuid: string;
+  // properties (accepted for compatibility; resource limits via --property=)
+  slice: string;
+  properties: string[];
+  register: boolean;
+  keepUnit: boolean;
+  // user namespaces
+  privateUsers: PrivateUsersMode;
+  privateUsersOwnership: OwnershipMode;
+  // network
+  privateNetwork: boolean;
+  networkVeth: boolean;
+  networkVethExtra: string[];
+  networkBridge: string;
+  networkZone: string;
+  networkMacvlan: string[];
+  networkIpvlan: string[];
+  networkInterface: string[];
+  networkNamespacePath: string;
+  ports: PortForward[];
+  // security
+  capability: bigint;
+  dropCapability: bigint;
+  ambientCapability: bigint;
+  noNewPrivileges: boolean;
+  syscallAllow: string[];
+  syscallDeny: string[];
+  // resources
+  rlimits: Rlimit[];
+  oomScoreAdjust: number;
+  cpuAffinity: number[];
+  personality: PersonalityName;
+  // integration
+  resolvConf: ResolvConfMode;
+  timezone: TimezoneMode;
+  linkJournal: LinkJournalMode;
+  // mounts
+  binds: BindMount[];
+  tmpfs: TmpfsMount[];
+  overlays: OverlayMount[];
+  inaccessible: string[];
+  // io
+  console: ConsoleMode;
+  quiet: boolean;
+  // credentials
+  credentials: Credential[];
+  // settings file handling
+  settings: SettingsMode;
+  // spawnctl's own
+  printPlan: boolean;
+}
+
+export type PartialSettings = Partial<Settings>;

@@ -1,0 +1,227 @@
+// The one source of truth for the wire format between TypeScript and the C shim.
+// build.ts generates shim/nsh_abi.h from this module; a unit test compares the
+// numbers the built shim reports with the ones here.
+//
+// A plan is one flat buffer:
+//   header  (HEADER_SIZE bytes)
+//   ops     (nops * OP_SIZE bytes, fixed records)
+//   strings (a string table; ops refer to it by byte offset; offset 0 is "")
+// Strings are NUL-terminated. Binary payloads (file contents, BPF programs,
+// argv blocks) are stored the same way and carry their length in a number slot.
+
+export const ABI_MAGIC = 0x4e534831; // "NSH1"
+export const ABI_VERSION = 3;
+
+/** Header layout: u32 magic, u32 version, u32 nops, u32 strtab_len, u64 clone_flags, u64 reserved. */
+export const HEADER_SIZE = 32;
+/** Op layout: u32 kind, u32 flags, u32 s[4], u64 n[4]. */
+export const OP_SIZE = 56;
+/** Message from the child: u32 type, u32 op, i32 errno, u32 arg. */
+export const MSG_SIZE = 16;
+/** "no string" marker in an op's string slot. */
+export const NO_STRING = 0xffffffff;
+/** fd slots an op may fill and use (fd-passing, detached mounts). */
+export const FD_SLOTS = 16;
+
+/** Operation kinds. Comments say which slots each one reads. */
+export const OP = {
+  NOP: 0,
+  /** tell the parent we reached barrier n0, wait for its go-ahead */
+  BARRIER: 1,
+  /** setns(open(s1), n0); s1 is a host path (/proc/PID/ns/x) */
+  SETNS: 2,
+  /** unshare(n0) */
+  UNSHARE: 3,
+  /** fork; the parent waits and exits with the child's status; the child goes on */
+  FORK_WAIT: 4,
+  /** fork; the parent becomes a minimal init (reap, forward signals); the child goes on as PID 2 */
+  STUB_INIT: 5,
+  /** prctl(n0, n1, n2) */
+  PRCTL: 6,
+  /** mount(s0, s1, s2, n0, s3) */
+  MOUNT: 7,
+  /** change mount attributes of s1: set n0, clear n1 (MOUNT_ATTR_*); n2 = propagation (MS_*) */
+  SETATTR: 8,
+  /** umount2(s1, n0) */
+  UMOUNT: 9,
+  /** mkdir -p s1 with mode n0 */
+  MKDIR: 10,
+  /** mknod(s1, n0 mode, n1 dev) */
+  MKNOD: 11,
+  /** symlink(s0 -> s1) */
+  SYMLINK: 12,
+  /** write s0 (n1 bytes) to s1, mode n0 */
+  WRITE: 13,
+  /** lchown(s1, n0, n1) */
+  CHOWN: 14,
+  /** chmod(s1, n0) */
+  CHMOD: 15,
+  /** pivot_root into s1 (a host path), drop the old root */
+  PIVOT: 16,
+  /** open s1 as the root every IN_ROOT path is resolved in */
+  SET_ROOT: 17,
+  /** sethostname(s0) */
+  HOSTNAME: 18,
+  /** allocate a pty from ptmx s1, symlink s2 -> pts/N, send the master to the parent, keep the slave */
+  CONSOLE: 19,
+  /** setsid(); with F_CTTY also make the console (or fd 0) the controlling tty and put it on 0,1,2 */
+  SETSID: 20,
+  /** setrlimit(n0, {n1, n2}) */
+  RLIMIT: 21,
+  /** personality(n0) */
+  PERSONALITY: 22,
+  /** sched_setaffinity(0, n0 bytes at s0) */
+  AFFINITY: 23,
+  /** install the seccomp BPF program at s0 (n0 instructions) */
+  SECCOMP: 24,
+  /** drop every capability not in n0 from the bounding set */
+  CAPBSET: 25,
+  /** setgroups(n0 gids at s0) */
+  SETGROUPS: 26,
+  /** setresgid(n0, n0, n0) */
+  SETGID: 27,
+  /** setresuid(n0, n0, n0) */
+  SETUID: 28,
+  /** capset effective=permitted=inheritable=n0, ambient=n1 */
+  CAPS: 29,
+  /** chdir(s1); F_OPTIONAL falls back to "/" */
+  CHDIR: 30,
+  /** close every fd >= n0 except the sync socket (which is close-on-exec) */
+  CLOSE_FROM: 31,
+  /** unblock all signals and reset their handlers */
+  SIGRESET: 32,
+  /** execve(s0, argv block s1 (n0 entries), envp block s2 (n1 entries)); F_SEARCH_PATH, F_FALLBACK */
+  EXEC: 33,
+  /** receive an fd from the parent into slot n2 */
+  RECV_FD: 34,
+  /** send the fd in slot n2 to the parent, tagged n0 */
+  SEND_FD: 35,
+  /** open s1 (flags n0, mode n1) into slot n2 */
+  OPEN: 36,
+  /** move_mount the detached mount in slot n2 onto s1 */
+  MOVE_MOUNT: 37,
+  /** open_tree(s1, n0) into slot n2 (a detached copy of a mount tree) */
+  OPEN_TREE: 38,
+  /** rmdir(s1) */
+  RMDIR: 39,
+  /** setdomainname(s0) */
+  DOMAINNAME: 40,
+  /** send our pid as seen from the parent's pid namespace to the parent (SCM_CREDENTIALS) */
+  SEND_PID: 41,
+  /** unlink(s1), a file or symlink */
+  UNLINK: 42,
+} as const;
+export type OpKind = (typeof OP)[keyof typeof OP];
+
+/** Op flags (the u32 flags field). */
+export const F = {
+  /** the target path (s1) is resolved inside the root (openat2 RESOLVE_IN_ROOT) */
+  DST_IN_ROOT: 1 << 0,
+  /** the source path (s0) is resolved inside the root */
+  SRC_IN_ROOT: 1 << 1,
+  /** a failure with ENOENT (or EEXIST for creation ops) is not an error */
+  OPTIONAL: 1 << 2,
+  /** create the target as a directory first (mkdir -p) */
+  MKDIR: 1 << 3,
+  /** create the target as an empty regular file first (parents too) */
+  MKFILE: 1 << 4,
+  /** SETATTR/MOUNT: apply recursively */
+  RECURSIVE: 1 << 5,
+  /** SETSID: acquire a controlling tty */
+  CTTY: 1 << 6,
+  /** EXEC: look the name up in PATH from the new environment */
+  SEARCH_PATH: 1 << 7,
+  /** EXEC: on ENOENT/ENOTDIR/EACCES go on with the next op instead of failing */
+  FALLBACK: 1 << 8,
+  /** WRITE: create the file (O_CREAT) */
+  CREATE: 1 << 9,
+  /** WRITE: truncate (O_TRUNC) */
+  TRUNC: 1 << 10,
+  /** any failure at all is ignored */
+  IGNORE_ERRORS: 1 << 11,
+  /** do not follow a symlink in the final component */
+  NOFOLLOW: 1 << 12,
+  /** SETATTR: n3 holds an fd slot with a user namespace for MOUNT_ATTR_IDMAP */
+  IDMAP_SLOT: 1 << 13,
+  /** CONSOLE: put the pty on fds 0,1,2 right away */
+  STDIO: 1 << 14,
+  /** SETSID: only make fd 0 (already a tty) the controlling terminal */
+  CTTY_STDIN: 1 << 15,
+  /** MOUNT: bind the inaccessible node matching the target's type (s0 is the directory holding them) */
+  INACCESSIBLE: 1 << 16,
+} as const;
+
+/** Message types from the child to the parent. */
+export const MSG = {
+  ERROR: 1,
+  BARRIER: 2,
+  FD: 3,
+  PID: 4,
+} as const;
+
+/** fd tags for MSG.FD */
+export const FD_TAG = {
+  CONSOLE: 1,
+  SLOT: 2,
+} as const;
+
+/** What the shim exports, with their bun:ffi signatures (kept next to the ABI they speak). */
+export const SHIM_SYMBOLS = {
+  nsh_abi_version: { args: [], returns: "u32" },
+  nsh_op_size: { args: [], returns: "u32" },
+  nsh_header_size: { args: [], returns: "u32" },
+  nsh_msg_size: { args: [], returns: "u32" },
+  // (plan, len, fds_out[2]) -> pid or -errno; fds_out[0] = the parent's end of the sync socket
+  nsh_spawn: { args: ["ptr", "u64", "ptr"], returns: "i32" },
+  // (fd, msg_out[16], fd_out[1]) -> bytes (0 = EOF) or -errno
+  nsh_recv: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  // (fd, byte, fd_to_pass or -1) -> 0 or -errno
+  nsh_send: { args: ["i32", "u8", "i32"], returns: "i32" },
+  // (pid, pipe write fd) -> 0 or -errno; a thread waits for pid and writes its wait status (i32)
+  nsh_wait_async: { args: ["i32", "i32"], returns: "i32" },
+  // (pid, timeout ms) -> wait status, or -errno (-ETIMEDOUT)
+  nsh_wait: { args: ["i32", "i32"], returns: "i32" },
+  // (fd, rows, cols) -> 0 or -errno
+  nsh_set_winsize: { args: ["i32", "u16", "u16"], returns: "i32" },
+  // (fd, out u16[2] rows, cols) -> 0 or -errno
+  nsh_get_winsize: { args: ["i32", "ptr"], returns: "i32" },
+  // (fd, saved termios out (256 bytes)) -> 0 or -errno; puts the terminal in raw mode
+  nsh_tty_raw: { args: ["i32", "ptr"], returns: "i32" },
+  // (fd, saved termios) -> 0 or -errno
+  nsh_tty_restore: { args: ["i32", "ptr"], returns: "i32" },
+} as const;
+
+/** Render the C header. Called by build.ts; the output is not checked in. */
+export function renderHeader(): string {
+  const lines: string[] = [
+    "/* Generated by build.ts from src/sys/abi.ts. Do not edit. */",
+    "#ifndef NSH_ABI_H",
+    "#define NSH_ABI_H",
+    "#include <stdint.h>",
+    "",
+    `#define NSH_ABI_MAGIC 0x${ABI_MAGIC.toString(16)}u`,
+    `#define NSH_ABI_VERSION ${ABI_VERSION}u`,
+    `#define NSH_HEADER_SIZE ${HEADER_SIZE}u`,
+    `#define NSH_OP_SIZE ${OP_SIZE}u`,
+    `#define NSH_MSG_SIZE ${MSG_SIZE}u`,
+    `#define NSH_NO_STRING 0x${NO_STRING.toString(16)}u`,
+    `#define NSH_FD_SLOTS ${FD_SLOTS}`,
+    "",
+  ];
+  for (const [k, v] of Object.entries(OP)) lines.push(`#define NSH_OP_${k} ${v}u`);
+  lines.push("");
+  for (const [k, v] of Object.entries(F)) lines.push(`#define NSH_F_${k} 0x${v.toString(16)}u`);
+  lines.push("");
+  for (const [k, v] of Object.entries(MSG)) lines.push(`#define NSH_MSG_${k} ${v}u`);
+  for (const [k, v] of Object.entries(FD_TAG)) lines.push(`#define NSH_FD_TAG_${k} ${v}u`);
+  lines.push(
+    "",
+    "struct nsh_header { uint32_t magic, version, nops, strtab_len; uint64_t clone_flags, reserved; };",
+    "struct nsh_op { uint32_t kind, flags; uint32_t s[4]; uint64_t n[4]; };",
+    "struct nsh_msg { uint32_t type, op; int32_t err; uint32_t arg; };",
+    "",
+    "#endif",
+    "",
+  );
+  return lines.join("\n");
+}

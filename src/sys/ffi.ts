@@ -1,0 +1,145 @@
+// The FFI boundary: the embedded shim and the few libc calls that are safe in
+// a threaded process. Loaded lazily, so importing this module costs nothing.
+import { dlopen, CString, ptr, type Pointer } from "bun:ffi";
+import { readFileSync, writeSync, closeSync } from "node:fs";
+import { SHIM_SYMBOLS, ABI_VERSION } from "./abi.ts";
+// The shared object is embedded in the executable by bun build --compile.
+import shimFile from "../../build/nsh.so" with { type: "file" };
+
+const LIBC_SYMBOLS = {
+  memfd_create: { args: ["cstring", "u32"], returns: "i32" },
+  pipe2: { args: ["ptr", "i32"], returns: "i32" },
+  flock: { args: ["i32", "i32"], returns: "i32" },
+  strerror: { args: ["i32"], returns: "ptr" },
+  umount2: { args: ["cstring", "i32"], returns: "i32" },
+  getuid: { args: [], returns: "u32" },
+  geteuid: { args: [], returns: "u32" },
+  getpid: { args: [], returns: "i32" },
+  kill: { args: ["i32", "i32"], returns: "i32" },
+  prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
+  __errno_location: { args: [], returns: "ptr" },
+  tcgetpgrp: { args: ["i32"], returns: "i32" },
+  mknod: { args: ["cstring", "u32", "u64"], returns: "i32" },
+  llistxattr: { args: ["cstring", "ptr", "u64"], returns: "i64" },
+  lgetxattr: { args: ["cstring", "cstring", "ptr", "u64"], returns: "i64" },
+  lsetxattr: { args: ["cstring", "cstring", "ptr", "u64", "i32"], returns: "i32" },
+} as const;
+
+type Lib<T extends Record<string, { args: readonly string[]; returns: string }>> = {
+  // biome-ignore lint: ffi function signatures are dynamic
+  [K in keyof T]: (...args: any[]) => any;
+};
+
+let libcCache: Lib<typeof LIBC_SYMBOLS> | undefined;
+let shimCache: Lib<typeof SHIM_SYMBOLS> | undefined;
+
+export function libc(): Lib<typeof LIBC_SYMBOLS> {
+  if (!libcCache) {
+    // glibc, or musl when spawnctl runs on a musl build of Bun
+    let lib;
+    try {
+      lib = dlopen("libc.so.6", LIBC_SYMBOLS as never);
+    } catch {
+      lib = dlopen("libc.musl-x86_64.so.1", LIBC_SYMBOLS as never);
+    }
+    libcCache = lib.symbols as never;
+  }
+  return libcCache!;
+}
+
+export function errno(): number {
+  const p = libc().__errno_location() as Pointer;
+  return new Int32Array(toBuffer(p, 4))[0]!;
+}
+
+import { toArrayBuffer } from "bun:ffi";
+function toBuffer(p: Pointer, len: number): ArrayBuffer {
+  return toArrayBuffer(p, 0, len);
+}
+
+export function strerror(e: number): string {
+  const p = libc().strerror(e) as Pointer | null;
+  return p ? new CString(p).toString() : `errno ${e}`;
+}
+
+/** Path of the shim as a file dlopen can map. Inside the compiled binary the
+ * embedded copy is written to a memfd: Bun's own extraction goes to $TMPDIR,
+ * which is often mounted noexec on servers. */
+function shimPath(): string {
+  if (!shimFile.startsWith("/$bunfs/") && !shimFile.startsWith("B:/~BUN/")) return shimFile;
+  const bytes = readFileSync(shimFile);
+  const fd = libc().memfd_create(Buffer.from("spawnctl-shim\0"), 1 /* MFD_CLOEXEC */) as number;
+  if (fd < 0) throw new Error(`loading the embedded shim: memfd_create: ${strerror(errno())}`);
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+  return `/proc/self/fd/${fd}`;
+}
+
+export function shim(): Lib<typeof SHIM_SYMBOLS> {
+  if (!shimCache) {
+    const lib = dlopen(shimPath(), SHIM_SYMBOLS as never);
+    shimCache = lib.symbols as never;
+    const v = shimCache!.nsh_abi_version();
+    if (v !== ABI_VERSION) throw new Error(`the embedded shim speaks ABI ${v}, this program ${ABI_VERSION}`);
+  }
+  return shimCache!;
+}
+
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  if (libc().pipe2(ptr(fds), 0x80000 /* O_CLOEXEC */) < 0) throw new Error(`pipe2: ${strerror(errno())}`);
+  return [fds[0]!, fds[1]!];
+}
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+/** flock(); returns 0 or the errno. */
+export function flock(fd: number, op: number): number {
+  return libc().flock(fd, op) < 0 ? errno() : 0;
+}
+
+export function closeQuietly(fd: number | undefined): void {
+  if (fd === undefined || fd < 0) return;
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
+export function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`);
+}
+
+/** mknod(2) for device nodes and fifos (Node has no binding); returns 0 or the errno. */
+export function mknod(path: string, mode: number, dev: number): number {
+  return libc().mknod(cstr(path), mode, dev) < 0 ? errno() : 0;
+}
+
+/** All extended attributes of a path (not following symlinks). */
+export function listXattrs(path: string): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const p = cstr(path);
+  const size = Number(libc().llistxattr(p, null, 0));
+  if (size <= 0) return out;
+  const names = new Uint8Array(size);
+  const n = Number(libc().llistxattr(p, ptr(names), size));
+  if (n <= 0) return out;
+  for (const name of Buffer.from(names.subarray(0, n)).toString("latin1").split("\0").filter(Boolean)) {
+    const nb = cstr(name);
+    const len = Number(libc().lgetxattr(p, nb, null, 0));
+    if (len < 0) continue;
+    const val = new Uint8Array(Math.max(len, 1));
+    const got = Number(libc().lgetxattr(p, nb, ptr(val), len));
+    if (got >= 0) out.set(name, val.subarray(0, got));
+  }
+  return out;
+}
+
+export function setXattr(path: string, name: string, value: Uint8Array): number {
+  const v = value.length ? value : new Uint8Array(1);
+  return libc().lsetxattr(cstr(path), cstr(name), ptr(v), value.length, 0) < 0 ? errno() : 0;
+}

@@ -1,0 +1,296 @@
+// Plan operations as TypeScript values, their encoding into the flat buffer
+// the shim reads (see abi.ts), and their description for error messages and
+// --print-plan.
+import { ABI_MAGIC, ABI_VERSION, F, HEADER_SIZE, NO_STRING, OP, OP_SIZE } from "./abi.ts";
+
+interface Common {
+  /** ENOENT (and EEXIST for creation) is not an error */
+  optional?: boolean;
+  /** no error at all stops the plan */
+  ignoreErrors?: boolean;
+}
+
+export type Op = Common &
+  (
+    | { kind: "barrier"; id: number }
+    | { kind: "setns"; path: string; nstype: number }
+    | { kind: "unshare"; flags: number }
+    | { kind: "forkWait" }
+    | { kind: "stubInit" }
+    | { kind: "prctl"; option: number; arg2: number | bigint; arg3?: number; what: string }
+    | {
+        kind: "mount"; src?: string; dst?: string; fstype?: string; flags: number; data?: string;
+        srcInRoot?: boolean; dstInRoot?: boolean; mkdir?: boolean; mkfile?: boolean; inaccessible?: boolean;
+        /** for messages: what this mount is ("binding /srv to /srv") */
+        what?: string;
+      }
+    | { kind: "setattr"; dst?: string; dstInRoot?: boolean; slot?: number; set: number; clear?: number; propagation?: number; recursive?: boolean; idmapSlot?: number }
+    | { kind: "umount"; dst: string; dstInRoot?: boolean; flags: number }
+    | { kind: "mkdir"; path: string; mode: number; inRoot: boolean }
+    | { kind: "mknod"; path: string; mode: number; dev: number; inRoot: boolean }
+    | { kind: "symlink"; target: string; path: string; inRoot: boolean }
+    | { kind: "unlink"; path: string; inRoot: boolean }
+    | { kind: "rmdir"; path: string; inRoot: boolean }
+    | { kind: "write"; path: string; data: string | Uint8Array; mode: number; inRoot: boolean; create?: boolean; trunc?: boolean; mkdir?: boolean; nofollow?: boolean }
+    | { kind: "chown"; path: string; uid: number; gid: number; inRoot: boolean }
+    | { kind: "chmod"; path: string; mode: number; inRoot: boolean }
+    | { kind: "setRoot"; path: string }
+    | { kind: "pivot" }
+    | { kind: "hostname"; name: string }
+    | { kind: "domainname"; name: string }
+    | { kind: "console"; ptmx: string; link?: string; stdio?: boolean }
+    | { kind: "setsid"; ctty: boolean; cttyStdin?: boolean }
+    | { kind: "rlimit"; resource: number; soft: bigint; hard: bigint; name: string }
+    | { kind: "personality"; persona: number }
+    | { kind: "affinity"; mask: Uint8Array }
+    | { kind: "seccomp"; program: Uint8Array }
+    | { kind: "capbset"; keep: bigint }
+    | { kind: "setgroups"; gids: number[] }
+    | { kind: "setgid"; gid: number }
+    | { kind: "setuid"; uid: number }
+    | { kind: "caps"; set: bigint; ambient: bigint }
+    | { kind: "chdir"; path: string }
+    | { kind: "closeFrom"; fd: number }
+    | { kind: "sigreset" }
+    | { kind: "exec"; file: string; argv: string[]; env: string[]; searchPath?: boolean; fallback?: boolean }
+    | { kind: "recvFd"; slot: number }
+    | { kind: "sendFd"; slot: number; tag: number }
+    | { kind: "open"; path: string; flags: number; mode: number; slot: number; inRoot: boolean }
+    | { kind: "moveMount"; slot: number; dst: string; dstInRoot: boolean; mkdir?: boolean; mkfile?: boolean }
+    | { kind: "openTree"; path: string; flags: number; slot: number; inRoot: boolean }
+    | { kind: "sendPid" }
+  );
+
+export interface Plan {
+  /** clone flags (CLONE_NEW*) for the child */
+  cloneFlags: number;
+  ops: Op[];
+  /** the host path the container's root is staged at, for messages */
+  root?: string;
+}
+
+const enc = new TextEncoder();
+
+class StringTable {
+  private parts: Uint8Array[] = [new Uint8Array([0])];
+  private size = 1;
+  private index = new Map<string, number>();
+  add(s: string | Uint8Array | undefined): number {
+    if (s === undefined) return NO_STRING;
+    if (typeof s === "string") {
+      if (s === "") return 0;
+      const hit = this.index.get(s);
+      if (hit !== undefined) return hit;
+      const off = this.push(enc.encode(s));
+      this.index.set(s, off);
+      return off;
+    }
+    return this.push(s);
+  }
+  /** consecutive NUL-terminated strings */
+  block(list: string[]): number {
+    if (list.length === 0) return NO_STRING;
+    const off = this.size;
+    for (const s of list) this.push(enc.encode(s));
+    return off;
+  }
+  private push(b: Uint8Array): number {
+    const off = this.size;
+    this.parts.push(b, new Uint8Array([0]));
+    this.size += b.length + 1;
+    return off;
+  }
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.size);
+    let o = 0;
+    for (const p of this.parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+}
+
+export function encodePlan(plan: Plan): Uint8Array {
+  const st = new StringTable();
+  const recs = new Uint8Array(plan.ops.length * OP_SIZE);
+  const dv = new DataView(recs.buffer);
+  plan.ops.forEach((op, i) => {
+    let kind: number;
+    let flags = 0;
+    const s = [NO_STRING, NO_STRING, NO_STRING, NO_STRING];
+    const n: Array<number | bigint> = [0, 0, 0, 0];
+    if (op.optional) flags |= F.OPTIONAL;
+    if (op.ignoreErrors) flags |= F.IGNORE_ERRORS;
+    const inRoot = (b: boolean | undefined) => (b ? F.DST_IN_ROOT : 0);
+    switch (op.kind) {
+      case "barrier": kind = OP.BARRIER; n[0] = op.id; break;
+      case "setns": kind = OP.SETNS; s[1] = st.add(op.path); n[0] = op.nstype; break;
+      case "unshare": kind = OP.UNSHARE; n[0] = op.flags; break;
+      case "forkWait": kind = OP.FORK_WAIT; break;
+      case "stubInit": kind = OP.STUB_INIT; break;
+      case "prctl": kind = OP.PRCTL; n[0] = op.option; n[1] = op.arg2; n[2] = op.arg3 ?? 0; break;
+      case "mount":
+        kind = OP.MOUNT;
+        s[0] = st.add(op.src); s[1] = st.add(op.dst); s[2] = st.add(op.fstype); s[3] = st.add(op.data);
+        n[0] = op.flags;
+        flags |= inRoot(op.dstInRoot) | (op.srcInRoot ? F.SRC_IN_ROOT : 0) | (op.mkdir ? F.MKDIR : 0) | (op.mkfile ? F.MKFILE : 0) | (op.inaccessible ? F.INACCESSIBLE : 0);
+        break;
+      case "setattr":
+        kind = OP.SETATTR;
+        s[1] = st.add(op.dst); n[0] = op.set; n[1] = op.clear ?? 0; n[2] = op.dst === undefined ? op.slot ?? 0 : op.propagation ?? 0;
+        flags |= inRoot(op.dstInRoot) | (op.recursive ? F.RECURSIVE : 0);
+        if (op.idmapSlot !== undefined) { flags |= F.IDMAP_SLOT; n[3] = op.idmapSlot; }
+        break;
+      case "umount": kind = OP.UMOUNT; s[1] = st.add(op.dst); n[0] = op.flags; flags |= inRoot(op.dstInRoot); break;
+      case "mkdir": kind = OP.MKDIR; s[1] = st.add(op.path); n[0] = op.mode; flags |= inRoot(op.inRoot); break;
+      case "mknod": kind = OP.MKNOD; s[1] = st.add(op.path); n[0] = op.mode; n[1] = op.dev; flags |= inRoot(op.inRoot); break;
+      case "symlink": kind = OP.SYMLINK; s[0] = st.add(op.target); s[1] = st.add(op.path); flags |= inRoot(op.inRoot); break;
+      case "unlink": kind = OP.UNLINK; s[1] = st.add(op.path); flags |= inRoot(op.inRoot); break;
+      case "rmdir": kind = OP.RMDIR; s[1] = st.add(op.path); flags |= inRoot(op.inRoot); break;
+      case "write": {
+        kind = OP.WRITE;
+        const bytes = typeof op.data === "string" ? enc.encode(op.data) : op.data;
+        s[0] = bytes.length ? st.add(bytes) : NO_STRING; s[1] = st.add(op.path); n[0] = op.mode; n[1] = bytes.length;
+        flags |= inRoot(op.inRoot) | (op.create ? F.CREATE : 0) | (op.trunc ? F.TRUNC : 0) | (op.mkdir ? F.MKDIR : 0) | (op.nofollow ? F.NOFOLLOW : 0);
+        break;
+      }
+      case "chown": kind = OP.CHOWN; s[1] = st.add(op.path); n[0] = op.uid; n[1] = op.gid; flags |= inRoot(op.inRoot); break;
+      case "chmod": kind = OP.CHMOD; s[1] = st.add(op.path); n[0] = op.mode; flags |= inRoot(op.inRoot); break;
+      case "setRoot": kind = OP.SET_ROOT; s[1] = st.add(op.path); break;
+      case "pivot": kind = OP.PIVOT; break;
+      case "hostname": kind = OP.HOSTNAME; s[0] = st.add(op.name); break;
+      case "domainname": kind = OP.DOMAINNAME; s[0] = st.add(op.name); break;
+      case "console":
+        kind = OP.CONSOLE; s[1] = st.add(op.ptmx); s[2] = st.add(op.link); flags |= F.DST_IN_ROOT | (op.stdio ? F.STDIO : 0);
+        break;
+      case "setsid": kind = OP.SETSID; flags |= (op.ctty ? F.CTTY : 0) | (op.cttyStdin ? F.CTTY_STDIN : 0); break;
+      case "rlimit": kind = OP.RLIMIT; n[0] = op.resource; n[1] = op.soft; n[2] = op.hard; break;
+      case "personality": kind = OP.PERSONALITY; n[0] = op.persona; break;
+      case "affinity": kind = OP.AFFINITY; s[0] = st.add(op.mask); n[0] = op.mask.length; break;
+      case "seccomp": kind = OP.SECCOMP; s[0] = st.add(op.program); n[0] = op.program.length / 8; break;
+      case "capbset": kind = OP.CAPBSET; n[0] = op.keep; break;
+      case "setgroups": {
+        kind = OP.SETGROUPS;
+        const b = new Uint8Array(op.gids.length * 4);
+        const v = new DataView(b.buffer);
+        op.gids.forEach((g, k) => v.setUint32(k * 4, g, true));
+        s[0] = op.gids.length ? st.add(b) : NO_STRING; n[0] = op.gids.length;
+        break;
+      }
+      case "setgid": kind = OP.SETGID; n[0] = op.gid; break;
+      case "setuid": kind = OP.SETUID; n[0] = op.uid; break;
+      case "caps": kind = OP.CAPS; n[0] = op.set; n[1] = op.ambient; break;
+      case "chdir": kind = OP.CHDIR; s[1] = st.add(op.path); break;
+      case "closeFrom": kind = OP.CLOSE_FROM; n[0] = op.fd; break;
+      case "sigreset": kind = OP.SIGRESET; break;
+      case "exec":
+        kind = OP.EXEC; s[0] = st.add(op.file); s[1] = st.block(op.argv); s[2] = st.block(op.env);
+        n[0] = op.argv.length; n[1] = op.env.length;
+        flags |= (op.searchPath ? F.SEARCH_PATH : 0) | (op.fallback ? F.FALLBACK : 0);
+        break;
+      case "recvFd": kind = OP.RECV_FD; n[2] = op.slot; break;
+      case "sendFd": kind = OP.SEND_FD; n[0] = op.tag; n[2] = op.slot; break;
+      case "open": kind = OP.OPEN; s[1] = st.add(op.path); n[0] = op.flags; n[1] = op.mode; n[2] = op.slot; flags |= inRoot(op.inRoot); break;
+      case "moveMount":
+        kind = OP.MOVE_MOUNT; s[1] = st.add(op.dst); n[2] = op.slot;
+        flags |= inRoot(op.dstInRoot) | (op.mkdir ? F.MKDIR : 0) | (op.mkfile ? F.MKFILE : 0);
+        break;
+      case "openTree": kind = OP.OPEN_TREE; s[1] = st.add(op.path); n[0] = op.flags; n[2] = op.slot; flags |= inRoot(op.inRoot); break;
+      case "sendPid": kind = OP.SEND_PID; break;
+    }
+    const o = i * OP_SIZE;
+    dv.setUint32(o, kind, true);
+    dv.setUint32(o + 4, flags, true);
+    for (let k = 0; k < 4; k++) dv.setUint32(o + 8 + k * 4, s[k]!, true);
+    for (let k = 0; k < 4; k++) dv.setBigUint64(o + 24 + k * 8, BigInt.asUintN(64, BigInt(n[k]!)), true);
+  });
+  const strings = st.bytes();
+  const out = new Uint8Array(HEADER_SIZE + recs.length + strings.length);
+  const hv = new DataView(out.buffer);
+  hv.setUint32(0, ABI_MAGIC, true);
+  hv.setUint32(4, ABI_VERSION, true);
+  hv.setUint32(8, plan.ops.length, true);
+  hv.setUint32(12, strings.length, true);
+  hv.setBigUint64(16, BigInt(plan.cloneFlags), true);
+  out.set(recs, HEADER_SIZE);
+  out.set(strings, HEADER_SIZE + recs.length);
+  return out;
+}
+
+function rp(root: string | undefined, p: string, inRoot?: boolean): string {
+  if (!inRoot || !root) return p;
+  return p === "/" ? root : `${root}${p}`;
+}
+
+/** What an op does, as the start of an error sentence, and the system call it makes. */
+export function describeOp(op: Op, root?: string): { what: string; syscall: string } {
+  switch (op.kind) {
+    case "barrier": return { what: "waiting for the supervisor", syscall: "recv" };
+    case "setns": return { what: `joining namespace ${op.path}`, syscall: "setns" };
+    case "unshare": return { what: "creating namespaces", syscall: "unshare" };
+    case "forkWait": case "stubInit": return { what: "forking", syscall: "clone" };
+    case "prctl": return { what: op.what, syscall: "prctl" };
+    case "mount": {
+      if (op.what) return { what: op.what, syscall: "mount" };
+      const dst = op.dst ? rp(root, op.dst, op.dstInRoot) : "";
+      if (op.inaccessible) return { what: `making ${dst} inaccessible`, syscall: "mount" };
+      if (op.flags & 4096 /* MS_BIND */) return { what: `binding ${op.src ? rp(root, op.src, op.srcInRoot) : ""} to ${dst}`, syscall: "mount" };
+      if (op.flags & (0x40000 | 0x80000 | 0x100000 | 0x20000)) return { what: `changing propagation of ${dst}`, syscall: "mount" };
+      return { what: `mounting ${op.fstype ?? op.src} on ${dst}`, syscall: "mount" };
+    }
+    case "setattr": return { what: `changing mount attributes of ${op.dst ? rp(root, op.dst, op.dstInRoot) : "a detached mount"}`, syscall: "mount_setattr" };
+    case "umount": return { what: `unmounting ${rp(root, op.dst, op.dstInRoot)}`, syscall: "umount2" };
+    case "mkdir": return { what: `creating directory ${rp(root, op.path, op.inRoot)}`, syscall: "mkdir" };
+    case "mknod": return { what: `creating device node ${rp(root, op.path, op.inRoot)}`, syscall: "mknod" };
+    case "symlink": return { what: `creating symlink ${rp(root, op.path, op.inRoot)} -> ${op.target}`, syscall: "symlink" };
+    case "unlink": return { what: `removing ${rp(root, op.path, op.inRoot)}`, syscall: "unlink" };
+    case "rmdir": return { what: `removing directory ${rp(root, op.path, op.inRoot)}`, syscall: "rmdir" };
+    case "write": return { what: `writing ${rp(root, op.path, op.inRoot)}`, syscall: "open/write" };
+    case "chown": return { what: `changing owner of ${rp(root, op.path, op.inRoot)}`, syscall: "chown" };
+    case "chmod": return { what: `changing mode of ${rp(root, op.path, op.inRoot)}`, syscall: "chmod" };
+    case "setRoot": return { what: `opening root directory ${op.path}`, syscall: "open" };
+    case "pivot": return { what: `switching root to ${root ?? "the container tree"}`, syscall: "pivot_root" };
+    case "hostname": return { what: `setting hostname to ${op.name}`, syscall: "sethostname" };
+    case "domainname": return { what: `setting domain name to ${op.name}`, syscall: "setdomainname" };
+    case "console": return { what: "allocating the container console", syscall: "open" };
+    case "setsid": return { what: "making the console the controlling terminal", syscall: "ioctl" };
+    case "rlimit": return { what: `setting resource limit ${op.name}`, syscall: "setrlimit" };
+    case "personality": return { what: "setting the execution domain", syscall: "personality" };
+    case "affinity": return { what: "setting CPU affinity", syscall: "sched_setaffinity" };
+    case "seccomp": return { what: "installing the system call filter", syscall: "seccomp" };
+    case "capbset": return { what: "dropping capabilities from the bounding set", syscall: "prctl" };
+    case "setgroups": return { what: `setting supplementary groups ${op.gids.join(",")}`, syscall: "setgroups" };
+    case "setgid": return { what: `changing to group ${op.gid}`, syscall: "setresgid" };
+    case "setuid": return { what: `changing to user ${op.uid}`, syscall: "setresuid" };
+    case "caps": return { what: "setting capabilities", syscall: "capset" };
+    case "chdir": return { what: `changing directory to ${op.path}`, syscall: "chdir" };
+    case "closeFrom": return { what: "closing file descriptors", syscall: "close_range" };
+    case "sigreset": return { what: "resetting signals", syscall: "sigprocmask" };
+    case "exec": return { what: `execv(${op.file}) failed`, syscall: "execve" };
+    case "recvFd": return { what: "receiving a file descriptor", syscall: "recvmsg" };
+    case "sendFd": return { what: "sending a file descriptor", syscall: "sendmsg" };
+    case "open": return { what: `opening ${rp(root, op.path, op.inRoot)}`, syscall: "open" };
+    case "moveMount": return { what: `attaching a mount at ${rp(root, op.dst, op.dstInRoot)}`, syscall: "move_mount" };
+    case "openTree": return { what: `cloning the mount at ${rp(root, op.path, op.inRoot)}`, syscall: "open_tree" };
+    case "sendPid": return { what: "reporting the process id", syscall: "sendmsg" };
+  }
+}
+
+/** One line per op, for --print-plan. */
+export function formatPlan(plan: Plan): string {
+  const lines = [`# clone flags 0x${plan.cloneFlags.toString(16)}`];
+  plan.ops.forEach((op, i) => {
+    const fields = Object.entries(op)
+      .filter(([k]) => k !== "kind")
+      .map(([k, v]) => {
+        if (v instanceof Uint8Array) return `${k}=<${v.length} bytes>`;
+        if (typeof v === "bigint") return `${k}=0x${v.toString(16)}`;
+        if (Array.isArray(v)) return `${k}=${JSON.stringify(v)}`;
+        if (typeof v === "string") return `${k}=${JSON.stringify(v)}`;
+        return `${k}=${v}`;
+      });
+    lines.push(`${String(i).padStart(3)} ${op.kind} ${fields.join(" ")}`);
+  });
+  return lines.join("\n");
+}

@@ -1,0 +1,75 @@
+// Image locks, compatible with systemd-nspawn's: a lock file beside the tree
+// (<parent>/.#<name>.lck) and a global one by inode under
+// /run/systemd/nspawn/locks. Exclusive for a writable run, shared for
+// --read-only, -x and --volatile, so several read-only users can share a tree.
+import { closeSync, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
+import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
+import { SpawnctlError } from "./errors.ts";
+
+export interface Lock {
+  release(): void;
+}
+
+const GLOBAL_DIR = "/run/systemd/nspawn/locks";
+const EWOULDBLOCK = 11;
+
+function takeFile(path: string, shared: boolean, busy: () => SpawnctlError): { fd: number; path: string } {
+  for (;;) {
+    const fd = openSync(path, "a", 0o600);
+    const r = flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB);
+    if (r !== 0) {
+      closeSync(fd);
+      if (r === EWOULDBLOCK) throw busy();
+      throw new SpawnctlError(`locking ${path}: flock: ${strerror(r)}`, { errno: r });
+    }
+    // the previous holder may have unlinked the file between our open and
+    // flock; then we hold a lock nobody else can see: take it again
+    const mine = fstatSync(fd);
+    let cur;
+    try {
+      cur = statSync(path);
+    } catch {
+      cur = undefined;
+    }
+    if (cur && cur.ino === mine.ino && cur.dev === mine.dev) return { fd, path };
+    flock(fd, LOCK_UN);
+    closeSync(fd);
+  }
+}
+
+function releaseFile(h: { fd: number; path: string }): void {
+  // remove the file only when nobody else holds it
+  if (flock(h.fd, LOCK_EX | LOCK_NB) === 0) {
+    try {
+      unlinkSync(h.path);
+    } catch {
+      /* already gone */
+    }
+  }
+  flock(h.fd, LOCK_UN);
+  closeSync(h.fd);
+}
+
+export function lockTree(dir: string, shared: boolean): Lock {
+  const busy = () => new SpawnctlError(`Directory tree ${dir} is currently busy.`);
+  const held: Array<{ fd: number; path: string }> = [];
+  try {
+    const st = statSync(dir);
+    mkdirSync(GLOBAL_DIR, { recursive: true, mode: 0o755 });
+    held.push(takeFile(`${GLOBAL_DIR}/inode-${st.dev}:${st.ino}`, shared, busy));
+    if (dir !== "/") {
+      const parts = dir.replace(/\/+$/, "").split("/");
+      const name = parts.pop();
+      held.push(takeFile(`${parts.join("/") || ""}/.#${name}.lck`, shared, busy));
+    }
+  } catch (e) {
+    for (const h of held.reverse()) releaseFile(h);
+    throw e;
+  }
+  return {
+    release() {
+      for (const h of held.reverse()) releaseFile(h);
+      held.length = 0;
+    },
+  };
+}
