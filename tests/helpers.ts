@@ -1,0 +1,137 @@
+// Shared test helpers: the built binary, root checks that fail instead of
+// skipping in CI, the busybox tree fixture, and the leftover scanner.
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from "node:fs";
+import { test } from "bun:test";
+
+export const ROOT = `${import.meta.dir}/..`;
+export const SPAWNCTL = `${ROOT}/dist/spawnctl`;
+export const IS_ROOT = process.getuid?.() === 0;
+export const IN_CI = process.env.CI === "true";
+
+/** A test that needs something: skipped with a reason outside CI, failing in CI. */
+export function needs(what: string, ok: boolean): typeof test {
+  if (ok) return test;
+  if (IN_CI) {
+    return ((name: string, _fn: unknown) =>
+      test(name, () => {
+        throw new Error(`CI=true and this test needs ${what}`);
+      })) as unknown as typeof test;
+  }
+  return ((name: string, _fn: unknown) => test.skip(`${name} (needs ${what})`, () => {})) as unknown as typeof test;
+}
+
+export const rootTest = needs("root", IS_ROOT);
+
+export interface Result { code: number; stdout: string; stderr: string }
+
+export function run(args: string[], opts: { stdin?: string; env?: Record<string, string>; timeout?: number; cwd?: string } = {}): Result {
+  const p = Bun.spawnSync([SPAWNCTL, ...args], {
+    stdin: opts.stdin !== undefined ? Buffer.from(opts.stdin) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...opts.env },
+    timeout: opts.timeout ?? 60_000,
+    cwd: opts.cwd,
+  });
+  return { code: p.exitCode ?? -1, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}
+
+export function busyboxPath(): string | undefined {
+  for (const p of ["/bin/busybox", "/usr/bin/busybox"]) if (existsSync(p)) return p;
+  return undefined;
+}
+
+export function tempDir(prefix = "spawnctl-test-"): string {
+  mkdirSync("/var/tmp", { recursive: true });
+  return mkdtempSync(`/var/tmp/${prefix}`);
+}
+
+export interface TreeOptions {
+  /** /etc/inittab content; the default one runs a shell script as sysinit and waits */
+  inittab?: string;
+  files?: Record<string, string>;
+  machineId?: string;
+}
+
+/**
+ * A minimal OS tree built from Debian's busybox-static: merged /usr, the
+ * applets as symlinks, passwd/group with a test user, os-release.
+ */
+export function makeBusyboxTree(dir: string, opts: TreeOptions = {}): string {
+  const bb = busyboxPath();
+  if (!bb) throw new Error("busybox-static is not installed (apt-get install busybox-static)");
+  for (const d of ["usr/bin", "usr/sbin", "etc", "root", "home/tester", "var/log", "tmp", "proc", "sys", "dev", "run"]) mkdirSync(`${dir}/${d}`, { recursive: true });
+  copyFileSync(bb, `${dir}/usr/bin/busybox`);
+  chmodSync(`${dir}/usr/bin/busybox`, 0o755);
+  const applets = Bun.spawnSync([bb, "--list"]).stdout.toString().split("\n").filter((a) => a && a !== "busybox");
+  for (const a of applets) symlinkSync("busybox", `${dir}/usr/bin/${a}`);
+  symlinkSync("usr/bin", `${dir}/bin`);
+  symlinkSync("usr/bin", `${dir}/sbin`);
+  writeFileSync(`${dir}/etc/passwd`, "root:x:0:0:root:/root:/bin/sh\ntester:x:1000:1000:Test User:/home/tester:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
+  writeFileSync(`${dir}/etc/group`, "root:x:0:\ntty:x:5:\nusers:x:100:tester\ntester:x:1000:\nnogroup:x:65534:\n");
+  writeFileSync(`${dir}/etc/os-release`, 'ID=busybox\nNAME="BusyBox test tree"\nVERSION_ID=1\n');
+  writeFileSync(`${dir}/etc/inittab`, opts.inittab ?? "::sysinit:/bin/true\n::respawn:/bin/sleep 1000\n");
+  if (opts.machineId !== undefined) writeFileSync(`${dir}/etc/machine-id`, `${opts.machineId}\n`);
+  for (const [p, content] of Object.entries(opts.files ?? {})) {
+    mkdirSync(`${dir}/${p.slice(0, p.lastIndexOf("/"))}`, { recursive: true });
+    writeFileSync(`${dir}/${p}`, content);
+    if (p.includes("/bin/") || p.endsWith(".sh")) chmodSync(`${dir}/${p}`, 0o755);
+  }
+  chmodSync(`${dir}/home/tester`, 0o755);
+  Bun.spawnSync(["chown", "1000:1000", `${dir}/home/tester`]);
+  return dir;
+}
+
+export function removeTree(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** What a spawnctl run may leave behind: mounts, cgroups, links, lock and state files, processes. */
+export function leftovers(): string[] {
+  const out: string[] = [];
+  try {
+    for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) if (line.includes("spawnctl")) out.push(`mount: ${line.split(" ")[4]}`);
+  } catch {
+    /* no /proc */
+  }
+  const cg = "/sys/fs/cgroup";
+  const scan = (d: string, depth: number) => {
+    if (depth > 3) return;
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.includes("spawnctl")) out.push(`cgroup: ${d}/${e}`);
+      else scan(`${d}/${e}`, depth + 1);
+    }
+  };
+  scan(cg, 0);
+  try {
+    for (const l of readdirSync("/sys/class/net")) if (/^(ve|vb|vz|mv|iv)-/.test(l)) out.push(`link: ${l}`);
+  } catch {
+    /* no sysfs */
+  }
+  for (const d of ["/run/spawnctl/machines", "/run/systemd/nspawn/locks"]) {
+    try {
+      for (const f of readdirSync(d)) out.push(`state: ${d}/${f}`);
+    } catch {
+      /* none */
+    }
+  }
+  try {
+    for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+        if (cmd.startsWith(SPAWNCTL) || cmd.includes("/dist/spawnctl\0")) out.push(`process: ${pid} ${cmd.replace(/\0/g, " ").trim()}`);
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    /* no /proc */
+  }
+  return out;
+}

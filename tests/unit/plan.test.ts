@@ -1,0 +1,170 @@
+// The container layout as a plan, built without root from injected facts.
+import { describe, expect, test } from "bun:test";
+import { buildPlan, type RunContext } from "../../src/container/build-plan.ts";
+import { detectCgroups } from "../../src/container/host.ts";
+import { parseCommandLine } from "../../src/settings/cli.ts";
+import { resolveSettings, type MergeEnv } from "../../src/settings/merge.ts";
+import { CLONE, MS, MOUNT_ATTR } from "../../src/sys/consts.ts";
+import { formatPlan, type Op } from "../../src/sys/plan.ts";
+import { PROC_INACCESSIBLE } from "../../src/container/build-plan.ts";
+
+const HYBRID = [
+  "30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755",
+  "31 30 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu",
+  "32 30 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory",
+  "33 30 0:29 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd",
+  "34 30 0:30 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw",
+].join("\n");
+
+const env: MergeEnv = {
+  cwd: "/", isRoot: true, isTty: false, hostname: () => "h", isDir: () => false, readFile: () => undefined,
+  random64: () => "0000000000000001", warn: () => {}, boundingSet: (1n << 41n) - 1n,
+};
+
+function ctx(over: Partial<RunContext> = {}): RunContext {
+  return {
+    stage: "/run/spawnctl/root", scratch: "/run/spawnctl/scratch", tree: "/m/web", cgroup: detectCgroups(HYBRID),
+    cgroupNamespace: true, osRelease: "ID=debian\n", user: { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] },
+    uuid: "0123456789abcdef0123456789abcdef", bootId: "b", env: ["PATH=/bin"], seccomp: new Uint8Array(8),
+    binds: [], overlays: [], resolvConf: { op: "none" }, timezone: { op: "none" }, devices: { fuse: false, tun: true },
+    treeHasEtc: true, procMasks: PROC_INACCESSIBLE, ...over,
+  };
+}
+
+function plan(argv: string[], over: Partial<RunContext> = {}) {
+  const s = resolveSettings(parseCommandLine(argv, "/"), env).settings;
+  return buildPlan(s, ctx(over));
+}
+
+const idx = (ops: Op[], pred: (o: Op) => boolean) => ops.findIndex(pred);
+const mountAt = (dst: string) => (o: Op) => o.kind === "mount" && o.dst === dst;
+
+describe("plan", () => {
+  test("namespaces, parent-death signal and the barrier come first", () => {
+    const p = plan(["-D", "/m/web", "/bin/true"]);
+    expect(p.cloneFlags & CLONE.NEWPID).toBeTruthy();
+    expect(p.cloneFlags & CLONE.NEWNS).toBeTruthy();
+    expect(p.cloneFlags & CLONE.NEWNET).toBeFalsy();
+    expect(p.ops[0]).toMatchObject({ kind: "prctl", option: 1, arg2: 9 });
+    expect(p.ops[1]).toMatchObject({ kind: "barrier", id: 1 });
+    expect(p.ops[2]).toMatchObject({ kind: "unshare", flags: CLONE.NEWCGROUP });
+  });
+
+  test("the API file systems, inside the root, before pivot_root", () => {
+    const { ops } = plan(["-D", "/m/web", "/bin/true"]);
+    const pivot = idx(ops, (o) => o.kind === "pivot");
+    for (const d of ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/run", "/tmp", "/sys/fs/cgroup", "/sys/fs/cgroup/unified"]) {
+      const i = idx(ops, mountAt(d));
+      expect(i).toBeGreaterThan(0);
+      expect(i).toBeLessThan(pivot);
+      expect((ops[i] as { dstInRoot?: boolean }).dstInRoot).toBe(true);
+    }
+    // /proc/sys is bound, then made read-only; the kernel knobs are masked
+    expect(idx(ops, (o) => o.kind === "setattr" && o.dst === "/proc/sys" && (o.set & MOUNT_ATTR.RDONLY) !== 0)).toBeGreaterThan(idx(ops, mountAt("/proc/sys")));
+    for (const k of ["/proc/kallsyms", "/proc/kcore", "/proc/sysrq-trigger"]) expect(ops.find(mountAt(k))).toMatchObject({ inaccessible: true });
+    // v1 controllers read-only, name=systemd writable
+    expect(ops.find(mountAt("/sys/fs/cgroup/memory"))).toMatchObject({ data: "memory" });
+    expect(((ops.find(mountAt("/sys/fs/cgroup/memory")) as { flags: number }).flags & MS.RDONLY)).toBeTruthy();
+    expect(((ops.find(mountAt("/sys/fs/cgroup/systemd")) as { flags: number }).flags & MS.RDONLY)).toBeFalsy();
+  });
+
+  test("cgroup v2 hosts get one cgroup2 mount", () => {
+    const { ops } = plan(["-D", "/m/web", "true"], { cgroup: detectCgroups("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw") });
+    expect(ops.find(mountAt("/sys/fs/cgroup"))).toMatchObject({ fstype: "cgroup2" });
+    expect(ops.find(mountAt("/sys/fs/cgroup/unified"))).toBeUndefined();
+  });
+
+  test("private network: new netns, /proc/sys/net writable, CAP_NET_ADMIN kept", () => {
+    const p = plan(["--private-network", "-D", "/m/web", "true"]);
+    expect(p.cloneFlags & CLONE.NEWNET).toBeTruthy();
+    const net = idx(p.ops, mountAt("/proc/sys/net"));
+    expect(net).toBeGreaterThan(idx(p.ops, (o) => o.kind === "setattr" && o.dst === "/proc/sys"));
+    expect(p.ops.find((o) => o.kind === "setattr" && o.dst === "/proc/sys/net")).toBeUndefined();
+    expect((p.ops.find((o) => o.kind === "capbset") as { keep: bigint }).keep & (1n << 12n)).toBeTruthy();
+  });
+
+  test("--read-only makes the staged root read-only recursively; -x mounts an overlay", () => {
+    const r = plan(["--read-only", "-D", "/m/web", "true"]);
+    expect(r.ops.find((o) => o.kind === "setattr" && o.dst === "/")).toMatchObject({ recursive: true, set: MOUNT_ATTR.RDONLY });
+    const x = plan(["-x", "-D", "/m/web", "true"]);
+    const ov = x.ops.find((o) => o.kind === "mount" && o.fstype === "overlay") as { data: string; dst: string };
+    expect(ov.dst).toBe("/run/spawnctl/root");
+    expect(ov.data).toBe("lowerdir=/m/web,upperdir=/run/spawnctl/scratch/upper,workdir=/run/spawnctl/scratch/work");
+    expect(x.ops.find((o) => o.kind === "mount" && o.src === "/m/web")).toBeUndefined();
+  });
+
+  test("--volatile=yes: tmpfs root with the tree's /usr read-only; state: tmpfs /var", () => {
+    const y = plan(["--volatile=yes", "-D", "/m/web", "true"]);
+    expect(y.ops.find((o) => o.kind === "mount" && o.dst === "/run/spawnctl/root")).toMatchObject({ fstype: "tmpfs" });
+    expect(y.ops.find(mountAt("/usr"))).toMatchObject({ src: "/m/web/usr" });
+    const st = plan(["--volatile=state", "-D", "/m/web", "true"]);
+    expect(st.ops.find(mountAt("/var"))).toMatchObject({ fstype: "tmpfs" });
+    expect(st.ops.find((o) => o.kind === "setattr" && o.dst === "/")).toBeTruthy();
+  });
+
+  test("custom mounts are sorted parents first; read-only binds are remounted", () => {
+    const p = plan(["-D", "/m/web", "--tmpfs=/a/b", "--bind-ro=/srv:/a", "--inaccessible=/a/b/c", "true"], {
+      binds: [{ source: "/srv", hostSource: "/srv", sourceInImage: false, destination: "/a", readOnly: true, recursive: true, idmap: "none", isDir: true }],
+    });
+    const a = idx(p.ops, mountAt("/a")), ab = idx(p.ops, mountAt("/a/b")), abc = idx(p.ops, mountAt("/a/b/c"));
+    expect(a).toBeLessThan(ab);
+    expect(ab).toBeLessThan(abc);
+    expect(p.ops[a + 1]).toMatchObject({ kind: "setattr", dst: "/a", recursive: true });
+  });
+
+  test("users: groups, gid, uid, then capabilities; root keeps the bounding set", () => {
+    const u = plan(["-D", "/m/web", "-u", "tester", "true"], { user: { name: "tester", uid: 1000, gid: 100, home: "/home/t", shell: "/bin/sh", groups: [5] } });
+    const kinds = u.ops.map((o) => o.kind);
+    expect(kinds.indexOf("seccomp")).toBeLessThan(kinds.indexOf("setuid"));
+    expect(u.ops.find((o) => o.kind === "setgroups")).toMatchObject({ gids: [5] });
+    expect(u.ops.find((o) => o.kind === "setuid")).toMatchObject({ uid: 1000 });
+    expect(u.ops.find((o) => o.kind === "caps")).toMatchObject({ set: 0n });
+  });
+
+  test("exec: command via PATH, --boot tries the inits in order, no command is a login shell", () => {
+    const c = plan(["-D", "/m/web", "ls", "-l"]);
+    expect(c.ops.at(-1)).toMatchObject({ kind: "exec", file: "ls", argv: ["ls", "-l"], searchPath: true });
+    const b = plan(["-b", "-D", "/m/web", "systemd.unit=x"]);
+    const execs = b.ops.filter((o) => o.kind === "exec");
+    expect(execs.map((e) => (e as { file: string }).file)).toEqual(["/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init"]);
+    expect(execs[0]).toMatchObject({ argv: ["/usr/lib/systemd/systemd", "systemd.unit=x"], fallback: true });
+    const sh = plan(["-D", "/m/web"]);
+    expect(sh.ops.filter((o) => o.kind === "exec").map((e) => (e as { argv: string[] }).argv[0])).toEqual(["-sh", "-bash"]);
+  });
+
+  test("--as-pid2 forks a stub init right before exec; pipe mode allocates no console", () => {
+    const a = plan(["-a", "-D", "/m/web", "true"]);
+    const kinds = a.ops.map((o) => o.kind);
+    expect(kinds.indexOf("stubInit")).toBeLessThan(kinds.indexOf("exec"));
+    expect(kinds).toContain("console");
+    expect(plan(["-P", "-D", "/m/web", "true"]).ops.map((o) => o.kind)).not.toContain("console");
+  });
+
+  test("identity, resources and credentials", () => {
+    const p = plan(["-D", "/m/web", "--hostname=box", "--rlimit=NOFILE=10:20", "--oom-score-adjust=-5", "--cpu-affinity=0,9", "--personality=x86", "--set-credential=tok:secret", "true"]);
+    expect(p.ops.find((o) => o.kind === "hostname")).toMatchObject({ name: "box" });
+    expect(p.ops.filter((o) => o.kind === "rlimit")).toEqual([expect.objectContaining({ resource: 7, soft: 10n, hard: 20n })]);
+    expect(p.ops.find((o) => o.kind === "write" && o.path === "/proc/self/oom_score_adj")).toMatchObject({ data: "-5" });
+    const aff = p.ops.find((o) => o.kind === "affinity") as { mask: Uint8Array };
+    expect([...aff.mask.subarray(0, 2)]).toEqual([1, 2]);
+    expect(p.ops.find((o) => o.kind === "personality")).toMatchObject({ persona: 8 });
+    expect(p.ops.find((o) => o.kind === "write" && o.path === "/run/host/credentials/tok")).toMatchObject({ mode: 0o400 });
+  });
+
+  test("formatPlan prints one op per line", () => {
+    const text = formatPlan(plan(["-D", "/m/web", "true"]));
+    expect(text.split("\n")[0]).toStartWith("# clone flags 0x");
+    expect(text).toContain("pivot");
+  });
+});
+
+describe("cgroup layout detection", () => {
+  test("hybrid, unified, legacy", () => {
+    expect(detectCgroups(HYBRID)).toMatchObject({ layout: "hybrid", unified: "/sys/fs/cgroup/unified" });
+    expect(detectCgroups(HYBRID).v1.map((h) => h.options)).toEqual(["cpu", "memory", "none,name=systemd"]);
+    expect(detectCgroups("1 0 0:1 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw").layout).toBe("unified");
+    expect(detectCgroups(HYBRID.split("\n").slice(0, 4).join("\n")).layout).toBe("legacy");
+    const co = detectCgroups("30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n31 30 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct");
+    expect(co.v1[0]).toMatchObject({ dirName: "cpu,cpuacct", controllers: ["cpu", "cpuacct"] });
+  });
+});
