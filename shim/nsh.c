@@ -288,9 +288,45 @@ static int open_parent(struct ctx *c, const char *path, int in_root, char *buf, 
 	return fd;
 }
 
+static int mkdir_p_depth(struct ctx *c, const char *path, int in_root, mode_t mode, int depth);
+
+/* `name` in `pfd` exists but does not resolve: a dangling symlink. Inside the
+ * root, create what it points to (resolved inside the root as well), as
+ * nspawn does for mount points behind symlinks. */
+static int mkdir_link_target(struct ctx *c, int pfd, const char *name, const char *parent_path, mode_t mode, int depth)
+{
+	char target[4096], full[8192];
+	ssize_t n = readlinkat(pfd, name, target, sizeof(target) - 1);
+	if (n < 0)
+		return -1;
+	target[n] = 0;
+	if (target[0] == '/') {
+		memcpy(full, target, (size_t)n + 1);
+	} else {
+		size_t pl = strlen(parent_path);
+		if (pl + (size_t)n + 2 > sizeof(full)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(full, parent_path, pl);
+		full[pl] = '/';
+		memcpy(full + pl + 1, target, (size_t)n + 1);
+	}
+	return mkdir_p_depth(c, full, 1, mode, depth + 1);
+}
+
 static int mkdir_p(struct ctx *c, const char *path, int in_root, mode_t mode)
 {
+	return mkdir_p_depth(c, path, in_root, mode, 0);
+}
+
+static int mkdir_p_depth(struct ctx *c, const char *path, int in_root, mode_t mode, int depth)
+{
 	char buf[4096];
+	if (depth > 40) {
+		errno = ELOOP;
+		return -1;
+	}
 	size_t len = strlen(path);
 	if (len >= sizeof(buf)) {
 		errno = ENAMETOOLONG;
@@ -315,6 +351,22 @@ static int mkdir_p(struct ctx *c, const char *path, int in_root, mode_t mode)
 			if (pfd < 0)
 				return -1;
 			int r = mkdirat(pfd, name, mode);
+			if (r < 0 && errno == EEXIST && in_root) {
+				/* something is there but does not resolve: a dangling link */
+				struct stat st;
+				if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+					char pp[4096];
+					size_t plen = (size_t)(name - pbuf);
+					memcpy(pp, pbuf, plen);
+					pp[plen] = 0;
+					r = mkdir_link_target(c, pfd, name, plen ? pp : "/", mode, depth);
+					xclose(pfd);
+					if (r < 0)
+						return -1;
+					buf[i] = saved;
+					continue;
+				}
+			}
 			xclose(pfd);
 			if (r < 0 && errno != EEXIST)
 				return -1;
@@ -770,6 +822,43 @@ static pid_t raw_fork(uint64_t flags)
 	return (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, 0, 0, 0, 0);
 }
 
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+struct nsh_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+/* Fork into a cgroup2 directory. Moving a process later costs an RCU grace
+ * period (the global threadgroup lock); starting it there costs nothing.
+ * Returns -2 when the kernel has no clone3 or CLONE_INTO_CGROUP. */
+static pid_t fork_into_cgroup(uint64_t flags, int cgroup_fd)
+{
+	struct nsh_clone_args a;
+	memset(&a, 0, sizeof(a));
+	a.flags = flags | CLONE_INTO_CGROUP;
+	a.exit_signal = SIGCHLD;
+	a.cgroup = (uint64_t)cgroup_fd;
+	long r = syscall(SYS_clone3, &a, sizeof(a));
+	if (r < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL))
+		return -2;
+	return (pid_t)r;
+}
+
+/* The fallback: the single-threaded child moves itself (writing "0"). */
+static int join_cgroup_self(int cgroup_fd)
+{
+	int fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t w = write(fd, "0", 1);
+	xclose(fd);
+	return w == 1 ? 0 : -1;
+}
+
 static void reset_signal_handlers(void)
 {
 	struct sigaction sa;
@@ -1146,9 +1235,22 @@ int nsh_spawn(const uint8_t *buf, uint64_t len, int32_t *fds_out)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid_t pid = raw_fork(c.p.h->clone_flags);
+	int cgfd = c.p.h->cgroup_fd;
+	int join_self = 0;
+	pid_t pid = -2;
+	if (cgfd >= 0)
+		pid = fork_into_cgroup(c.p.h->clone_flags, cgfd);
+	if (pid == -2) {
+		join_self = cgfd >= 0;
+		pid = raw_fork(c.p.h->clone_flags);
+	}
 	if (pid == 0) {
 		close(sv[0]);
+		if (join_self && join_cgroup_self(cgfd) < 0) {
+			c.sync = sv[1];
+			send_msg(&c, NSH_MSG_ERROR, 0xffffffffu, errno, 0, -1);
+			_exit(1);
+		}
 		c.sync = sv[1];
 		c.rootfd = -1;
 		c.console = -1;
@@ -1166,6 +1268,15 @@ int nsh_spawn(const uint8_t *buf, uint64_t len, int32_t *fds_out)
 	fds_out[0] = sv[0];
 	fds_out[1] = -1;
 	return pid;
+}
+
+int nsh_set_nonblock(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+	return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
 }
 
 int nsh_set_winsize(int fd, uint16_t rows, uint16_t cols)

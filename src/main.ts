@@ -2,7 +2,7 @@
 // systemd-nspawn, machinectl) and on the subcommand. The only place that
 // prints errors and picks the exit status.
 import { SpawnctlError } from "./util/errors.ts";
-import { error, print } from "./util/log.ts";
+import { error, print, trace } from "./util/log.ts";
 
 const HELP = `spawnctl — systemd-nspawn, machinectl and debootstrap in one executable
 
@@ -49,6 +49,7 @@ async function dispatch(argv: string[]): Promise<number> {
 
 async function main(): Promise<void> {
   // argv[0] is the runtime, argv[1] the script (or the embedded entry point)
+  trace("main");
   const argv = process.argv.slice(2);
   let code: number;
   try {
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
       code = 1;
     }
   }
+  trace("exit");
   process.exit(code);
 }
 

@@ -2,10 +2,10 @@
 import { readFileSync, existsSync } from "node:fs";
 import { parseCommandLine } from "../settings/cli.ts";
 import { resolveSettings, type MergeEnv } from "../settings/merge.ts";
-import { setQuiet, print, warn } from "../util/log.ts";
+import { setQuiet, print, trace, warn } from "../util/log.ts";
 import { boundingSet } from "../container/host.ts";
 import { randomHex } from "../container/prepare.ts";
-import { isatty } from "node:tty";
+import { isatty } from "../sys/ffi.ts";
 import { statSync } from "node:fs";
 import { usage } from "../util/errors.ts";
 
@@ -145,7 +145,9 @@ export function mergeEnv(): MergeEnv {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
+  trace("runCommand");
   const cl = parseCommandLine(argv);
+  trace("parsed");
   if (cl.meta.has("help")) {
     print(RUN_HELP);
     return 0;
@@ -157,11 +159,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (process.getuid?.() !== 0 && !cl.settings.printPlan) throw usage("Need to be root.");
   const env = mergeEnv();
+  trace("env");
   const { settings } = resolveSettings(cl, env);
+  trace("resolved");
   setQuiet(settings.quiet);
   const unsupported = unsupportedYet(settings);
   if (unsupported) throw usage(unsupported);
   const { runContainer } = await import("../container/supervisor.ts");
+  trace("imported supervisor");
   return runContainer(settings);
 }
 

@@ -45,8 +45,11 @@ export interface RunContext {
   /** the tree the container runs (a host path) */
   tree: string;
   cgroup: CgroupFacts;
-  /** use a cgroup namespace (the supervisor moves the child into its cgroup at barrier 1) */
+  /** use a cgroup namespace, rooted at the machine's cgroup */
   cgroupNamespace: boolean;
+  /** cgroup v1 "tasks" files the child writes "0" to, joining the machine's cgroups itself (the
+   * cgroup2 one it is started in); moving oneself skips the global lock that a move by pid takes */
+  cgroupJoin: string[];
   osRelease: string;
   user: ResolvedUser;
   /** container_uuid: 32 hex digits */
@@ -64,6 +67,8 @@ export interface RunContext {
   treeHasEtc: boolean;
   /** the kernel masks (host paths that exist under /proc) */
   procMasks: string[];
+  /** the tree's top-level links into /usr (bin -> usr/bin, ...), recreated on a --volatile=yes root */
+  usrLinks: Array<[name: string, target: string]>;
 }
 
 const API_ATTRS = MS.NOSUID | MS.NOEXEC | MS.NODEV;
@@ -119,6 +124,9 @@ function rootOps(s: Settings, ctx: RunContext): Op[] {
       { kind: "setRoot", path: stage },
       m({ src: `${ctx.tree}/usr`, dst: "/usr", dstInRoot: true, mkdir: true, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree}/usr to the volatile root` }),
       ro("/usr", true),
+      // an empty root needs the merged-/usr links and the usual top-level directories
+      ...ctx.usrLinks.map(([name, target]): Op => ({ kind: "symlink", target, path: `/${name}`, inRoot: true })),
+      ...["etc", "var", "root", "home", "srv", "mnt"].map((d): Op => ({ kind: "mkdir", path: `/${d}`, mode: d === "root" ? 0o700 : 0o755, inRoot: true })),
     );
     return ops;
   } else {
@@ -345,9 +353,8 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   const ops: Op[] = [
     // die with the supervisor: a SIGKILLed spawnctl leaves no container behind
     { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
-    // wait until the supervisor has put us into our cgroup (and, later, set up links and maps)
-    { kind: "barrier", id: 1 },
   ];
+  for (const t of ctx.cgroupJoin) ops.push({ kind: "write", path: t, data: "0", mode: 0, inRoot: false });
   if (ctx.cgroupNamespace) ops.push({ kind: "unshare", flags: CLONE.NEWCGROUP });
   // our mounts must not propagate back to the host
   ops.push(m({ dst: "/", flags: MS.SLAVE | MS.REC, what: "making the host's mounts slaves of the container's namespace" }));

@@ -3,13 +3,15 @@
 // raw mode and the window size following the outer terminal; pressing ^]
 // three times within a second asks to leave. Read-only forwards output only;
 // passive forwards nothing until the end, when pending output is flushed.
+//
+// Reads go through Bun.file(fd).stream() on non-blocking fds, which the event
+// loop polls; node:fs streams would start a thread pool for them.
 import { ptr } from "bun:ffi";
-import { createReadStream, writeSync, type ReadStream } from "node:fs";
-import { isatty } from "node:tty";
-import { shim } from "../sys/ffi.ts";
+import { writeSync } from "node:fs";
+import { isatty, shim } from "../sys/ffi.ts";
 import type { ConsoleMode } from "../settings/types.ts";
 
-const ESCAPE = 0x1d; // ^]
+export const ESCAPE = 0x1d; // ^]
 
 export interface Relay {
   /** wait until the pty has no more output (the container is gone), at most `ms` */
@@ -17,7 +19,7 @@ export interface Relay {
   stop(): void;
 }
 
-function writeAll(fd: number, data: Uint8Array): void {
+export function writeAll(fd: number, data: Uint8Array): boolean {
   let off = 0;
   while (off < data.length) {
     try {
@@ -27,9 +29,10 @@ function writeAll(fd: number, data: Uint8Array): void {
         Bun.sleepSync(1);
         continue;
       }
-      return;
+      return false;
     }
   }
+  return true;
 }
 
 export function syncWindowSize(master: number): void {
@@ -38,6 +41,49 @@ export function syncWindowSize(master: number): void {
     if (isatty(fd) && shim().nsh_get_winsize(fd, ptr(ws)) === 0) {
       shim().nsh_set_winsize(master, ws[0]!, ws[1]!);
       return;
+    }
+  }
+}
+
+/** Counts ^] presses: three within a second means "leave". */
+export class EscapeDetector {
+  private presses: number[] = [];
+  constructor(private now: () => number = Date.now) {}
+  /** true when this chunk completed the escape sequence */
+  feed(data: Uint8Array): boolean {
+    for (const b of data) {
+      if (b !== ESCAPE) {
+        this.presses.length = 0;
+        continue;
+      }
+      const t = this.now();
+      this.presses.push(t);
+      while (this.presses.length && t - this.presses[0]! > 1000) this.presses.shift();
+      if (this.presses.length >= 3) {
+        this.presses.length = 0;
+        return true;
+      }
+    }
+    return false;
+  }
+}
+
+/** Pump a readable fd into a callback until EOF or EIO; resolves when done. */
+export async function pump(fd: number, onData: (d: Uint8Array) => void, stop: { stopped: boolean }): Promise<void> {
+  const reader = Bun.file(fd).stream().getReader();
+  try {
+    while (!stop.stopped) {
+      const { done, value } = await reader.read();
+      if (done || stop.stopped) break;
+      onData(value);
+    }
+  } catch {
+    /* EIO: the last slave is closed */
+  } finally {
+    try {
+      reader.releaseLock();
+    } catch {
+      /* stream already gone */
     }
   }
 }
@@ -51,52 +97,38 @@ export interface RelayOptions {
 export function startRelay(master: number, opts: RelayOptions): Relay {
   const interactive = opts.mode === "interactive";
   let saved: Uint8Array | undefined;
-  let stdin: ReadStream | undefined;
-  let output: ReadStream | undefined;
-  let ended = false;
-  const endWaiters: Array<() => void> = [];
-  const finish = () => {
-    ended = true;
-    for (const w of endWaiters.splice(0)) w();
-  };
+  const stop = { stopped: false };
+  let output: Promise<void> | undefined;
   const onWinch = () => syncWindowSize(master);
-
+  shim().nsh_set_nonblock(master, 1);
   syncWindowSize(master);
+
   if (interactive) {
     if (isatty(0)) {
       saved = new Uint8Array(256);
       if (shim().nsh_tty_raw(0, ptr(saved)) !== 0) saved = undefined;
     }
     process.on("SIGWINCH", onWinch);
-    const presses: number[] = [];
-    stdin = createReadStream("", { fd: 0, autoClose: false, highWaterMark: 4096 });
-    stdin.on("data", (chunk: Buffer | string) => {
-      const data = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-      for (const b of data) {
-        if (b !== ESCAPE) {
-          presses.length = 0;
-          continue;
+    const esc = new EscapeDetector();
+    void (async () => {
+      const reader = Bun.stdin.stream().getReader();
+      try {
+        while (!stop.stopped) {
+          const { done, value } = await reader.read();
+          if (done || stop.stopped) break;
+          if (esc.feed(value)) {
+            opts.onEscape();
+            break;
+          }
+          writeAll(master, value);
         }
-        const now = Date.now();
-        presses.push(now);
-        while (presses.length && now - presses[0]! > 1000) presses.shift();
-        if (presses.length >= 3) {
-          presses.length = 0;
-          opts.onEscape();
-          return;
-        }
+      } catch {
+        /* stdin went away */
       }
-      writeAll(master, data);
-    });
-    stdin.on("error", () => {});
+    })();
   }
   const startOutput = () => {
-    output = createReadStream("", { fd: master, autoClose: false, highWaterMark: 65536 });
-    output.on("data", (chunk: Buffer | string) => writeAll(1, typeof chunk === "string" ? Buffer.from(chunk) : chunk));
-    // EIO once the last slave fd is closed: the container is gone
-    output.on("error", finish);
-    output.on("end", finish);
-    output.on("close", finish);
+    output = pump(master, (d) => writeAll(1, d), stop);
   };
   if (opts.mode !== "passive") startOutput();
 
@@ -109,20 +141,18 @@ export function startRelay(master: number, opts: RelayOptions): Relay {
   return {
     drain(ms) {
       if (!output) startOutput();
-      if (ended) return Promise.resolve();
       return new Promise((resolve) => {
         const t = setTimeout(resolve, ms);
-        endWaiters.push(() => {
+        output!.then(() => {
           clearTimeout(t);
           resolve();
         });
       });
     },
     stop() {
+      stop.stopped = true;
       restore();
       process.off("SIGWINCH", onWinch);
-      stdin?.destroy();
-      output?.destroy();
     },
   };
 }

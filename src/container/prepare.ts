@@ -2,20 +2,25 @@
 // users and machine ID, bind sources, resolv.conf and timezone decisions,
 // temporary directories) into a RunContext. Undo steps for what it creates
 // are pushed onto the caller's cleanup stack before the side effect.
-import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, symlinkSync } from "node:fs";
-import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, readlinkSync, symlinkSync } from "node:fs";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { chaseInRoot, existsInRoot, parseOsRelease, readInRoot, resolveUser, statInRoot, type ResolvedUser } from "../util/tree.ts";
 import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOverlay, type RunContext } from "./build-plan.ts";
 import type { HostFacts } from "./host.ts";
 import { loadFilter } from "./seccomp/load.ts";
+import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
 
 export const RUNTIME_DIR = "/run/spawnctl";
 export const STAGE_DIR = `${RUNTIME_DIR}/root`;
 export const SCRATCH_DIR = `${RUNTIME_DIR}/scratch`;
 
 export type Cleanup = Array<() => void>;
+
+// Web Crypto's generator: node:crypto costs milliseconds to load at start-up
+function randomBytes(n: number): Buffer {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(n)));
+}
 
 export function randomHex(bytes: number): string {
   return randomBytes(bytes).toString("hex");
@@ -225,6 +230,21 @@ function journalContext(s: Settings, tree: string, machineId: string | undefined
   return undefined;
 }
 
+function usrLinks(tree: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const name of ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]) {
+    try {
+      const p = `${tree}/${name}`;
+      if (!lstatSync(p).isSymbolicLink()) continue;
+      const t = readlinkSync(p);
+      if (/^\/?usr\//.test(t)) out.push([name, t]);
+    } catch {
+      /* not there */
+    }
+  }
+  return out;
+}
+
 export function prepareContext(s: Settings, facts: HostFacts, tree: string, cleanup: Cleanup): RunContext {
   let user: ResolvedUser;
   if (s.user && s.user !== "root" && s.user !== "0") {
@@ -239,12 +259,13 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
   mkdirSync(STAGE_DIR, { recursive: true, mode: 0o755 });
   mkdirSync(SCRATCH_DIR, { recursive: true, mode: 0o700 });
   const etc = statInRoot(tree, "/etc");
-  return {
+  const r: RunContext = {
     stage: STAGE_DIR,
     scratch: SCRATCH_DIR,
     tree,
     cgroup: facts.cgroup,
     cgroupNamespace: facts.cgroup.layout !== "none" && existsSync("/proc/self/ns/cgroup"),
+    cgroupJoin: facts.cgroup.v1.map((h) => `${h.mountpoint}/${CGROUP_PARENT}/${s.machine}/tasks`),
     osRelease: facts.osRelease,
     user,
     uuid,
@@ -259,5 +280,7 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     devices: { fuse: facts.hasFuse, tun: facts.hasNetTun },
     treeHasEtc: !!etc && etc.isDirectory(),
     procMasks: PROC_INACCESSIBLE,
+    usrLinks: s.volatile === "yes" ? usrLinks(tree) : [],
   };
+  return r;
 }

@@ -6,6 +6,7 @@ import { FD_TAG, MSG, MSG_SIZE } from "../sys/abi.ts";
 import { shim, strerror } from "../sys/ffi.ts";
 import { describeOp, encodePlan, type Plan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
+import { trace } from "../util/log.ts";
 
 export interface Spawned {
   pid: number;
@@ -37,6 +38,7 @@ const HINTS: Record<string, string> = {
 
 export function opFailure(plan: Plan, index: number, errno: number): SpawnctlError {
   const op = plan.ops[index];
+  if (index === 0xffffffff) return new SpawnctlError(`moving the container into its cgroup: ${strerror(errno)}`, { errno });
   if (!op) return new SpawnctlError(`the container's set-up failed at step ${index}: ${strerror(errno)}`, { errno });
   const { what, syscall } = describeOp(op, plan.root);
   const hint = HINTS[`${syscall}:${errno}`];
@@ -49,10 +51,14 @@ function reap(pid: number): void {
 }
 
 export function spawnPlan(plan: Plan, hooks: SpawnHooks = {}): Spawned {
+  trace("spawn: loading shim");
   const sh = shim();
+  trace("spawn: encoding");
   const buf = encodePlan(plan);
   const fds = new Int32Array(2);
+  trace("spawn: cloning");
   const pid = sh.nsh_spawn(ptr(buf), buf.length, ptr(fds)) as number;
+  trace("spawn: cloned");
   if (pid < 0) {
     const e = -pid;
     const hint = HINTS[`clone:${e}`];

@@ -2,13 +2,13 @@
 // the plan, relay the console, pass on SIGTERM/SIGINT, and when the container
 // ends work out the exit status (poweroff, reboot, exit code, signal), clean
 // up in reverse order and, on reboot, start again.
-import { createReadStream, closeSync } from "node:fs";
+import { closeSync, openSync, constants } from "node:fs";
 import type { Settings } from "../settings/types.ts";
 import { signalName } from "../settings/parse.ts";
-import { shim, pipe, closeQuietly } from "../sys/ffi.ts";
+import { shim, pipe, closeQuietly, isatty } from "../sys/ffi.ts";
 import { formatPlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
-import { info, print, warn } from "../util/log.ts";
+import { info, print, trace, warn } from "../util/log.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
 import { buildPlan } from "./build-plan.ts";
@@ -46,24 +46,26 @@ function runCleanup(cleanup: Cleanup): void {
 }
 
 /** Wait for a pid through a waiter thread in the shim; resolves with the wait status. */
-function waitExit(pid: number): Promise<number> {
-  const [r, w] = pipe();
+async function waitExit(pid: number): Promise<number> {
+  // a non-blocking pipe read through Bun.file is polled by the event loop;
+  // fs streams would start a thread pool for it, which costs milliseconds
+  const [r, w] = pipe(true);
   const rc = shim().nsh_wait_async(pid, w) as number;
   if (rc < 0) {
     closeSync(r);
     closeSync(w);
     throw new SpawnctlError(`waiting for the container: ${-rc}`);
   }
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const s = createReadStream("", { fd: r, autoClose: true });
-    s.on("data", (c: Buffer | string) => chunks.push(typeof c === "string" ? Buffer.from(c) : c));
-    s.on("close", () => {
-      const b = Buffer.concat(chunks);
-      resolve(b.length >= 4 ? b.readInt32LE(0) : 9);
-    });
-    s.on("error", () => {});
-  });
+  const chunks: Uint8Array[] = [];
+  const reader = Bun.file(r).stream().getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  closeQuietly(r);
+  const b = Buffer.concat(chunks);
+  return b.length >= 4 ? b.readInt32LE(0) : 9;
 }
 
 interface OneRun {
@@ -77,24 +79,30 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
   let cg: MachineCgroup | undefined;
   const handlers: Array<[string, () => void]> = [];
   try {
+    trace("prepare");
     const ctx = prepareContext(s, facts, tree, cleanup);
+    trace("plan");
     const plan = buildPlan(s, ctx);
+    trace("planned");
     if (s.printPlan) {
       print(formatPlan(plan));
       return { outcome: { kind: "exited", code: 0 }, escaped: false };
     }
     cg = createMachineCgroup(facts.cgroup, s.machine);
+    trace("cgroup created");
     const cgRef = cg;
     cleanup.push(() => cgRef.destroy());
-    const child = spawnPlan(plan, {
-      barrier: (id, pid) => {
-        if (id === 1) cgRef.attach(pid);
-      },
-    });
+    if (cgRef.unified) {
+      const fd = openSync(cgRef.unified, constants.O_RDONLY | constants.O_DIRECTORY);
+      cleanup.push(() => closeQuietly(fd));
+      plan.cgroupFd = fd;
+    }
+    const child = spawnPlan(plan);
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);
     });
+    trace("spawned");
     const exited = waitExit(child.pid);
     let escaped = false;
     if (child.consoleFd !== undefined) {
@@ -136,18 +144,23 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       handlers.push([sig, onTerm]);
     }
     const status = await exited;
+    trace("exited");
     if (relay) await relay.drain(200);
+    trace("drained");
     return { outcome: classify(status), escaped };
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
     relay?.stop();
     runCleanup(cleanup);
+    trace("cleaned up");
   }
 }
 
 /** Run a container in the foreground until it ends; returns spawnctl's exit status. */
 export async function runContainer(s: Settings): Promise<number> {
+  trace("runContainer");
   const facts = hostFacts();
+  trace("facts");
   const cleanup: Cleanup = [];
   try {
     if (s.template) populateFromTemplate(s.template, s.directory);
@@ -159,7 +172,7 @@ export async function runContainer(s: Settings): Promise<number> {
     const tree = s.directory;
     if (!s.printPlan) {
       info(`Spawning container ${s.machine} on ${tree}.`);
-      if (s.console === "interactive" || (s.console === "autopipe" && process.stdin.isTTY)) info("Press ^] three times within 1s to kill container.");
+      if (s.console === "interactive" || (s.console === "autopipe" && isatty(0))) info("Press ^] three times within 1s to kill container.");
     }
     for (;;) {
       const { outcome, escaped } = await runOnce(s, facts, tree);

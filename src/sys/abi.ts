@@ -10,9 +10,10 @@
 // argv blocks) are stored the same way and carry their length in a number slot.
 
 export const ABI_MAGIC = 0x4e534831; // "NSH1"
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
-/** Header layout: u32 magic, u32 version, u32 nops, u32 strtab_len, u64 clone_flags, u64 reserved. */
+/** Header layout: u32 magic, u32 version, u32 nops, u32 strtab_len, u64 clone_flags, i32 cgroup_fd, u32 reserved.
+ * cgroup_fd >= 0: start the child in that cgroup2 directory (clone3 CLONE_INTO_CGROUP). */
 export const HEADER_SIZE = 32;
 /** Op layout: u32 kind, u32 flags, u32 s[4], u64 n[4]. */
 export const OP_SIZE = 56;
@@ -181,6 +182,8 @@ export const SHIM_SYMBOLS = {
   nsh_wait_async: { args: ["i32", "i32"], returns: "i32" },
   // (pid, timeout ms) -> wait status, or -errno (-ETIMEDOUT)
   nsh_wait: { args: ["i32", "i32"], returns: "i32" },
+  // (fd, on) -> 0 or -errno
+  nsh_set_nonblock: { args: ["i32", "i32"], returns: "i32" },
   // (fd, rows, cols) -> 0 or -errno
   nsh_set_winsize: { args: ["i32", "u16", "u16"], returns: "i32" },
   // (fd, out u16[2] rows, cols) -> 0 or -errno
@@ -216,7 +219,7 @@ export function renderHeader(): string {
   for (const [k, v] of Object.entries(FD_TAG)) lines.push(`#define NSH_FD_TAG_${k} ${v}u`);
   lines.push(
     "",
-    "struct nsh_header { uint32_t magic, version, nops, strtab_len; uint64_t clone_flags, reserved; };",
+    "struct nsh_header { uint32_t magic, version, nops, strtab_len; uint64_t clone_flags; int32_t cgroup_fd; uint32_t reserved; };",
     "struct nsh_op { uint32_t kind, flags; uint32_t s[4]; uint64_t n[4]; };",
     "struct nsh_msg { uint32_t type, op; int32_t err; uint32_t arg; };",
     "",

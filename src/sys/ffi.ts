@@ -19,6 +19,7 @@ const LIBC_SYMBOLS = {
   prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
   tcgetpgrp: { args: ["i32"], returns: "i32" },
+  isatty: { args: ["i32"], returns: "i32" },
   mknod: { args: ["cstring", "u32", "u64"], returns: "i32" },
   llistxattr: { args: ["cstring", "ptr", "u64"], returns: "i64" },
   lgetxattr: { args: ["cstring", "cstring", "ptr", "u64"], returns: "i64" },
@@ -85,9 +86,10 @@ export function shim(): Lib<typeof SHIM_SYMBOLS> {
   return shimCache!;
 }
 
-export function pipe(): [number, number] {
+export function pipe(nonblockingRead = false): [number, number] {
   const fds = new Int32Array(2);
   if (libc().pipe2(ptr(fds), 0x80000 /* O_CLOEXEC */) < 0) throw new Error(`pipe2: ${strerror(errno())}`);
+  if (nonblockingRead) shim().nsh_set_nonblock(fds[0]!, 1);
   return [fds[0]!, fds[1]!];
 }
 
@@ -142,4 +144,9 @@ export function listXattrs(path: string): Map<string, Uint8Array> {
 export function setXattr(path: string, name: string, value: Uint8Array): number {
   const v = value.length ? value : new Uint8Array(1);
   return libc().lsetxattr(cstr(path), cstr(name), ptr(v), value.length, 0) < 0 ? errno() : 0;
+}
+
+/** isatty(3); node:tty costs most of a millisecond to load */
+export function isatty(fd: number): boolean {
+  return libc().isatty(fd) === 1;
 }

@@ -67,13 +67,15 @@ export interface Plan {
   ops: Op[];
   /** the host path the container's root is staged at, for messages */
   root?: string;
+  /** an open cgroup2 directory the child starts in (set by the supervisor, not the planner) */
+  cgroupFd?: number;
 }
 
-const enc = new TextEncoder();
-
+// Strings are laid out at their final offsets as they are added; the table is
+// copied into the plan buffer once. (This runs on every start: keep it lean.)
 class StringTable {
-  private parts: Uint8Array[] = [new Uint8Array([0])];
-  private size = 1;
+  private parts: Array<string | Uint8Array> = [];
+  size = 1;
   private index = new Map<string, number>();
   add(s: string | Uint8Array | undefined): number {
     if (s === undefined) return NO_STRING;
@@ -81,7 +83,7 @@ class StringTable {
       if (s === "") return 0;
       const hit = this.index.get(s);
       if (hit !== undefined) return hit;
-      const off = this.push(enc.encode(s));
+      const off = this.push(s);
       this.index.set(s, off);
       return off;
     }
@@ -91,23 +93,26 @@ class StringTable {
   block(list: string[]): number {
     if (list.length === 0) return NO_STRING;
     const off = this.size;
-    for (const s of list) this.push(enc.encode(s));
+    for (const s of list) this.push(s);
     return off;
   }
-  private push(b: Uint8Array): number {
+  private push(b: string | Uint8Array): number {
     const off = this.size;
-    this.parts.push(b, new Uint8Array([0]));
-    this.size += b.length + 1;
+    this.parts.push(b);
+    this.size += (typeof b === "string" ? Buffer.byteLength(b) : b.length) + 1;
     return off;
   }
-  bytes(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let o = 0;
+  writeTo(out: Buffer, at: number): void {
+    out[at] = 0;
+    let o = at + 1;
     for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
+      if (typeof p === "string") o += out.write(p, o);
+      else {
+        out.set(p, o);
+        o += p.length;
+      }
+      out[o++] = 0;
     }
-    return out;
   }
 }
 
@@ -115,11 +120,13 @@ export function encodePlan(plan: Plan): Uint8Array {
   const st = new StringTable();
   const recs = new Uint8Array(plan.ops.length * OP_SIZE);
   const dv = new DataView(recs.buffer);
+  const s = [0, 0, 0, 0];
+  const n: Array<number | bigint> = [0, 0, 0, 0];
   plan.ops.forEach((op, i) => {
     let kind: number;
     let flags = 0;
-    const s = [NO_STRING, NO_STRING, NO_STRING, NO_STRING];
-    const n: Array<number | bigint> = [0, 0, 0, 0];
+    s[0] = s[1] = s[2] = s[3] = NO_STRING;
+    n[0] = n[1] = n[2] = n[3] = 0;
     if (op.optional) flags |= F.OPTIONAL;
     if (op.ignoreErrors) flags |= F.IGNORE_ERRORS;
     const inRoot = (b: boolean | undefined) => (b ? F.DST_IN_ROOT : 0);
@@ -150,7 +157,7 @@ export function encodePlan(plan: Plan): Uint8Array {
       case "rmdir": kind = OP.RMDIR; s[1] = st.add(op.path); flags |= inRoot(op.inRoot); break;
       case "write": {
         kind = OP.WRITE;
-        const bytes = typeof op.data === "string" ? enc.encode(op.data) : op.data;
+        const bytes = typeof op.data === "string" ? Buffer.from(op.data) : op.data;
         s[0] = bytes.length ? st.add(bytes) : NO_STRING; s[1] = st.add(op.path); n[0] = op.mode; n[1] = bytes.length;
         flags |= inRoot(op.inRoot) | (op.create ? F.CREATE : 0) | (op.trunc ? F.TRUNC : 0) | (op.mkdir ? F.MKDIR : 0) | (op.nofollow ? F.NOFOLLOW : 0);
         break;
@@ -203,18 +210,26 @@ export function encodePlan(plan: Plan): Uint8Array {
     dv.setUint32(o, kind, true);
     dv.setUint32(o + 4, flags, true);
     for (let k = 0; k < 4; k++) dv.setUint32(o + 8 + k * 4, s[k]!, true);
-    for (let k = 0; k < 4; k++) dv.setBigUint64(o + 24 + k * 8, BigInt.asUintN(64, BigInt(n[k]!)), true);
+    for (let k = 0; k < 4; k++) {
+      const v = n[k]!;
+      if (typeof v === "number" && v >= 0 && v <= 0xffffffff) {
+        dv.setUint32(o + 24 + k * 8, v, true);
+      } else {
+        dv.setBigUint64(o + 24 + k * 8, BigInt.asUintN(64, BigInt(v)), true);
+      }
+    }
   });
-  const strings = st.bytes();
-  const out = new Uint8Array(HEADER_SIZE + recs.length + strings.length);
-  const hv = new DataView(out.buffer);
+  const out = Buffer.alloc(HEADER_SIZE + recs.length + st.size);
+  const hv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   hv.setUint32(0, ABI_MAGIC, true);
   hv.setUint32(4, ABI_VERSION, true);
   hv.setUint32(8, plan.ops.length, true);
-  hv.setUint32(12, strings.length, true);
-  hv.setBigUint64(16, BigInt(plan.cloneFlags), true);
+  hv.setUint32(12, st.size, true);
+  hv.setUint32(16, plan.cloneFlags >>> 0, true);
+  hv.setUint32(20, Math.floor(plan.cloneFlags / 0x100000000), true);
+  hv.setInt32(24, plan.cgroupFd ?? -1, true);
   out.set(recs, HEADER_SIZE);
-  out.set(strings, HEADER_SIZE + recs.length);
+  st.writeTo(out, HEADER_SIZE + recs.length);
   return out;
 }
 

@@ -38,3 +38,10 @@ export function print(text: string): void {
 export function isQuiet(): boolean {
   return quiet;
 }
+
+const T0 = performance.now();
+const tracing = !!process.env.SPAWNCTL_TRACE;
+/** timing trace for development: SPAWNCTL_TRACE=1 */
+export function trace(what: string): void {
+  if (tracing) out(2, `[${(performance.now() - T0).toFixed(2)} ms @${((performance.timeOrigin + performance.now()) % 100000).toFixed(2)}] ${what}`);
+}

@@ -24,10 +24,10 @@ const env: MergeEnv = {
 function ctx(over: Partial<RunContext> = {}): RunContext {
   return {
     stage: "/run/spawnctl/root", scratch: "/run/spawnctl/scratch", tree: "/m/web", cgroup: detectCgroups(HYBRID),
-    cgroupNamespace: true, osRelease: "ID=debian\n", user: { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] },
+    cgroupNamespace: true, cgroupJoin: ["cpu", "memory", "systemd"].map((h) => `/sys/fs/cgroup/${h}/spawnctl/web/tasks`), osRelease: "ID=debian\n", user: { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] },
     uuid: "0123456789abcdef0123456789abcdef", bootId: "b", env: ["PATH=/bin"], seccomp: new Uint8Array(8),
     binds: [], overlays: [], resolvConf: { op: "none" }, timezone: { op: "none" }, devices: { fuse: false, tun: true },
-    treeHasEtc: true, procMasks: PROC_INACCESSIBLE, ...over,
+    treeHasEtc: true, procMasks: PROC_INACCESSIBLE, usrLinks: [["bin", "usr/bin"]], ...over,
   };
 }
 
@@ -40,14 +40,15 @@ const idx = (ops: Op[], pred: (o: Op) => boolean) => ops.findIndex(pred);
 const mountAt = (dst: string) => (o: Op) => o.kind === "mount" && o.dst === dst;
 
 describe("plan", () => {
-  test("namespaces, parent-death signal and the barrier come first", () => {
+  test("namespaces, parent-death signal and the cgroup come first", () => {
     const p = plan(["-D", "/m/web", "/bin/true"]);
     expect(p.cloneFlags & CLONE.NEWPID).toBeTruthy();
     expect(p.cloneFlags & CLONE.NEWNS).toBeTruthy();
     expect(p.cloneFlags & CLONE.NEWNET).toBeFalsy();
     expect(p.ops[0]).toMatchObject({ kind: "prctl", option: 1, arg2: 9 });
-    expect(p.ops[1]).toMatchObject({ kind: "barrier", id: 1 });
-    expect(p.ops[2]).toMatchObject({ kind: "unshare", flags: CLONE.NEWCGROUP });
+    // the child joins its v1 cgroups itself, then makes its cgroup namespace
+    expect(p.ops[1]).toMatchObject({ kind: "write", path: "/sys/fs/cgroup/cpu/spawnctl/web/tasks", data: "0" });
+    expect(p.ops[4]).toMatchObject({ kind: "unshare", flags: CLONE.NEWCGROUP });
   });
 
   test("the API file systems, inside the root, before pivot_root", () => {

@@ -8,7 +8,7 @@ import { SpawnctlError } from "../../util/errors.ts";
 export function loadFilter(caps: bigint, allow: readonly string[], deny: readonly string[]): Uint8Array {
   if (allow.length === 0 && deny.length === 0) {
     const hit = PRECOMPILED[(caps & GATING_MASK).toString(16)];
-    if (hit) return Uint8Array.from(Buffer.from(hit, "base64"));
+    if (hit) return Buffer.from(hit, "base64");
   }
   // biome-ignore lint: lazy import keeps the tables off the common start path
   const { compileFilter, isKnownName } = require("./compile.ts") as typeof import("./compile.ts");
