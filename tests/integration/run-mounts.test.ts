@@ -205,7 +205,7 @@ describe("hostile trees: symlinks never lead to host paths", () => {
     symlinkSync(`${victim}/run`, `${evil}/run`);
     symlinkSync(`../../../../../../../..${victim}/dev`, `${evil}/dev`);
     symlinkSync(`${victim}/proc`, `${evil}/proc`);
-    symlinkSync("/var/tmp", `${evil}/tmp`);
+    symlinkSync("/host-tmp", `${evil}/tmp`);
     symlinkSync(`${victim}/etc/resolv.conf`, `${evil}/etc/resolv.conf`);
     symlinkSync(`${victim}/etc`, `${evil}/mnt-target`);
     const r = run(["run", "-q", "-P", "-D", evil, "--resolv-conf=copy-host", `--bind=${base}/host:/mnt-target/inside`, "/bin/sh", "-c", "cat /proc/self/status | grep -c Pid; ls /dev/null; cat /mnt-target/inside/file"]);
@@ -218,7 +218,7 @@ describe("hostile trees: symlinks never lead to host paths", () => {
     // the links were followed inside the tree instead
     expect(existsSync(`${evil}${victim}/run`)).toBe(true);
     expect(existsSync(`${evil}${victim}/etc/resolv.conf`)).toBe(true);
-    expect(existsSync(`${evil}/var/tmp`)).toBe(true);
+    expect(existsSync(`${evil}/host-tmp`)).toBe(true);
   });
 
   test("a link loop is a clean error naming the path", () => {
