@@ -208,7 +208,7 @@ describe("hostile trees: symlinks never lead to host paths", () => {
     symlinkSync("/host-tmp", `${evil}/tmp`);
     symlinkSync(`${victim}/etc/resolv.conf`, `${evil}/etc/resolv.conf`);
     symlinkSync(`${victim}/etc`, `${evil}/mnt-target`);
-    const r = run(["run", "-q", "-P", "-D", evil, "--resolv-conf=copy-host", `--bind=${base}/host:/mnt-target/inside`, "/bin/sh", "-c", "cat /proc/self/status | grep -c Pid; ls /dev/null; cat /mnt-target/inside/file"]);
+    const r = run(["run", "-q", "-P", "-D", evil, "--resolv-conf=copy-host", `--bind=${base}/host:/mnt-target/inside`, "/bin/sh", "-c", "grep -c ^Pid: /proc/self/status; ls /dev/null; cat /mnt-target/inside/file"]);
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("1\n/dev/null\nhost-file\n");
     // nothing was created or written outside the tree
