@@ -78,6 +78,35 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
   let relay: Relay | undefined;
   let cg: MachineCgroup | undefined;
   const handlers: Array<[string, () => void]> = [];
+  // Signals are taken from the start: one arriving between exec and the end
+  // of set-up must not kill the supervisor and orphan the container.
+  let leader: number | undefined;
+  let terms = 0;
+  const sendTerm = () => {
+    if (leader === undefined) return;
+    if (terms === 1 && s.killSignal > 0) {
+      info(`Trying to halt container. Send SIGTERM again to trigger immediate termination.`);
+      try {
+        process.kill(leader, s.killSignal);
+      } catch {
+        /* gone */
+      }
+      return;
+    }
+    try {
+      process.kill(leader, 9);
+    } catch {
+      /* gone */
+    }
+  };
+  const onTerm = () => {
+    terms++;
+    sendTerm();
+  };
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    process.on(sig, onTerm);
+    handlers.push([sig, onTerm]);
+  }
   try {
     trace("prepare");
     const ctx = prepareContext(s, facts, tree, cleanup);
@@ -121,28 +150,8 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
         },
       });
     }
-    let terms = 0;
-    const onTerm = () => {
-      terms++;
-      if (terms === 1 && s.killSignal > 0) {
-        info(`Trying to halt container. Send SIGTERM again to trigger immediate termination.`);
-        try {
-          process.kill(child.pid, s.killSignal);
-        } catch {
-          /* gone */
-        }
-        return;
-      }
-      try {
-        process.kill(child.pid, 9);
-      } catch {
-        /* gone */
-      }
-    };
-    for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
-      process.on(sig, onTerm);
-      handlers.push([sig, onTerm]);
-    }
+    leader = child.pid;
+    if (terms > 0) sendTerm();
     const status = await exited;
     trace("exited");
     if (relay) await relay.drain(200);
