@@ -69,6 +69,8 @@ export interface RunContext {
   procMasks: string[];
   /** the tree's top-level links into /usr (bin -> usr/bin, ...), recreated on a --volatile=yes root */
   usrLinks: Array<[name: string, target: string]>;
+  /** spawnctl's own hard RLIMIT_NOFILE, the fallback when it cannot raise it */
+  nofileHard: bigint;
 }
 
 const API_ATTRS = MS.NOSUID | MS.NOEXEC | MS.NODEV;
@@ -209,7 +211,10 @@ function procOps(s: Settings, ctx: RunContext): Op[] {
     bindSelf("/proc/sys"),
     ro("/proc/sys", false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
   ];
-  if (s.privateNetwork) ops.push(bindSelf("/proc/sys/net"));
+  if (s.privateNetwork) {
+    // a bind inherits the read-only flag of the mount it comes from: clear it
+    ops.push(bindSelf("/proc/sys/net"), { kind: "setattr", dst: "/proc/sys/net", dstInRoot: true, set: 0, clear: MOUNT_ATTR.RDONLY });
+  }
   for (const p of PROC_READ_ONLY) ops.push(bindSelf(p, true), ro(p, false, 0, true));
   for (const p of ctx.procMasks) {
     ops.push(m({ src: "/run/host/inaccessible", dst: p, srcInRoot: true, dstInRoot: true, flags: MS.BIND, inaccessible: true, optional: true }));
@@ -379,8 +384,14 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   ops.push({ kind: "pivot" });
   ops.push({ kind: "hostname", name: s.hostname });
   if (s.console !== "pipe") ops.push({ kind: "console", ptmx: "/dev/pts/ptmx", link: "/dev/console" });
-  const hasNofile = s.rlimits.some((r) => r.resource === 7);
-  if (!hasNofile) ops.push({ kind: "rlimit", resource: 7, soft: 1024n, hard: 524288n, name: "NOFILE", ignoreErrors: true });
+  if (!s.rlimits.some((r) => r.resource === 7)) {
+    // what a kernel gives its init: 1024 soft, and a hard limit of 512K where
+    // spawnctl may raise it (CAP_SYS_RESOURCE), else the one it has
+    ops.push(
+      { kind: "rlimit", resource: 7, soft: 1024n, hard: 524288n, name: "NOFILE", ignoreErrors: true },
+      { kind: "rlimit", resource: 7, soft: 1024n < ctx.nofileHard ? 1024n : ctx.nofileHard, hard: ctx.nofileHard, name: "NOFILE", ignoreErrors: true },
+    );
+  }
   for (const r of s.rlimits) ops.push({ kind: "rlimit", resource: r.resource, soft: r.soft, hard: r.hard, name: r.name });
   if (!Number.isNaN(s.oomScoreAdjust)) {
     ops.push({ kind: "write", path: "/proc/self/oom_score_adj", data: String(s.oomScoreAdjust), mode: 0, inRoot: false });

@@ -8,13 +8,13 @@
 // loop polls; node:fs streams would start a thread pool for them.
 import { ptr } from "bun:ffi";
 import { writeSync } from "node:fs";
-import { isatty, shim } from "../sys/ffi.ts";
+import { closeQuietly, isatty, shim } from "../sys/ffi.ts";
 import type { ConsoleMode } from "../settings/types.ts";
 
 export const ESCAPE = 0x1d; // ^]
 
 export interface Relay {
-  /** wait until the pty has no more output (the container is gone), at most `ms` */
+  /** the container is gone: forward what is left in the pty, at most `ms` */
   drain(ms: number): Promise<void>;
   stop(): void;
 }
@@ -102,6 +102,11 @@ export function startRelay(master: number, opts: RelayOptions): Relay {
   const onWinch = () => syncWindowSize(master);
   shim().nsh_set_nonblock(master, 1);
   syncWindowSize(master);
+  // The supervisor keeps a slave fd of its own while the container runs: a
+  // booted system closes and reopens /dev/console (agetty, vhangup), and with
+  // no slave open the master reads EIO and the relay would end. Closing it at
+  // the end turns "buffer drained" into EIO.
+  let peer = shim().nsh_pty_peer(master) as number;
 
   if (interactive) {
     if (isatty(0)) {
@@ -140,6 +145,10 @@ export function startRelay(master: number, opts: RelayOptions): Relay {
   };
   return {
     drain(ms) {
+      if (peer >= 0) {
+        closeQuietly(peer);
+        peer = -1;
+      }
       if (!output) startOutput();
       return new Promise((resolve) => {
         const t = setTimeout(resolve, ms);
@@ -151,6 +160,10 @@ export function startRelay(master: number, opts: RelayOptions): Relay {
     },
     stop() {
       stop.stopped = true;
+      if (peer >= 0) {
+        closeQuietly(peer);
+        peer = -1;
+      }
       restore();
       process.off("SIGWINCH", onWinch);
     },

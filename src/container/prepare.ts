@@ -2,7 +2,7 @@
 // users and machine ID, bind sources, resolv.conf and timezone decisions,
 // temporary directories) into a RunContext. Undo steps for what it creates
 // are pushed onto the caller's cleanup stack before the side effect.
-import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, readlinkSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync } from "node:fs";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { chaseInRoot, existsInRoot, parseOsRelease, readInRoot, resolveUser, statInRoot, type ResolvedUser } from "../util/tree.ts";
@@ -230,6 +230,16 @@ function journalContext(s: Settings, tree: string, machineId: string | undefined
   return undefined;
 }
 
+function nofileHard(): bigint {
+  try {
+    const m = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    if (m && /^\d+$/.test(m[1]!)) return BigInt(m[1]!);
+  } catch {
+    /* no /proc */
+  }
+  return 524288n;
+}
+
 function usrLinks(tree: string): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (const name of ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]) {
@@ -281,6 +291,7 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     treeHasEtc: !!etc && etc.isDirectory(),
     procMasks: PROC_INACCESSIBLE,
     usrLinks: s.volatile === "yes" ? usrLinks(tree) : [],
+    nofileHard: nofileHard(),
   };
   return r;
 }

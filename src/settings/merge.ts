@@ -141,7 +141,8 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv): Setting
     env.warn(`Some capabilities will not be set because they are not in the current bounding set: ${capNames(missing).join(" ")}`);
     caps &= env.boundingSet;
   }
-  const console = m.console ?? (env.isTty ? "interactive" : "read-only");
+  let console = m.console ?? (env.isTty ? "interactive" : "read-only");
+  if (console === "autopipe") console = env.isTty ? "interactive" : "pipe";
   return {
     directory: m.directory!,
     template: m.template ?? "",

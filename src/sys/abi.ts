@@ -184,6 +184,8 @@ export const SHIM_SYMBOLS = {
   nsh_wait: { args: ["i32", "i32"], returns: "i32" },
   // (fd, on) -> 0 or -errno
   nsh_set_nonblock: { args: ["i32", "i32"], returns: "i32" },
+  // (pty master) -> a new fd for its slave, or -errno
+  nsh_pty_peer: { args: ["i32"], returns: "i32" },
   // (fd, rows, cols) -> 0 or -errno
   nsh_set_winsize: { args: ["i32", "u16", "u16"], returns: "i32" },
   // (fd, out u16[2] rows, cols) -> 0 or -errno

@@ -1,0 +1,51 @@
+// e2e: the built binary boots a real Debian with systemd as PID 1 to the
+// login prompt on its console, and one SIGTERM shuts it down cleanly.
+import { beforeAll, describe, expect } from "bun:test";
+import { IS_ROOT, SPAWNCTL, leftovers, needs } from "../helpers.ts";
+import { ensureDebianTree, haveMmdebstrap } from "./debian.ts";
+
+const ok = IS_ROOT && haveMmdebstrap();
+const test = needs("root and mmdebstrap", ok);
+let tree = "";
+beforeAll(() => {
+  if (ok) tree = ensureDebianTree();
+}, 900_000);
+
+async function readUntil(stream: ReadableStream<Uint8Array>, needle: RegExp, ms: number): Promise<string> {
+  const reader = stream.getReader();
+  const dec = new TextDecoder();
+  let text = "";
+  const deadline = Date.now() + ms;
+  while (!needle.test(text)) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`timed out; console so far:\n${text.slice(-3000)}`);
+    const r = await Promise.race([reader.read(), Bun.sleep(left).then(() => null)]);
+    if (!r || r.done) throw new Error(`console ended before ${needle}; console:\n${text.slice(-3000)}`);
+    text += dec.decode(r.value);
+  }
+  reader.releaseLock();
+  return text;
+}
+
+describe("booting Debian bookworm with systemd", () => {
+  test("run -b reaches the login prompt and powers off on one SIGTERM with exit 0", async () => {
+    const before = leftovers();
+    const p = Bun.spawn([SPAWNCTL, "run", "-b", "-x", "--console=read-only", "-D", tree, "-M", "e2e-debian"], { stdout: "pipe", stderr: "pipe" });
+    let out: string;
+    try {
+      out = await readUntil(p.stdout, /login: /, 120_000);
+    } catch (e) {
+      p.kill("SIGKILL");
+      await p.exited;
+      throw e;
+    }
+    expect(out).toContain("Debian GNU/Linux 12");
+    p.kill("SIGTERM");
+    const code = await p.exited;
+    const err = await new Response(p.stderr).text();
+    expect(err).toContain("Container e2e-debian");
+    expect(err).toContain("has been shut down.");
+    expect(code).toBe(0);
+    expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+  }, 180_000);
+});
