@@ -281,7 +281,7 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     uuid,
     bootId: uuidDashed(randomUuid()),
     env: buildEnvironment(s, user, uuid, facts.osRelease),
-    seccomp: loadFilter(s.capability, s.syscallAllow, s.syscallDeny),
+    seccomp: loadFilter(s.capability, s.syscallAllow, s.syscallDeny, s.suppressSync || process.env.SYSTEMD_SUPPRESS_SYNC === "1"),
     binds: prepareBinds(s, tree, cleanup),
     overlays: prepareOverlays(s, tree, cleanup),
     resolvConf: resolvConfAction(s, facts),

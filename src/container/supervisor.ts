@@ -11,6 +11,7 @@ import { SpawnctlError } from "../util/errors.ts";
 import { info, print, trace, warn } from "../util/log.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
+import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "./build-plan.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
@@ -118,6 +119,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       return { outcome: { kind: "exited", code: 0 }, escaped: false };
     }
     cg = createMachineCgroup(facts.cgroup, s.machine);
+    if (s.properties.length > 0) applyProperties(s.properties.map(parseProperty), facts.cgroup, s.machine);
     trace("cgroup created");
     const cgRef = cg;
     cleanup.push(() => cgRef.destroy());

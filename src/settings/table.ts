@@ -4,6 +4,7 @@
 // and the trust rules (privileged rows are ignored in untrusted files).
 import { readFileSync } from "node:fs";
 import { parseCapList } from "../container/caps.ts";
+import { parseProperty } from "../cgroup/properties.ts";
 import {
   ParseError, isAbsoluteNormalized, normalize, parseBind, parseBoolean, parseCpuSet, parseEnvAssignment,
   parseId128, parseInteger, parseLoadCredential, parseMachineName, parseOverlay, parsePort, parseRlimit,
@@ -216,6 +217,11 @@ export const ROWS: Row[] = [
     group: "properties", long: ["property"], arg: "required",
     set: (s, v) => {
       if (!v || !/^[A-Za-z][A-Za-z0-9]*=/.test(v)) return invalid();
+      try {
+        parseProperty(v);
+      } catch (e) {
+        throw new ParseError((e as Error).message);
+      }
       push(s, "properties", v);
     },
   },

@@ -2,7 +2,7 @@
 // codes, errors, settings files, credentials. Root, a busybox tree.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
-import { IS_ROOT, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
 
 let base = "";
 let tree = "";
@@ -97,6 +97,15 @@ describe("run: basics", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`${/^ID=(.*)$/m.exec(readFileSync("/etc/os-release", "utf8"))![1]!.replace(/"/g, "")}\n`);
     expect(existsSync("/spawnctl-ephemeral-test")).toBe(false);
+  });
+
+  test("invoked as systemd-nspawn through a link, it is systemd-nspawn", () => {
+    const link = `${base}/systemd-nspawn`;
+    Bun.spawnSync(["ln", "-sf", SPAWNCTL, link]);
+    const p = Bun.spawnSync([link, "-q", "--register=no", "--keep-unit", "-P", "-D", tree, "/bin/sh", "-c", "echo via-link $$"]);
+    expect(p.stdout.toString()).toBe("via-link 1\n");
+    expect(p.exitCode).toBe(0);
+    expect(Bun.spawnSync([link, "--help"]).stdout.toString()).toContain("Spawn a command or OS in a light-weight container.");
   });
 
   test("--register and --keep-unit are accepted without D-Bus", () => {

@@ -81,6 +81,16 @@ describe("resources and identity", () => {
   });
 });
 
+describe("--property: resource limits on the machine's cgroup", () => {
+  test("MemoryMax, TasksMax, CPUQuota, CPUWeight land in the cgroup files the container sees", () => {
+    const r = sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight",
+      "--property=MemoryMax=64M", "--property=TasksMax=33", "--property=CPUQuota=50%", "--property=CPUWeight=200");
+    expect(r.stdout.split("\n").filter(Boolean)).toEqual(["67108864", "33", "50000", "2048"]);
+    const fork = sh("for i in $(seq 40); do sleep 1 & done 2>&1 | head -1; echo done", "--property=TasksMax=10");
+    expect(fork.stdout).toContain("can't fork");
+  });
+});
+
 describe("--private-network", () => {
   test("only a loopback device, CAP_NET_ADMIN, and /proc/sys/net writable", () => {
     const r = sh("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; grep CapBnd /proc/self/status; echo 1 > /proc/sys/net/ipv4/ip_forward && echo net-rw; ls /dev/net/tun", "--private-network");

@@ -57,6 +57,11 @@ describe("capability-gated calls and custom lists", () => {
     expect(call(g, "mount")).toBe(EPERM);
     expect(call(g, "umount2")).toBe(EPERM);
   });
+  test("--suppress-sync makes the sync calls succeed without running", () => {
+    const p = compileFilter({ caps: DEFAULT_CAP_MASK, suppressSync: true });
+    for (const n of ["fsync", "fdatasync", "sync", "syncfs"]) expect(call(p, n)).toBe(SECCOMP.RET_ERRNO | 0);
+    expect(call(p, "write")).toBe(ALLOW);
+  });
   test("the programs embedded at build time are the ones the compiler makes", () => {
     const pre = precomputeDefaultPrograms();
     for (const [k, v] of Object.entries(pre)) expect(PRECOMPILED[k]).toBe(Buffer.from(v).toString("base64"));

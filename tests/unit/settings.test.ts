@@ -75,7 +75,7 @@ describe("command line", () => {
     ["--chdir", ["", "foo", "/a/../b"]], ["--setenv", ["", "=x", "1A=b"]], ["--user", ["", "a:b"]],
     ["--kill-signal", ["", "foo", "SIGFOO", "0", "65"]], ["--notify-ready", ["", "maybe"]], ["--suppress-sync", ["", "x"]],
     ["--machine", ["", "a b", ".x"]], ["--hostname", ["", "-x", "a..b"]], ["--uuid", ["", "xyz", "00000000000000000000000000000000"]],
-    ["--slice", ["", "foo"]], ["--property", ["", "=1"]], ["--register", ["", "perhaps"]],
+    ["--slice", ["", "foo"]], ["--property", ["", "=1", "MemoryMax=lots", "Frobnicate=1", "CPUQuota=50"]], ["--register", ["", "perhaps"]],
     ["--private-users", ["", "-1", "foo:bar"]], ["--private-users-ownership", ["", "maybe"]],
     ["--network-veth-extra", ["", "a:b:c"]], ["--network-bridge", [""]], ["--network-zone", ["", "a/b"]],
     ["--network-macvlan", [""]], ["--network-ipvlan", [""]], ["--network-interface", [""]], ["--network-namespace-path", [""]],

@@ -39,6 +39,8 @@ export interface FilterSpec {
   allow?: readonly string[];
   /** names or @groups to deny with EPERM (--system-call-filter=~LIST) */
   deny?: readonly string[];
+  /** --suppress-sync: the @sync calls succeed without doing anything */
+  suppressSync?: boolean;
 }
 
 export function expandGroup(name: string, seen = new Set<string>()): string[] {
@@ -82,11 +84,11 @@ function allowedNames(spec: FilterSpec): { allow: Set<string>; deny: Set<string>
 
 type Action = number | "socket";
 
-function archRanges(table: Record<string, number>, allow: Set<string>, socketNr: number | undefined): Array<[number, Action]> {
+function archRanges(table: Record<string, number>, allow: Set<string>, socketNr: number | undefined, noop: Set<string>): Array<[number, Action]> {
   // action per number; numbers not in the table are unknown (ENOSYS)
   const max = Math.max(...Object.values(table)) + 1;
   const act: Action[] = new Array(max).fill(RET_ERRNO | ENOSYS);
-  for (const [name, nr] of Object.entries(table)) act[nr] = allow.has(name) ? RET_ALLOW : RET_ERRNO | EPERM;
+  for (const [name, nr] of Object.entries(table)) act[nr] = noop.has(name) ? RET_ERRNO | 0 : allow.has(name) ? RET_ALLOW : RET_ERRNO | EPERM;
   if (socketNr !== undefined && act[socketNr] === RET_ALLOW) act[socketNr] = "socket";
   // ranges as [start, action]; the last range runs to infinity
   const ranges: Array<[number, Action]> = [];
@@ -120,8 +122,8 @@ function tree(r: Array<[number, Action]>): Insn[] {
   return [[JMP_JGE_K, 0, 1, k], [JMP_JA, 0, 0, left.length], ...left, ...right];
 }
 
-function archSection(table: Record<string, number>, allow: Set<string>, x32guard: boolean): Insn[] {
-  const body = tree(archRanges(table, allow, table.socket));
+function archSection(table: Record<string, number>, allow: Set<string>, x32guard: boolean, noop: Set<string>): Insn[] {
+  const body = tree(archRanges(table, allow, table.socket, noop));
   const head: Insn[] = [[LD_W_ABS, 0, 0, 0]];
   if (x32guard) head.push([JMP_JGE_K, 0, 1, X32_BIT], [RET_K, 0, 0, RET_ERRNO | ENOSYS]);
   return [...head, ...body];
@@ -129,8 +131,10 @@ function archSection(table: Record<string, number>, allow: Set<string>, x32guard
 
 export function compileFilter(spec: FilterSpec): Uint8Array {
   const { allow } = allowedNames(spec);
-  const x64 = archSection(SYSCALLS_X86_64, allow, true);
-  const x86 = archSection(SYSCALLS_I386, allow, false);
+  // "errno 0" is how a filter makes a call return success without running it
+  const noop = new Set(spec.suppressSync ? expandGroup("@sync") : []);
+  const x64 = archSection(SYSCALLS_X86_64, allow, true, noop);
+  const x86 = archSection(SYSCALLS_I386, allow, false, noop);
   return encode(layout(x64, x86));
 }
 

@@ -5,8 +5,8 @@
 import { PRECOMPILED, GATING_MASK } from "../../../build/gen/seccomp.ts";
 import { SpawnctlError } from "../../util/errors.ts";
 
-export function loadFilter(caps: bigint, allow: readonly string[], deny: readonly string[]): Uint8Array {
-  if (allow.length === 0 && deny.length === 0) {
+export function loadFilter(caps: bigint, allow: readonly string[], deny: readonly string[], suppressSync = false): Uint8Array {
+  if (allow.length === 0 && deny.length === 0 && !suppressSync) {
     const hit = PRECOMPILED[(caps & GATING_MASK).toString(16)];
     if (hit) return Buffer.from(hit, "base64");
   }
@@ -15,5 +15,5 @@ export function loadFilter(caps: bigint, allow: readonly string[], deny: readonl
   for (const n of [...allow, ...deny]) {
     if (!isKnownName(n)) throw new SpawnctlError(`Failed to parse system call filter: unknown system call or group ${n}.`);
   }
-  return compileFilter({ caps, allow, deny });
+  return compileFilter({ caps, allow, deny, suppressSync });
 }
