@@ -1,0 +1,82 @@
+#!/usr/bin/env bun
+// Benchmarks side by side with peers, as ratios from one run. Not a test.
+//   bun bench/run.ts [start] [--runs N]
+//
+// start: start→exit of /bin/true in a busybox tree, paired and alternating:
+//   dist/spawnctl run -q -D tree /bin/true
+//   unshare -fpmiu --mount-proc chroot tree /bin/true      (the floor)
+//   systemd-nspawn -q --register=no --keep-unit -D tree /bin/true   (if installed)
+import { existsSync } from "node:fs";
+import { makeBusyboxTree, removeTree, tempDir, SPAWNCTL } from "../tests/helpers.ts";
+
+const args = process.argv.slice(2);
+const runsArg = args.indexOf("--runs");
+const RUNS = runsArg >= 0 ? Number(args[runsArg + 1]) : 40;
+const which = args.filter((a, i) => !a.startsWith("--") && args[i - 1] !== "--runs");
+
+interface Sample { ms: number; rssKiB: number }
+
+const HAVE_TIME = existsSync("/usr/bin/time");
+
+function once(cmd: string[], withRss = false): Sample {
+  // peak RSS through GNU time (its own start-up is not timed: separate runs)
+  if (withRss && HAVE_TIME) {
+    const p = Bun.spawnSync(["/usr/bin/time", "-f", "%M", ...cmd], { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
+    const lines = p.stderr.toString().trim().split("\n");
+    return { ms: 0, rssKiB: Number(lines[lines.length - 1]) };
+  }
+  const t0 = performance.now();
+  const p = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
+  const ms = performance.now() - t0;
+  if (p.exitCode !== 0) throw new Error(`${cmd.join(" ")}: exit ${p.exitCode}: ${p.stderr.toString().slice(0, 300)}`);
+  return { ms, rssKiB: 0 };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function runPaired(cmds: Record<string, string[]>, runs: number): Record<string, { med: number; p90: number; rss: number }> {
+  const names = Object.keys(cmds);
+  const samples: Record<string, Sample[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (const n of names) for (let i = 0; i < 3; i++) once(cmds[n]!); // warm-up
+  for (let i = 0; i < runs; i++) {
+    // alternate the order so drift affects every command alike
+    const order = i % 2 === 0 ? names : [...names].reverse();
+    for (const n of order) samples[n]!.push(once(cmds[n]!));
+  }
+  return Object.fromEntries(names.map((n) => {
+    const ms = samples[n]!.map((s) => s.ms).sort((a, b) => a - b);
+    const rss = median([0, 1, 2].map(() => once(cmds[n]!, true).rssKiB));
+    return [n, { med: median(ms), p90: ms[Math.floor(ms.length * 0.9)]!, rss }];
+  }));
+}
+
+function benchStart(): void {
+  const base = tempDir("spawnctl-bench-");
+  try {
+    const tree = makeBusyboxTree(`${base}/bb`);
+    const cmds: Record<string, string[]> = {
+      floor: ["unshare", "-fpmiu", "--mount-proc", "chroot", tree, "/bin/true"],
+      spawnctl: [SPAWNCTL, "run", "-q", "-D", tree, "/bin/true"],
+      "spawnctl -P": [SPAWNCTL, "run", "-q", "-P", "-D", tree, "/bin/true"],
+    };
+    if (existsSync("/usr/bin/systemd-nspawn")) cmds["systemd-nspawn"] = ["/usr/bin/systemd-nspawn", "-q", "--register=no", "--keep-unit", "-D", tree, "/bin/true"];
+    const r = runPaired(cmds, RUNS);
+    console.log(`start→exit of /bin/true in a busybox tree, ${RUNS} paired runs (median, p90, peak RSS)`);
+    for (const [n, v] of Object.entries(r)) {
+      console.log(`  ${n.padEnd(16)} ${v.med.toFixed(2).padStart(7)} ms  p90 ${v.p90.toFixed(2).padStart(7)} ms  ${(v.rss / 1024).toFixed(1).padStart(6)} MiB  ×${(v.med / r.floor!.med).toFixed(2)} of the floor`);
+    }
+    if (r["systemd-nspawn"]) console.log(`  systemd-nspawn / spawnctl: ×${(r["systemd-nspawn"].med / r.spawnctl!.med).toFixed(2)}`);
+  } finally {
+    removeTree(base);
+  }
+}
+
+const benches: Record<string, () => void> = { start: benchStart };
+for (const b of which.length ? which : Object.keys(benches)) {
+  const f = benches[b];
+  if (!f) throw new Error(`unknown benchmark ${b}; have: ${Object.keys(benches).join(", ")}`);
+  f();
+}
