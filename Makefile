@@ -23,11 +23,13 @@ dist/spawnctl: $(BUN) $(SRCS)
 # An ephemeral container of the host's own root: nothing to download. On a
 # terminal you get a shell (leave with exit, or ^] three times); otherwise a
 # short demonstration command runs.
+DEMO := /bin/sh -c 'echo "container $$(hostname) sees $$(ls /proc | grep -c "^[0-9]") processes, it is PID $$$$"; grep PRETTY_NAME /etc/os-release; grep -E "^(CapBnd|Seccomp):" /proc/self/status; ls /run/host'
+
 run: dist/spawnctl
 	@if [ -t 0 ]; then \
 		dist/spawnctl run -x -D / --settings=no $(ARGS); \
 	else \
-		dist/spawnctl run -x -D / --settings=no --pipe $(or $(ARGS),/bin/sh -c 'echo "container $$(hostname): pid $$$$, $$(ls /proc | grep -c "^[0-9]") processes visible"; grep PRETTY_NAME /etc/os-release; grep -E "^(CapBnd|Seccomp):" /proc/self/status; ls /run/host'); \
+		dist/spawnctl run -x -D / --settings=no --pipe $(if $(ARGS),$(ARGS),$(DEMO)); \
 	fi
 
 test: dist/spawnctl
