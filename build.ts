@@ -37,6 +37,17 @@ export async function buildShim(outDir = `${root}/build`): Promise<string> {
     );
     run(["strip", "--strip-unneeded", so], "stripping the shim");
   }
+  // the machine supervisor: the same source as an executable
+  const sup = `${outDir}/nsh-supervisor`;
+  const supFresh = existsSync(sup) && srcs.every((s) => statSync(s).mtimeMs <= statSync(sup).mtimeMs);
+  if (!supFresh) {
+    run(
+      [cc, "-std=gnu11", "-Os", "-g0", "-DNSH_SUPERVISOR", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing",
+        "-o", sup, `${root}/shim/nsh.c`, "-lpthread"],
+      "compiling the supervisor",
+    );
+    run(["strip", sup], "stripping the supervisor");
+  }
   return so;
 }
 

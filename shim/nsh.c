@@ -154,7 +154,7 @@ static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len)
 		return -EINVAL;
 	for (uint32_t i = 0; i < p->nops; i++) {
 		const struct nsh_op *o = &p->ops[i];
-		if (o->kind > NSH_OP_UNLINK)
+		if (o->kind > NSH_OP_EXIT)
 			return -EINVAL;
 		switch (o->kind) {
 		case NSH_OP_WRITE:
@@ -1163,6 +1163,8 @@ static int run_op(struct ctx *c, uint32_t i)
 		xclose(dfd);
 		return r;
 	}
+	case NSH_OP_EXIT:
+		_exit((int)o->n[0]);
 	case NSH_OP_SEND_PID: {
 		struct nsh_msg m = { NSH_MSG_PID, i, 0, 0 };
 		struct iovec iov = { &m, sizeof(m) };
@@ -1277,6 +1279,22 @@ int nsh_set_nonblock(int fd, int on)
 		return -errno;
 	fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
 	return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
+int nsh_set_cloexec(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFD);
+	if (fl < 0)
+		return -errno;
+	fl = on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC);
+	return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
+}
+
+int nsh_openat2(int dirfd, const char *path, uint64_t flags, uint32_t mode, uint64_t resolve)
+{
+	struct nsh_open_how how = { flags | O_CLOEXEC, (flags & (O_CREAT | O_TMPFILE)) ? mode : 0, resolve };
+	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
 }
 
 int nsh_pty_peer(int master)
@@ -1443,3 +1461,357 @@ int nsh_wait(int pid, int timeout_ms)
 		}
 	}
 }
+
+/* ------------------------------------------------------------------------ */
+/* The machine supervisor: the same file built as a small executable with    */
+/* -DNSH_SUPERVISOR. `spawnctl start` execs it from a memfd, hands it a plan  */
+/* and stays only until the container runs. It is the container's parent:    */
+/* it keeps the console (a log file and an attach socket), forwards a stop   */
+/* request, and when the container ends it execs spawnctl again to clean up */
+/* (or restart on reboot). It stays small so that a running machine costs     */
+/* well under a MiB.                                                          */
+
+#ifdef NSH_SUPERVISOR
+#include <stdio.h>
+#include <sys/signalfd.h>
+#include <sys/un.h>
+
+#define SUP_CLIENTS 16
+#define SUP_RING 16384
+#define SUP_LOG_MAX (1 << 20)
+
+struct sup {
+	const char *name, *log_path, *sock_path;
+	int ctl, plan_fd, exe_fd, kill_signal;
+	const char *cgroup_procs[32];
+	int ncg;
+	int console, peer, logfd, lsock, sfd;
+	off_t logsize;
+	int clients[SUP_CLIENTS];
+	char ring[SUP_RING];
+	size_t ring_len, ring_pos;
+};
+
+static int sup_int(const char *s)
+{
+	return (int)strtol(s, NULL, 10);
+}
+
+static void sup_log_reopen(struct sup *S)
+{
+	if (S->logfd >= 0)
+		close(S->logfd);
+	S->logfd = S->log_path ? open(S->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	struct stat st;
+	S->logsize = (S->logfd >= 0 && fstat(S->logfd, &st) == 0) ? st.st_size : 0;
+}
+
+static void sup_output(struct sup *S, const char *buf, size_t n)
+{
+	if (S->logfd >= 0) {
+		if (S->logsize + (off_t)n > SUP_LOG_MAX) {
+			/* keep one old generation: NAME.console.1 */
+			char old[4200];
+			int k = snprintf(old, sizeof(old), "%s.1", S->log_path);
+			if (k > 0 && (size_t)k < sizeof(old))
+				rename(S->log_path, old);
+			sup_log_reopen(S);
+		}
+		ssize_t w = write(S->logfd, buf, n);
+		if (w > 0)
+			S->logsize += w;
+	}
+	for (size_t i = 0; i < n; i++) {
+		S->ring[S->ring_pos] = buf[i];
+		S->ring_pos = (S->ring_pos + 1) % SUP_RING;
+	}
+	S->ring_len = S->ring_len + n > SUP_RING ? SUP_RING : S->ring_len + n;
+	char msg[4097];
+	for (int c = 0; c < SUP_CLIENTS; c++) {
+		if (S->clients[c] < 0)
+			continue;
+		msg[0] = 'd';
+		memcpy(msg + 1, buf, n);
+		if (send(S->clients[c], msg, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+			close(S->clients[c]);
+			S->clients[c] = -1;
+		}
+	}
+}
+
+static void sup_send_ring(struct sup *S, int fd)
+{
+	char msg[4097];
+	size_t start = (S->ring_pos + SUP_RING - S->ring_len) % SUP_RING;
+	size_t left = S->ring_len;
+	while (left > 0) {
+		size_t n = left > 4096 ? 4096 : left;
+		msg[0] = 'd';
+		for (size_t i = 0; i < n; i++)
+			msg[1 + i] = S->ring[(start + i) % SUP_RING];
+		if (send(fd, msg, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			return;
+		start = (start + n) % SUP_RING;
+		left -= n;
+	}
+}
+
+static int sup_drain_console(struct sup *S)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = read(S->console, buf, sizeof(buf));
+		if (n > 0) {
+			sup_output(S, buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n == 0 || errno != EAGAIN ? -1 : 0;
+	}
+}
+
+static void sup_client_input(struct sup *S, int c)
+{
+	char msg[4097];
+	ssize_t n = recv(S->clients[c], msg, sizeof(msg), MSG_DONTWAIT);
+	if (n <= 0) {
+		if (n < 0 && errno == EAGAIN)
+			return;
+		close(S->clients[c]);
+		S->clients[c] = -1;
+		return;
+	}
+	if (S->console < 0)
+		return;
+	if (msg[0] == 'd') {
+		const char *p = msg + 1;
+		size_t left = (size_t)n - 1;
+		for (int tries = 0; left > 0 && tries < 1000; tries++) {
+			ssize_t w = write(S->console, p, left);
+			if (w > 0) {
+				p += w;
+				left -= (size_t)w;
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				break;
+			} else {
+				struct timespec ts = { 0, 1000000 };
+				nanosleep(&ts, NULL);
+			}
+		}
+	} else if (msg[0] == 'w' && n >= 5) {
+		uint16_t rc[2];
+		memcpy(rc, msg + 1, 4);
+		nsh_set_winsize(S->console, rc[0], rc[1]);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct sup S;
+	memset(&S, 0, sizeof(S));
+	S.ctl = S.plan_fd = S.exe_fd = S.console = S.peer = S.logfd = S.lsock = -1;
+	for (int c = 0; c < SUP_CLIENTS; c++)
+		S.clients[c] = -1;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		const char *k = argv[i], *v = argv[i + 1];
+		if (!strcmp(k, "--name")) S.name = v;
+		else if (!strcmp(k, "--log")) S.log_path = v;
+		else if (!strcmp(k, "--socket")) S.sock_path = v;
+		else if (!strcmp(k, "--ctl")) S.ctl = sup_int(v);
+		else if (!strcmp(k, "--plan")) S.plan_fd = sup_int(v);
+		else if (!strcmp(k, "--exe")) S.exe_fd = sup_int(v);
+		else if (!strcmp(k, "--kill-signal")) S.kill_signal = sup_int(v);
+		else if (!strcmp(k, "--self")) close(sup_int(v));
+		else if (!strcmp(k, "--cgroup-procs") && S.ncg < 32) S.cgroup_procs[S.ncg++] = v;
+	}
+	if (!S.name || S.ctl < 0 || S.plan_fd < 0 || S.exe_fd < 0) {
+		fprintf(stderr, "nsh-supervisor: missing arguments\n");
+		return 2;
+	}
+	setsid();
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGCHLD);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	S.sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	/* start the container from the plan */
+	struct stat st;
+	if (fstat(S.plan_fd, &st) < 0)
+		return 1;
+	uint8_t *plan = malloc((size_t)st.st_size);
+	if (!plan || pread(S.plan_fd, plan, (size_t)st.st_size, 0) != st.st_size)
+		return 1;
+	close(S.plan_fd);
+	int32_t fds[2];
+	/* the child must not see the signals we block here: nsh_spawn resets them */
+	pid_t pid = nsh_spawn(plan, (uint64_t)st.st_size, fds);
+	free(plan);
+	int32_t reply[2] = { pid, 0 };
+	if (pid < 0) {
+		send(S.ctl, reply, sizeof(reply), MSG_NOSIGNAL);
+		return 1;
+	}
+	{
+		struct iovec iov = { reply, sizeof(reply) };
+		union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+		memset(&u, 0, sizeof(u));
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fds[0], sizeof(int));
+		sendmsg(S.ctl, &mh, MSG_NOSIGNAL);
+		close(fds[0]);
+	}
+	/* spawnctl drives the set-up over the sync socket, then gives us the
+	 * console and says go; EOF means it gave up */
+	for (;;) {
+		uint8_t b = 0;
+		int fd = recv_fd(S.ctl, &b);
+		if (fd < 0 && errno == EPIPE) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return 1;
+		}
+		if (b == 'c' && fd >= 0) {
+			S.console = fd;
+			nsh_set_nonblock(fd, 1);
+			/* our own slave keeps the console alive across agetty/vhangup */
+			S.peer = nsh_pty_peer(fd);
+		} else if (b == 'g') {
+			break;
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+	close(S.ctl);
+	/* leave the starter's cgroup (a login session may be torn down with it);
+	 * done after the handshake, as a move may wait for an RCU grace period */
+	for (int i = 0; i < S.ncg; i++) {
+		int f = open(S.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+		if (f >= 0) {
+			ssize_t w = write(f, "0", 1);
+			(void)w;
+			close(f);
+		}
+	}
+	sup_log_reopen(&S);
+	if (S.sock_path) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		if (strlen(S.sock_path) < sizeof(a.sun_path)) {
+			strcpy(a.sun_path, S.sock_path);
+			S.lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			unlink(S.sock_path);
+			if (S.lsock >= 0 && (bind(S.lsock, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(S.lsock, 8) < 0)) {
+				close(S.lsock);
+				S.lsock = -1;
+			}
+			if (S.lsock >= 0)
+				chmod(S.sock_path, 0600);
+		}
+	}
+
+	int status = 0, terms = 0;
+	for (;;) {
+		struct pollfd p[3 + SUP_CLIENTS];
+		int np = 0;
+		p[np++] = (struct pollfd){ S.sfd, POLLIN, 0 };
+		int ci = -1, li = -1;
+		if (S.console >= 0) {
+			ci = np;
+			p[np++] = (struct pollfd){ S.console, POLLIN, 0 };
+		}
+		if (S.lsock >= 0) {
+			li = np;
+			p[np++] = (struct pollfd){ S.lsock, POLLIN, 0 };
+		}
+		int map[SUP_CLIENTS];
+		int first_client = np;
+		for (int c = 0; c < SUP_CLIENTS; c++) {
+			if (S.clients[c] < 0)
+				continue;
+			map[np - first_client] = c;
+			p[np++] = (struct pollfd){ S.clients[c], POLLIN, 0 };
+		}
+		if (poll(p, (nfds_t)np, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			int done = 0;
+			while (read(S.sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD) {
+					int stt;
+					pid_t r;
+					while ((r = waitpid(-1, &stt, WNOHANG)) > 0)
+						if (r == pid) {
+							status = stt;
+							done = 1;
+						}
+				} else {
+					/* a stop request for the supervisor: ask the container
+					 * once with its kill signal, then kill it */
+					terms++;
+					kill(pid, terms == 1 && S.kill_signal > 0 ? S.kill_signal : SIGKILL);
+				}
+			}
+			if (done)
+				break;
+		}
+		if (ci >= 0 && (p[ci].revents & (POLLIN | POLLHUP)))
+			sup_drain_console(&S);
+		if (li >= 0 && (p[li].revents & POLLIN)) {
+			int fd = accept4(S.lsock, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+			if (fd >= 0) {
+				int slot = -1;
+				for (int c = 0; c < SUP_CLIENTS; c++)
+					if (S.clients[c] < 0) {
+						slot = c;
+						break;
+					}
+				if (slot < 0) {
+					close(fd);
+				} else {
+					S.clients[slot] = fd;
+					sup_send_ring(&S, fd);
+				}
+			}
+		}
+		for (int k = first_client; k < np; k++)
+			if (p[k].revents & (POLLIN | POLLHUP | POLLERR))
+				sup_client_input(&S, map[k - first_client]);
+	}
+	/* the container is gone: flush what it wrote, drop the clients */
+	if (S.peer >= 0)
+		close(S.peer);
+	if (S.console >= 0)
+		sup_drain_console(&S);
+	for (int c = 0; c < SUP_CLIENTS; c++)
+		if (S.clients[c] >= 0)
+			close(S.clients[c]);
+	if (S.lsock >= 0) {
+		close(S.lsock);
+		unlink(S.sock_path);
+	}
+	if (S.logfd >= 0)
+		close(S.logfd);
+	close(S.sfd);
+	sigprocmask(SIG_UNBLOCK, &ss, NULL);
+	char st_buf[16];
+	snprintf(st_buf, sizeof(st_buf), "%d", status);
+	char *const args[] = { "spawnctl", "__machine-exited", (char *)S.name, st_buf, NULL };
+	extern char **environ;
+	syscall(SYS_execveat, S.exe_fd, "", args, environ, AT_EMPTY_PATH);
+	fprintf(stderr, "nsh-supervisor: cannot run spawnctl to clean up machine %s: %s\n", S.name, strerror(errno));
+	return 1;
+}
+#endif

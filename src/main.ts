@@ -8,11 +8,13 @@ const HELP = `spawnctl — systemd-nspawn, machinectl and debootstrap in one exe
 
 Usage:
   spawnctl run [NSPAWN OPTIONS...] [COMMAND [ARGS...]]   run a container (= systemd-nspawn)
+  spawnctl VERB [OPTIONS...] [NAME...]                    machinectl's verbs: list, start, shell, ...
   spawnctl --version
   spawnctl help
 
-Invoked through a link named systemd-nspawn it behaves as systemd-nspawn.
-See 'spawnctl run --help' for the container options.`;
+Invoked through a link named systemd-nspawn or machinectl it behaves as that
+program. See 'spawnctl run --help' for the container options and
+'spawnctl machinectl --help' for the verbs.`;
 
 function invokedAs(): string {
   const a = process.argv0 || "spawnctl";
@@ -25,11 +27,24 @@ async function dispatch(argv: string[]): Promise<number> {
     const { runCommand } = await import("./cli/run.ts");
     return runCommand(argv);
   }
+  if (name === "machinectl") {
+    const { machinectlMain } = await import("./cli/machinectl.ts");
+    return machinectlMain(argv);
+  }
   const [verb, ...rest] = argv;
   switch (verb) {
     case "run": {
       const { runCommand } = await import("./cli/run.ts");
       return runCommand(rest);
+    }
+    case "__machine-exited": {
+      // exec'd by a machine's supervisor once the container has ended
+      const { machineExited } = await import("./machine/start.ts");
+      return machineExited(rest[0]!, Number(rest[1]));
+    }
+    case "machinectl": {
+      const { machinectlMain } = await import("./cli/machinectl.ts");
+      return machinectlMain(rest);
     }
     case undefined:
     case "help":
@@ -42,8 +57,10 @@ async function dispatch(argv: string[]): Promise<number> {
       print(`spawnctl ${VERSION}`);
       return 0;
     }
-    default:
-      throw new SpawnctlError(`Unknown command '${verb}'. See 'spawnctl help'.`);
+    default: {
+      const { machinectlMain } = await import("./cli/machinectl.ts");
+      return machinectlMain(argv);
+    }
   }
 }
 

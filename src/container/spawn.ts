@@ -59,12 +59,23 @@ export function spawnPlan(plan: Plan, hooks: SpawnHooks = {}): Spawned {
   trace("spawn: cloning");
   const pid = sh.nsh_spawn(ptr(buf), buf.length, ptr(fds)) as number;
   trace("spawn: cloned");
-  if (pid < 0) {
-    const e = -pid;
-    const hint = HINTS[`clone:${e}`];
-    throw new SpawnctlError(`creating the container process: clone: ${strerror(e)}${hint ? ` (${hint})` : ""}`, { errno: e, syscall: "clone" });
-  }
-  const sync = fds[0]!;
+  if (pid < 0) throw cloneFailure(-pid);
+  return driveChild(plan, pid, fds[0]!, hooks);
+}
+
+export function cloneFailure(e: number): SpawnctlError {
+  const hint = HINTS[`clone:${e}`];
+  return new SpawnctlError(`creating the container process: clone: ${strerror(e)}${hint ? ` (${hint})` : ""}`, { errno: e, syscall: "clone" });
+}
+
+/**
+ * Talk a freshly cloned child through its plan: answer barriers, collect the
+ * fds it sends, and turn an error report into a sentence. Returns once the
+ * child has exec'd (EOF on the sync socket). On failure the child is killed,
+ * and reaped unless it is someone else's child (the machine supervisor's).
+ */
+export function driveChild(plan: Plan, pid: number, sync: number, hooks: SpawnHooks = {}, reapOnFailure = true): Spawned {
+  const sh = shim();
   const out: Spawned = { pid, fds: new Map() };
   const msg = new Uint8Array(MSG_SIZE);
   const dv = new DataView(msg.buffer);
@@ -94,7 +105,7 @@ export function spawnPlan(plan: Plan, hooks: SpawnHooks = {}): Spawned {
     } catch {
       /* already gone */
     }
-    reap(pid);
+    if (reapOnFailure) reap(pid);
     if (out.consoleFd !== undefined) closeSync(out.consoleFd);
     for (const fd of out.fds.values()) closeSync(fd);
     closeSync(sync);

@@ -47,7 +47,7 @@ function runCleanup(cleanup: Cleanup): void {
 }
 
 /** Wait for a pid through a waiter thread in the shim; resolves with the wait status. */
-async function waitExit(pid: number): Promise<number> {
+export async function waitExit(pid: number): Promise<number> {
   // a non-blocking pipe read through Bun.file is polled by the event loop;
   // fs streams would start a thread pool for it, which costs milliseconds
   const [r, w] = pipe(true);

@@ -10,7 +10,7 @@
 // argv blocks) are stored the same way and carry their length in a number slot.
 
 export const ABI_MAGIC = 0x4e534831; // "NSH1"
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** Header layout: u32 magic, u32 version, u32 nops, u32 strtab_len, u64 clone_flags, i32 cgroup_fd, u32 reserved.
  * cgroup_fd >= 0: start the child in that cgroup2 directory (clone3 CLONE_INTO_CGROUP). */
@@ -111,6 +111,8 @@ export const OP = {
   SEND_PID: 41,
   /** unlink(s1), a file or symlink */
   UNLINK: 42,
+  /** _exit(n0): the end of a plan that runs no program (bind into a running machine) */
+  EXIT: 43,
 } as const;
 export type OpKind = (typeof OP)[keyof typeof OP];
 
@@ -184,6 +186,10 @@ export const SHIM_SYMBOLS = {
   nsh_wait: { args: ["i32", "i32"], returns: "i32" },
   // (fd, on) -> 0 or -errno
   nsh_set_nonblock: { args: ["i32", "i32"], returns: "i32" },
+  // (fd, on) -> 0 or -errno: whether the fd survives exec
+  nsh_set_cloexec: { args: ["i32", "i32"], returns: "i32" },
+  // (dirfd, path, flags, mode, resolve) -> fd or -errno: openat2(2)
+  nsh_openat2: { args: ["i32", "cstring", "u64", "u32", "u64"], returns: "i32" },
   // (pty master) -> a new fd for its slave, or -errno
   nsh_pty_peer: { args: ["i32"], returns: "i32" },
   // (fd, rows, cols) -> 0 or -errno

@@ -20,6 +20,16 @@ const LIBC_SYMBOLS = {
   __errno_location: { args: [], returns: "ptr" },
   tcgetpgrp: { args: ["i32"], returns: "i32" },
   isatty: { args: ["i32"], returns: "i32" },
+  socketpair: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
+  connect: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  mkdirat: { args: ["i32", "cstring", "u32"], returns: "i32" },
+  symlinkat: { args: ["cstring", "i32", "cstring"], returns: "i32" },
+  fchownat: { args: ["i32", "cstring", "u32", "u32", "i32"], returns: "i32" },
+  fchmodat: { args: ["i32", "cstring", "u32", "i32"], returns: "i32" },
+  readlinkat: { args: ["i32", "cstring", "ptr", "u64"], returns: "i64" },
+  unlinkat: { args: ["i32", "cstring", "i32"], returns: "i32" },
+  utimensat: { args: ["i32", "cstring", "ptr", "i32"], returns: "i32" },
   mknod: { args: ["cstring", "u32", "u64"], returns: "i32" },
   llistxattr: { args: ["cstring", "ptr", "u64"], returns: "i64" },
   lgetxattr: { args: ["cstring", "cstring", "ptr", "u64"], returns: "i64" },
@@ -150,3 +160,22 @@ export function setXattr(path: string, name: string, value: Uint8Array): number 
 export function isatty(fd: number): boolean {
   return libc().isatty(fd) === 1;
 }
+
+/** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC) */
+export function seqpacketPair(): [number, number] {
+  const fds = new Int32Array(2);
+  if (libc().socketpair(1, 5 | 0x80000, 0, ptr(fds)) < 0) throw new Error(`socketpair: ${strerror(errno())}`);
+  return [fds[0]!, fds[1]!];
+}
+
+/** A memfd holding `bytes`, for handing data or an executable to a child. */
+export function memfdWith(name: string, bytes: Uint8Array): number {
+  const fd = libc().memfd_create(Buffer.from(`${name}\0`), 1 /* MFD_CLOEXEC */) as number;
+  if (fd < 0) throw new Error(`memfd_create: ${strerror(errno())}`);
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+  return fd;
+}
+
+/** Is this the compiled single binary (as opposed to `bun src/main.ts`)? */
+export const COMPILED = shimFile.startsWith("/$bunfs/") || shimFile.startsWith("B:/~BUN/");

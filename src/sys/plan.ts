@@ -59,6 +59,7 @@ export type Op = Common &
     | { kind: "moveMount"; slot: number; dst: string; dstInRoot: boolean; mkdir?: boolean; mkfile?: boolean }
     | { kind: "openTree"; path: string; flags: number; slot: number; inRoot: boolean }
     | { kind: "sendPid" }
+    | { kind: "exit"; code: number }
   );
 
 export interface Plan {
@@ -205,6 +206,7 @@ export function encodePlan(plan: Plan): Uint8Array {
         break;
       case "openTree": kind = OP.OPEN_TREE; s[1] = st.add(op.path); n[0] = op.flags; n[2] = op.slot; flags |= inRoot(op.inRoot); break;
       case "sendPid": kind = OP.SEND_PID; break;
+      case "exit": kind = OP.EXIT; n[0] = op.code; break;
     }
     const o = i * OP_SIZE;
     dv.setUint32(o, kind, true);
@@ -289,6 +291,7 @@ export function describeOp(op: Op, root?: string): { what: string; syscall: stri
     case "moveMount": return { what: `attaching a mount at ${rp(root, op.dst, op.dstInRoot)}`, syscall: "move_mount" };
     case "openTree": return { what: `cloning the mount at ${rp(root, op.path, op.inRoot)}`, syscall: "open_tree" };
     case "sendPid": return { what: "reporting the process id", syscall: "sendmsg" };
+    case "exit": return { what: "exiting", syscall: "exit" };
   }
 }
 

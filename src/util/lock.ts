@@ -8,6 +8,8 @@ import { SpawnctlError } from "./errors.ts";
 
 export interface Lock {
   release(): void;
+  /** the lock files and the fds that hold them (to hand them on to a supervisor) */
+  held(): Array<{ fd: number; path: string }>;
 }
 
 const GLOBAL_DIR = "/run/systemd/nspawn/locks";
@@ -34,6 +36,17 @@ function takeFile(path: string, shared: boolean, busy: () => SpawnctlError): { f
     if (cur && cur.ino === mine.ino && cur.dev === mine.dev) return { fd, path };
     flock(fd, LOCK_UN);
     closeSync(fd);
+  }
+}
+
+/** Release locks a previous process handed down as inherited fds. */
+export function releaseInherited(locks: Array<{ fd: number; path: string }>): void {
+  for (const l of locks) {
+    try {
+      releaseFile(l);
+    } catch {
+      /* the fd was not inherited after all */
+    }
   }
 }
 
@@ -71,5 +84,6 @@ export function lockTree(dir: string, shared: boolean): Lock {
       for (const h of held.reverse()) releaseFile(h);
       held.length = 0;
     },
+    held: () => held.map((h) => ({ ...h })),
   };
 }

@@ -1,0 +1,87 @@
+// enable/disable: start a machine when the host boots. Where the host runs
+// systemd, a unit spawnctl@NAME.service wanted by machines.target; on any
+// other init system a marker in /etc/spawnctl/autostart that
+// `spawnctl autostart` (called from the init system, see the README) reads.
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { SpawnctlError } from "../util/errors.ts";
+import { warn, info } from "../util/log.ts";
+import { findImage } from "../settings/merge.ts";
+import { mergeEnv } from "../cli/run.ts";
+import { leaderAlive, readState } from "./registry.ts";
+
+export const AUTOSTART_DIR = "/etc/spawnctl/autostart";
+const UNIT_DIR = "/etc/systemd/system";
+
+export function hostRunsSystemd(): boolean {
+  return existsSync("/run/systemd/system");
+}
+
+function unitText(exe: string): string {
+  return `# Written by spawnctl enable: start a container machine at boot.
+[Unit]
+Description=Container %i (spawnctl)
+Documentation=man:systemd-nspawn(1)
+PartOf=machines.target
+Before=machines.target
+After=network.target local-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=${exe} start %i
+ExecStop=${exe} poweroff %i
+TimeoutStopSec=90s
+
+[Install]
+WantedBy=machines.target
+`;
+}
+
+export function enable(name: string): void {
+  if (!findImage(name, mergeEnv())) throw new SpawnctlError(`No image for machine '${name}'.`);
+  if (hostRunsSystemd()) {
+    mkdirSync(`${UNIT_DIR}/machines.target.wants`, { recursive: true });
+    writeFileSync(`${UNIT_DIR}/spawnctl@.service`, unitText(process.execPath));
+    const link = `${UNIT_DIR}/machines.target.wants/spawnctl@${name}.service`;
+    if (!existsSync(link)) symlinkSync(`${UNIT_DIR}/spawnctl@.service`, link);
+    info(`Created symlink ${link} → ${UNIT_DIR}/spawnctl@.service.`);
+    return;
+  }
+  mkdirSync(AUTOSTART_DIR, { recursive: true, mode: 0o755 });
+  writeFileSync(`${AUTOSTART_DIR}/${name}`, "");
+  info(`Machine ${name} will be started by 'spawnctl autostart'.`);
+}
+
+export function disable(name: string): void {
+  const link = `${UNIT_DIR}/machines.target.wants/spawnctl@${name}.service`;
+  if (existsSync(link)) {
+    unlinkSync(link);
+    info(`Removed ${link}.`);
+  }
+  rmSync(`${AUTOSTART_DIR}/${name}`, { force: true });
+}
+
+export function enabled(): string[] {
+  try {
+    return readdirSync(AUTOSTART_DIR).filter((n) => !n.startsWith("."));
+  } catch {
+    return [];
+  }
+}
+
+/** Start every enabled machine that is not running; 1 if any failed. */
+export async function autostart(): Promise<number> {
+  const { startMachine } = await import("./start.ts");
+  let failed = 0;
+  for (const name of enabled()) {
+    const st = readState(name);
+    if (st && leaderAlive(st)) continue;
+    try {
+      startMachine(name);
+    } catch (e) {
+      warn(`Failed to start machine ${name}: ${e instanceof Error ? e.message : e}`);
+      failed++;
+    }
+  }
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,174 @@
+// The registry of running machines, instead of systemd-machined: one JSON
+// state file per machine under /run/spawnctl/machines, written atomically,
+// and a lock file held (flock) by the machine's supervisor for as long as it
+// runs. The leader is identified by pid and start time, so a recycled pid is
+// never mistaken for the machine.
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { LOCK_EX, LOCK_NB, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
+import { SpawnctlError } from "../util/errors.ts";
+
+export const MACHINES_DIR = "/run/spawnctl/machines";
+
+export interface MachineState {
+  name: string;
+  class: "container";
+  /** "spawnctl" for background machines, "spawnctl-run" for foreground ones */
+  service: string;
+  leader: number;
+  leaderStart: string;
+  supervisor: number;
+  supervisorStart: string;
+  root: string;
+  /** the image name, for restarting */
+  image?: string;
+  uuid: string;
+  /** microseconds since the epoch */
+  since: number;
+  cgroups: string[];
+  unifiedCgroup?: string;
+  killSignal: number;
+  /** what `poweroff` sends: the machine's KillSignal= when set, else SIGRTMIN+4 */
+  poweroffSignal?: number;
+  /** the capability bounding set, hex */
+  capability: string;
+  privateNetwork: boolean;
+  netns?: boolean;
+  console?: { socket: string; log: string };
+  /** lock files held through inherited fds (released by the clean-up process) */
+  locks?: Array<{ fd: number; path: string }>;
+  netifs?: string[];
+  boot: boolean;
+  /** spawnctl start arguments, for a restart after reboot */
+  startArgs?: string[];
+}
+
+export function statePath(name: string): string {
+  return `${MACHINES_DIR}/${name}.json`;
+}
+export function lockPath(name: string): string {
+  return `${MACHINES_DIR}/${name}.lock`;
+}
+export function consoleSocket(name: string): string {
+  return `${MACHINES_DIR}/${name}.console.sock`;
+}
+export function consoleLog(name: string): string {
+  return `/var/log/spawnctl/${name}.console`;
+}
+
+/** start time of a process (field 22 of /proc/PID/stat), or undefined if it is gone (a zombie is gone) */
+export function processStart(pid: number): string | undefined {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+    if (f[0] === "Z" || f[0] === "X") return undefined;
+    return f[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function ensureDir(): void {
+  mkdirSync(MACHINES_DIR, { recursive: true, mode: 0o755 });
+}
+
+export function writeState(st: MachineState): void {
+  ensureDir();
+  const p = statePath(st.name);
+  const tmp = `${p}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(st, null, 2)}\n`, { mode: 0o644 });
+  renameSync(tmp, p);
+}
+
+export function readState(name: string): MachineState | undefined {
+  try {
+    return JSON.parse(readFileSync(statePath(name), "utf8")) as MachineState;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeState(name: string): void {
+  for (const p of [statePath(name), consoleSocket(name)]) {
+    try {
+      unlinkSync(p);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** Is the machine's leader still the process we started? */
+export function leaderAlive(st: MachineState): boolean {
+  return processStart(st.leader) === st.leaderStart;
+}
+
+export function supervisorAlive(st: MachineState): boolean {
+  return processStart(st.supervisor) === st.supervisorStart;
+}
+
+/** All state files, whether their machine still runs or not. */
+export function allStates(): MachineState[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(MACHINES_DIR).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5));
+  } catch {
+    return [];
+  }
+  return names.map(readState).filter((s): s is MachineState => !!s);
+}
+
+export interface MachineLock {
+  fd: number;
+  release(): void;
+}
+
+/**
+ * Take the machine's name. Held for the machine's whole life (the supervisor
+ * inherits the fd), so a second start of the same name fails at once.
+ */
+export function lockMachine(name: string): MachineLock {
+  ensureDir();
+  const path = lockPath(name);
+  for (;;) {
+    const fd = openSync(path, "a", 0o600);
+    const r = flock(fd, LOCK_EX | LOCK_NB);
+    if (r !== 0) {
+      closeSync(fd);
+      if (r === 11) throw new SpawnctlError(`Machine '${name}' already exists.`);
+      throw new SpawnctlError(`locking machine ${name}: ${strerror(r)}`);
+    }
+    // lost a race with an unlink by the previous holder? take it again
+    if (!existsSync(path)) {
+      closeSync(fd);
+      continue;
+    }
+    return {
+      fd,
+      release() {
+        try {
+          unlinkSync(path);
+        } catch {
+          /* gone */
+        }
+        flock(fd, LOCK_UN);
+        closeSync(fd);
+      },
+    };
+  }
+}
+
+/** Is the machine's lock held by someone (its supervisor)? */
+export function machineLocked(name: string): boolean {
+  const path = lockPath(name);
+  if (!existsSync(path)) return false;
+  const fd = openSync(path, "r");
+  try {
+    if (flock(fd, LOCK_EX | LOCK_NB) === 0) {
+      flock(fd, LOCK_UN);
+      return false;
+    }
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,194 @@
+// `spawnctl start NAME`: boot an image in the background, as
+// systemd-nspawn@NAME.service would, under a small C supervisor (the shim's
+// source built as an executable, run from a memfd). This process does all the
+// planning, hands the supervisor the plan, drives the child through its
+// set-up, gives the supervisor the console, records the machine and exits.
+// When the container ends the supervisor execs `spawnctl __machine-exited`,
+// which cleans up and, after a reboot, starts the machine again.
+import { closeSync, constants, mkdirSync, openSync, readFileSync } from "node:fs";
+import { ptr } from "bun:ffi";
+import supervisorFile from "../../build/nsh-supervisor" with { type: "file" };
+import { MSG, MSG_SIZE } from "../sys/abi.ts";
+import { COMPILED, closeQuietly, memfdWith, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
+import { encodePlan } from "../sys/plan.ts";
+import { SpawnctlError } from "../util/errors.ts";
+import { info, warn } from "../util/log.ts";
+import { lockTree, releaseInherited } from "../util/lock.ts";
+import { parseCommandLine } from "../settings/cli.ts";
+import { resolveSettings } from "../settings/merge.ts";
+import type { Settings } from "../settings/types.ts";
+import { mergeEnv } from "../cli/run.ts";
+import { createMachineCgroup, openMachineCgroup } from "../cgroup/cgroup.ts";
+import { applyProperties, parseProperty } from "../cgroup/properties.ts";
+import { buildPlan } from "../container/build-plan.ts";
+import { hostFacts } from "../container/host.ts";
+import { checkTree, prepareContext, type Cleanup } from "../container/prepare.ts";
+import { cloneFailure, driveChild } from "../container/spawn.ts";
+import { classify } from "../container/supervisor.ts";
+import { findImage } from "../settings/merge.ts";
+import { SIGRTMIN } from "../settings/parse.ts";
+import { loadProperties } from "./properties-store.ts";
+import {
+  type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
+} from "./registry.ts";
+
+/** What systemd-nspawn@.service passes, minus what spawnctl cannot do yet (-U, --network-veth). */
+export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--settings=override"];
+
+function runUndo(cleanup: Cleanup): void {
+  while (cleanup.length) {
+    try {
+      cleanup.pop()!();
+    } catch (e) {
+      warn(`cleaning up: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+}
+
+export function machineSettings(name: string, extra: string[] = []): { settings: Settings; poweroffSignal: number } {
+  const dir = findImage(name, mergeEnv());
+  if (!dir) throw new SpawnctlError(`No image for machine '${name}'.`);
+  const cl = parseCommandLine([...SERVICE_DEFAULTS, ...extra, "-M", name, "-D", dir]);
+  const env = { ...mergeEnv(), isTty: false };
+  const { settings, file } = resolveSettings(cl, env);
+  // the console goes to the supervisor, which needs a pty for it
+  if (settings.console === "pipe") settings.console = "read-only";
+  // an explicit KillSignal= is also what poweroff sends (busybox init powers off on SIGUSR2)
+  const explicit = cl.groups.has("killSignal") || file?.groups.has("killSignal");
+  return { settings, poweroffSignal: explicit ? settings.killSignal : SIGRTMIN + 4 };
+}
+
+function recvReply(ctl: number): { pid: number; sync: number } {
+  const msg = new Uint8Array(MSG_SIZE);
+  const fdOut = new Int32Array(1);
+  const n = shim().nsh_recv(ctl, ptr(msg), ptr(fdOut)) as number;
+  if (n <= 0) throw new SpawnctlError("the machine supervisor ended before starting the container");
+  const pid = new DataView(msg.buffer).getInt32(0, true);
+  if (pid < 0) throw cloneFailure(-pid);
+  if (fdOut[0]! < 0) throw new SpawnctlError("the machine supervisor sent no sync socket");
+  return { pid, sync: fdOut[0]! };
+}
+
+/** Start one machine; returns its state. Everything done is undone on failure. */
+export function startMachine(name: string, extra: string[] = []): MachineState {
+  if (!COMPILED) throw new SpawnctlError("Starting machines in the background needs the built binary (dist/spawnctl).");
+  const cleanup: Cleanup = [];
+  try {
+    const machineLock = lockMachine(name);
+    cleanup.push(() => machineLock.release());
+    const { settings: s, poweroffSignal } = machineSettings(name, extra);
+    const facts = hostFacts();
+    checkTree(s);
+    const treeLock = lockTree(s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
+    cleanup.push(() => treeLock.release());
+    const cg = createMachineCgroup(facts.cgroup, s.machine);
+    cleanup.push(() => cg.destroy());
+    const props = [...loadProperties(name), ...s.properties].map(parseProperty);
+    if (props.length) applyProperties(props, facts.cgroup, s.machine);
+    const ctx = prepareContext(s, facts, s.directory, cleanup);
+    const plan = buildPlan(s, ctx);
+
+    // the fds the supervisor inherits, by position: 3 itself, 4 control socket,
+    // 5 the plan, 6 spawnctl (to exec for clean-up), 7 the cgroup2 directory,
+    // then the lock fds
+    const [ctl, theirs] = seqpacketPair();
+    cleanup.push(() => closeQuietly(ctl));
+    const devnull = openSync("/dev/null", "r");
+    const cgfd = cg.unified ? openSync(cg.unified, constants.O_RDONLY | constants.O_DIRECTORY) : devnull;
+    plan.cgroupFd = cg.unified ? 7 : undefined;
+    const planFd = memfdWith("spawnctl-plan", encodePlan(plan));
+    const selfFd = memfdWith("nsh-supervisor", readFileSync(supervisorFile));
+    const exeFd = openSync(process.execPath, "r");
+    mkdirSync("/var/log/spawnctl", { recursive: true, mode: 0o750 });
+    const logFd = openSync(consoleLog(name), "a", 0o600);
+    const locks = [{ fd: machineLock.fd, path: `/run/spawnctl/machines/${name}.lock` }, ...treeLock.held()];
+    const stdio = [devnull, devnull, logFd, selfFd, theirs, planFd, exeFd, cgfd, ...locks.map((l) => l.fd)];
+    const inherited = locks.map((l, i) => ({ fd: 8 + i, path: l.path }));
+    const cgroupProcs = facts.cgroup.v1.map((h) => `${h.mountpoint}/tasks`);
+    if (facts.cgroup.unified) cgroupProcs.push(`${facts.cgroup.unified}/cgroup.procs`);
+    const sup = Bun.spawn(
+      ["/proc/self/fd/3", "--name", s.machine, "--log", consoleLog(name), "--socket", consoleSocket(name), "--ctl", "4",
+        "--plan", "5", "--exe", "6", "--self", "3", "--kill-signal", String(s.killSignal),
+        ...cgroupProcs.flatMap((p) => ["--cgroup-procs", p])],
+      { stdio: stdio as never, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } },
+    );
+    sup.unref();
+    for (const fd of [theirs, planFd, selfFd, exeFd, logFd, devnull]) closeQuietly(fd);
+    if (cgfd !== devnull) closeQuietly(cgfd);
+    cleanup.push(() => {
+      try {
+        process.kill(sup.pid, 9);
+      } catch {
+        /* gone */
+      }
+    });
+    const { pid, sync } = recvReply(ctl);
+    const child = driveChild(plan, pid, sync, {}, false);
+    if (child.consoleFd !== undefined) {
+      shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);
+      closeQuietly(child.consoleFd);
+    }
+    const st: MachineState = {
+      name: s.machine,
+      class: "container",
+      service: "spawnctl",
+      leader: pid,
+      leaderStart: processStart(pid) ?? "",
+      supervisor: sup.pid,
+      supervisorStart: processStart(sup.pid) ?? "",
+      root: s.directory,
+      image: name,
+      uuid: ctx.uuid,
+      since: Math.round((performance.timeOrigin + performance.now()) * 1000),
+      cgroups: cg.paths,
+      unifiedCgroup: cg.unified,
+      killSignal: s.killSignal,
+      poweroffSignal,
+      capability: s.capability.toString(16),
+      privateNetwork: s.privateNetwork,
+      console: { socket: consoleSocket(name), log: consoleLog(name) },
+      locks: inherited,
+      boot: s.boot,
+      startArgs: extra,
+    };
+    writeState(st);
+    const go = shim().nsh_send(ctl, "g".charCodeAt(0), -1) as number;
+    if (go < 0) throw new SpawnctlError(`handing machine ${name} to its supervisor: ${strerror(-go)}`);
+    closeQuietly(ctl);
+    // from here on the supervisor owns the locks, the cgroup and the state
+    machineLock.release = () => {};
+    closeSync(machineLock.fd);
+    for (const l of treeLock.held()) closeQuietly(l.fd);
+    return st;
+  } catch (e) {
+    removeState(name);
+    runUndo(cleanup);
+    throw e;
+  }
+}
+
+/**
+ * Run in the supervisor's process (exec'd by it) once the container has
+ * ended: remove the cgroup and the state, release the inherited locks and, if
+ * the container rebooted, start it again.
+ */
+export async function machineExited(name: string, status: number): Promise<number> {
+  const st = readState(name);
+  const outcome = classify(status);
+  const facts = hostFacts();
+  const cg = openMachineCgroup(facts.cgroup, name);
+  try {
+    cg.destroy();
+  } catch (e) {
+    warn(`machine ${name}: ${e instanceof Error ? e.message : e}`);
+  }
+  removeState(name);
+  if (st?.locks) releaseInherited(st.locks);
+  const what = outcome.kind === "exited" ? `exited with status ${outcome.code}` : outcome.kind === "signaled" ? `was killed by signal ${outcome.signal}` : outcome.kind === "poweroff" ? "has been shut down" : "is being rebooted";
+  info(`Container ${name} ${what}.`);
+  if (outcome.kind === "reboot" || (outcome.kind === "exited" && outcome.code === 133)) {
+    const image = st?.image ?? name;
+    startMachine(image, st?.startArgs ?? []);
+  }
+  return 0;
+}

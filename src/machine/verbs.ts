@@ -1,0 +1,404 @@
+// machinectl's machine verbs against spawnctl's own registry: list, status,
+// show, poweroff/reboot/terminate/kill, shell, login, console attach.
+import { readFileSync, readdirSync, existsSync, unlinkSync, writeSync } from "node:fs";
+import { ptr } from "bun:ffi";
+import { SpawnctlError } from "../util/errors.ts";
+import { formatAgo, formatBytes, formatTimestamp } from "../util/table.ts";
+import { readOsRelease, type ResolvedUser } from "../util/tree.ts";
+import { signalName, SIGRTMIN } from "../settings/parse.ts";
+import { hostFacts } from "../container/host.ts";
+import { openMachineCgroup } from "../cgroup/cgroup.ts";
+import { spawnPlan } from "../container/spawn.ts";
+import { isatty, closeQuietly, libc, shim, errno, strerror } from "../sys/ffi.ts";
+import { startRelay } from "../container/console.ts";
+import { waitExit } from "../container/supervisor.ts";
+import {
+  type MachineState, allStates, leaderAlive, lockPath, readState, removeState, supervisorAlive,
+} from "./registry.ts";
+import { buildEnterPlan, enterEnvironment, machineCgroupFd, machineUser, namespacesToJoin } from "./enter.ts";
+
+/** A machine that is running, or an error naming it. Stale entries are removed on the way. */
+export function runningMachine(name: string): MachineState {
+  const st = readState(name);
+  if (!st) throw new SpawnctlError(`No machine '${name}' known`);
+  if (!leaderAlive(st)) {
+    reapStale(st);
+    throw new SpawnctlError(`No machine '${name}' known`);
+  }
+  return st;
+}
+
+/** A machine whose supervisor and leader are both gone: clean up after it. */
+export function reapStale(st: MachineState): void {
+  if (supervisorAlive(st) || leaderAlive(st)) return;
+  try {
+    openMachineCgroup(hostFacts().cgroup, st.name).destroy();
+  } catch {
+    /* best effort */
+  }
+  removeState(st.name);
+  try {
+    unlinkSync(lockPath(st.name));
+  } catch {
+    /* gone */
+  }
+}
+
+export function isRunning(st: MachineState): boolean {
+  return leaderAlive(st);
+}
+
+export function runningMachines(): MachineState[] {
+  const out: MachineState[] = [];
+  for (const st of allStates()) {
+    if (leaderAlive(st)) out.push(st);
+    else reapStale(st);
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export interface MachineInfo {
+  machine: string;
+  class: string;
+  service: string;
+  os: string | null;
+  version: string | null;
+  addresses: string[];
+}
+
+export function machineOs(st: MachineState): Record<string, string> {
+  return readOsRelease(`/proc/${st.leader}/root`) ?? {};
+}
+
+export function listInfo(st: MachineState): MachineInfo {
+  const os = machineOs(st);
+  return { machine: st.name, class: st.class, service: st.service, os: os.ID ?? null, version: os.VERSION_ID ?? null, addresses: machineAddresses(st) };
+}
+
+/** IPv4/IPv6 addresses inside the machine's network namespace (none shown for host networking). */
+export function machineAddresses(st: MachineState): string[] {
+  if (!st.privateNetwork) return [];
+  try {
+    // /proc/PID/net/* shows the namespace of PID; fib_trie lists the local IPv4 addresses
+    const trie = readFileSync(`/proc/${st.leader}/net/fib_trie`, "utf8");
+    const out = new Set<string>();
+    const lines = trie.split("\n");
+    for (let i = 1; i < lines.length; i++) {
+      if (/\/32 host LOCAL/.test(lines[i]!)) {
+        const m = /\|--\s+(\S+)/.exec(lines[i - 1]!);
+        if (m && !m[1]!.startsWith("127.")) out.add(m[1]!);
+      }
+    }
+    const v6 = readFileSync(`/proc/${st.leader}/net/if_inet6`, "utf8");
+    for (const l of v6.split("\n")) {
+      const f = l.trim().split(/\s+/);
+      if (f.length < 6 || f[5] === "lo") continue;
+      out.add(f[0]!.match(/.{4}/g)!.join(":").replace(/(^|:)0{1,3}/g, "$1").replace(/(:0)+:/, "::"));
+    }
+    return [...out];
+  } catch {
+    return [];
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+  } catch {
+    return "";
+  }
+}
+
+/** The machine's cgroup tree with its processes, drawn as systemd-cgls does. */
+export function cgroupTree(dir: string, label: string): string[] {
+  const lines: string[] = [label];
+  const walk = (d: string, prefix: string) => {
+    let pids: number[] = [];
+    try {
+      pids = readFileSync(`${d}/cgroup.procs`, "utf8").split("\n").filter(Boolean).map(Number);
+    } catch {
+      /* gone */
+    }
+    let subs: string[] = [];
+    try {
+      subs = readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    } catch {
+      /* gone */
+    }
+    const items: Array<{ text: string; sub?: string }> = [
+      ...pids.map((p) => ({ text: `${p} ${cmdline(p)}` })),
+      ...subs.map((s) => ({ text: s, sub: `${d}/${s}` })),
+    ];
+    items.forEach((it, i) => {
+      const last = i === items.length - 1;
+      lines.push(`${prefix}${last ? "└─" : "├─"}${it.text}`);
+      if (it.sub) walk(it.sub, `${prefix}${last ? "  " : "│ "}`);
+    });
+  };
+  walk(dir, "");
+  return lines;
+}
+
+function memoryOf(st: MachineState): number | undefined {
+  for (const p of st.cgroups) {
+    for (const f of ["memory.current", "memory.usage_in_bytes"]) {
+      try {
+        return Number(readFileSync(`${p}/${f}`, "utf8").trim());
+      } catch {
+        /* not this hierarchy */
+      }
+    }
+  }
+  return undefined;
+}
+
+function tasksOf(st: MachineState): number | undefined {
+  for (const p of st.cgroups) {
+    try {
+      return Number(readFileSync(`${p}/pids.current`, "utf8").trim());
+    } catch {
+      /* not the pids hierarchy */
+    }
+  }
+  return undefined;
+}
+
+export function statusText(st: MachineState): string {
+  const os = machineOs(st);
+  const pad = (k: string) => k.padStart(12);
+  const out = [`${st.name}(${st.uuid})`];
+  out.push(`${pad("Since")}: ${formatTimestamp(st.since)}; ${formatAgo(st.since)}`);
+  out.push(`${pad("Leader")}: ${st.leader} (${cmdline(st.leader).split(" ")[0]?.split("/").pop() ?? "?"})`);
+  out.push(`${pad("Service")}: ${st.service}; class ${st.class}`);
+  out.push(`${pad("Root")}: ${st.root}`);
+  const addrs = machineAddresses(st);
+  if (addrs.length) out.push(`${pad("Address")}: ${addrs[0]}`, ...addrs.slice(1).map((a) => `${" ".repeat(14)}${a}`));
+  if (os.PRETTY_NAME) out.push(`${pad("OS")}: ${os.PRETTY_NAME}`);
+  const tasks = tasksOf(st);
+  if (tasks !== undefined) out.push(`${pad("Tasks")}: ${tasks}`);
+  const mem = memoryOf(st);
+  if (mem !== undefined) out.push(`${pad("Memory")}: ${formatBytes(mem)}`);
+  const tree = st.unifiedCgroup ?? st.cgroups.find((c) => c.includes("/systemd/")) ?? st.cgroups[0];
+  if (tree) {
+    const lines = cgroupTree(tree, `spawnctl/${st.name}`);
+    out.push(`${pad("Unit")}: ${lines[0]}`, ...lines.slice(1).map((l) => `${" ".repeat(14)}${l}`));
+  }
+  return out.join("\n");
+}
+
+export function machineProperties(st: MachineState): Array<[string, string]> {
+  return [
+    ["Name", st.name],
+    ["Id", st.uuid],
+    ["Timestamp", formatTimestamp(st.since)],
+    ["TimestampMonotonic", "0"],
+    ["Service", st.service],
+    ["Unit", `spawnctl/${st.name}`],
+    ["Leader", String(st.leader)],
+    ["Supervisor", String(st.supervisor)],
+    ["Class", st.class],
+    ["RootDirectory", st.root],
+    ["NetworkInterfaces", (st.netifs ?? []).join(" ")],
+    ["KillSignal", signalName(st.killSignal || SIGRTMIN + 3)],
+    ["State", "running"],
+  ];
+}
+
+export function managerProperties(): Array<[string, string]> {
+  return [
+    ["PoolPath", "/var/lib/machines"],
+    ["PoolUsage", ""],
+    ["PoolLimit", ""],
+  ];
+}
+
+function signal(pid: number, sig: number, what: string): void {
+  try {
+    process.kill(pid, sig);
+  } catch (e) {
+    throw new SpawnctlError(`${what}: ${(e as Error).message}`);
+  }
+}
+
+/** poweroff: the machine's own KillSignal= if one was set, else SIGRTMIN+4 (systemd's poweroff). */
+export function poweroff(st: MachineState): void {
+  signal(st.leader, st.poweroffSignal ?? SIGRTMIN + 4, `powering off machine ${st.name}`);
+}
+
+export function reboot(st: MachineState): void {
+  signal(st.leader, 2 /* SIGINT */, `rebooting machine ${st.name}`);
+}
+
+export function killMachine(st: MachineState, whom: "leader" | "all", sig: number): void {
+  if (whom === "leader") return signal(st.leader, sig, `signalling machine ${st.name}`);
+  const cg = openMachineCgroup(hostFacts().cgroup, st.name);
+  cg.kill(sig);
+}
+
+/** Wait until a machine's state file is gone (its clean-up has run). */
+export async function waitGone(name: string, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (!existsSync(`/run/spawnctl/machines/${name}.json`)) return true;
+    await Bun.sleep(10);
+  }
+  return false;
+}
+
+/** terminate: kill every process of the machine; clean up here if its supervisor is gone too. */
+export async function terminate(st: MachineState): Promise<void> {
+  const cg = openMachineCgroup(hostFacts().cgroup, st.name);
+  cg.kill(9);
+  if (supervisorAlive(st)) {
+    if (await waitGone(st.name, 10_000)) return;
+  }
+  // no supervisor to clean up after the machine: do it here
+  cg.destroy();
+  removeState(st.name);
+  try {
+    unlinkSync(lockPath(st.name));
+  } catch {
+    /* gone */
+  }
+}
+
+export interface ShellOptions {
+  user: string;
+  env: string[];
+  command: string[];
+}
+
+/** shell [USER@]NAME [CMD...]: a program in the running machine, on a pty when we have a terminal. */
+export async function shell(st: MachineState, o: ShellOptions): Promise<number> {
+  const u = machineUser(st, o.user);
+  const pty = isatty(0) && isatty(1);
+  const argv = o.command.length ? o.command : [u.shell || "/bin/sh"];
+  const argv0 = o.command.length ? undefined : `-${argv[0]!.split("/").pop()}`;
+  return enterAndRun(st, u, { argv, argv0, env: enterEnvironment(u, o.env, pty), pty, cwd: u.home || "/" }, "shell");
+}
+
+/** login NAME: a login prompt on a new pty in the machine (agetty or login, no systemd needed). */
+export async function login(st: MachineState): Promise<number> {
+  const u = machineUser(st, "root");
+  const root = `/proc/${st.leader}/root`;
+  const agetty = ["/sbin/agetty", "/usr/sbin/agetty"].find((p) => existsSync(`${root}${p}`));
+  const argv = agetty ? [agetty, "-o", "-p -- \\u", "--noclear", "-", process.env.TERM || "vt220"] : ["/bin/login"];
+  return enterAndRun(st, u, { argv, env: enterEnvironment(u, [], true), pty: true, cwd: "/" }, "login");
+}
+
+async function enterAndRun(st: MachineState, u: ResolvedUser, o: { argv: string[]; argv0?: string; env: string[]; pty: boolean; cwd: string }, what: "shell" | "login"): Promise<number> {
+  const facts = hostFacts();
+  const plan = buildEnterPlan(st, facts.cgroup, namespacesToJoin(st.leader), { user: u, ...o });
+  const cgfd = machineCgroupFd(st);
+  plan.cgroupFd = cgfd;
+  let child;
+  try {
+    child = spawnPlan(plan);
+  } finally {
+    closeQuietly(cgfd);
+  }
+  const exited = waitExit(child.pid);
+  let detached = false;
+  let relay;
+  if (child.consoleFd !== undefined) {
+    const master = child.consoleFd;
+    if (what === "login" || isatty(0)) process.stderr.write(`Connected to machine ${st.name}. Press ^] three times within 1s to exit session.\n`);
+    relay = startRelay(master, {
+      mode: "interactive",
+      onEscape: () => {
+        detached = true;
+        relay?.stop();
+        closeQuietly(master);
+        // the session gets SIGHUP from the hung-up terminal; make sure it goes
+        try {
+          process.kill(child.pid, 1);
+        } catch {
+          /* gone */
+        }
+      },
+    });
+  }
+  const status = await exited;
+  if (relay && !detached) await relay.drain(200);
+  relay?.stop();
+  if (child.consoleFd !== undefined) closeQuietly(child.consoleFd);
+  if (child.consoleFd !== undefined && (what === "login" || isatty(0))) process.stderr.write(`\nConnection to machine ${st.name} terminated.\n`);
+  if (detached) return 0;
+  return status & 0x7f ? 128 + (status & 0x7f) : (status >> 8) & 0xff;
+}
+
+/** console NAME: attach to a background machine's console (its supervisor's socket). */
+export async function attachConsole(st: MachineState): Promise<number> {
+  if (!st.console) throw new SpawnctlError(`Machine ${st.name} has no console to attach to (it runs in the foreground).`);
+  const fd = connectSeqpacket(st.console.socket);
+  process.stderr.write(`Connected to the console of machine ${st.name}. Press ^] three times within 1s to detach.\n`);
+  let saved: Uint8Array | undefined;
+  if (isatty(0)) {
+    saved = new Uint8Array(256);
+    if (shim().nsh_tty_raw(0, ptr(saved)) !== 0) saved = undefined;
+    const ws = new Uint16Array(2);
+    if (shim().nsh_get_winsize(1, ptr(ws)) === 0) writeSync(fd, Buffer.from([0x77, ws[0]! & 0xff, ws[0]! >> 8, ws[1]! & 0xff, ws[1]! >> 8]));
+  }
+  const { EscapeDetector } = await import("../container/console.ts");
+  const esc = new EscapeDetector();
+  let detached = false;
+  const stop = { stopped: false };
+  let onDetach = () => {};
+  const detachedP = new Promise<void>((r) => {
+    onDetach = r;
+  });
+  const input = (async () => {
+    const reader = Bun.stdin.stream().getReader();
+    while (!stop.stopped) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (esc.feed(value)) {
+        detached = true;
+        stop.stopped = true;
+        onDetach();
+        return;
+      }
+      const msg = Buffer.alloc(value.length + 1);
+      msg[0] = 0x64;
+      msg.set(value, 1);
+      try {
+        writeSync(fd, msg);
+      } catch {
+        break;
+      }
+    }
+  })();
+  void input;
+  const output = (async () => {
+    try {
+      const reader = Bun.file(fd).stream().getReader();
+      while (!stop.stopped) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (value[0] === 0x64 && !stop.stopped) writeSync(1, value.subarray(1));
+      }
+    } catch {
+      /* closed */
+    }
+  })();
+  await Promise.race([output, detachedP]);
+  stop.stopped = true;
+  if (saved) shim().nsh_tty_restore(0, ptr(saved));
+  closeQuietly(fd);
+  process.stderr.write(detached ? `\nDetached from machine ${st.name}.\n` : `\nThe console of machine ${st.name} is closed.\n`);
+  return 0;
+}
+
+function connectSeqpacket(path: string): number {
+  const fd = libc().socket(1 /* AF_UNIX */, 5 /* SOCK_SEQPACKET */ | 0x80000, 0) as number;
+  if (fd < 0) throw new SpawnctlError(`socket: ${strerror(errno())}`);
+  const addr = Buffer.alloc(110);
+  addr.writeUInt16LE(1, 0);
+  addr.write(path, 2);
+  if ((libc().connect(fd, ptr(addr), 2 + Buffer.byteLength(path) + 1) as number) < 0) {
+    const e = errno();
+    closeQuietly(fd);
+    throw new SpawnctlError(`connecting to ${path}: ${strerror(e)}`);
+  }
+  return fd;
+}
