@@ -603,7 +603,7 @@ function checkSignature(sig: Signature, keyring: Keyring, parts: Uint8Array[], n
     const ids = { issuer, created, key: key.fingerprint, primary: cert.primary.fingerprint };
     const unsupported = unsupportedReason(sig, key);
     if (unsupported) {
-      outcome ??= { status: "rejected", ...ids, reason: unsupported };
+      outcome ??= { status: "rejected", ...ids, reason: `signature by key ${key.fingerprint}: ${unsupported}` };
       continue;
     }
     const bad = cryptoCheck(sig, key, parts);
@@ -611,7 +611,10 @@ function checkSignature(sig: Signature, keyring: Keyring, parts: Uint8Array[], n
       outcome = { status: "bad", ...ids, reason: bad };
       continue;
     }
-    if (!allowedTypes.includes(sig.type)) return { status: "rejected", ...ids, reason: `signature type 0x${sig.type.toString(16).padStart(2, "0")} is not a ${allowedTypes.includes(SIG.BINARY) ? "document" : "text"} signature` };
+    if (!allowedTypes.includes(sig.type)) {
+      const kind = allowedTypes.includes(SIG.BINARY) ? "document" : "text";
+      return { status: "rejected", ...ids, reason: `signature by key ${key.fingerprint}: type 0x${sig.type.toString(16).padStart(2, "0")} is not a ${kind} signature` };
+    }
     const expires = sigExpiry(sig);
     if (expires !== undefined && now >= expires) return { status: "rejected", ...ids, reason: `signature by key ${key.fingerprint} expired on ${formatTime(expires)}` };
     const problem = keyProblem(cert, key, sig, now);

@@ -386,7 +386,10 @@ function decodeLzma2(inp: Uint8Array, pos: number, end: number, out: Uint8Array,
     const control = inp[pos++]!;
     if (control === 0x00) return pos;
     if (control >= 0xe0 || control === 0x01) {
+      // A dictionary reset also requires new properties before the next
+      // LZMA chunk (as liblzma insists), whatever kind of chunk made it.
       needDictReset = false;
+      needProps = true;
       dictStart = outPos;
     } else if (needDictReset) {
       throw xzError(`${what}: the first LZMA2 chunk does not reset the dictionary`);
@@ -917,8 +920,10 @@ export function xzDecompress(input: Uint8Array, opts: { backend?: XzBackend } = 
   const backend = opts.backend ?? defaultBackend;
   if (backend !== "ts") {
     const lib = liblzma();
-    if (lib) return liblzmaDecode(lib, input, layout.uncompressedSize);
-    if (backend === "liblzma") throw xzError("liblzma.so.5 is not available on this host");
+    if (!lib && backend === "liblzma") throw xzError("liblzma.so.5 is not available on this host");
+    // (liblzma declines files whose dictionary exceeds its memory limit: the TS decoder takes those)
+    const done = lib ? liblzmaDecode(lib, input, layout.uncompressedSize) : undefined;
+    if (done) return done;
   }
   const out = new Uint8Array(layout.uncompressedSize);
   for (const b of layout.blocks) xzDecodeBlock(input, b, out.subarray(b.outOffset, b.outOffset + b.uncompressedSize));
@@ -945,16 +950,21 @@ export function liblzma(): LzmaLib | null {
 }
 
 const LZMA_CONCATENATED = 0x08;
-const LZMA_RET = ["OK", "stream end", "no check", "unsupported check", "get check", "out of memory", "memory limit reached", "not an xz file", "unsupported options", "corrupt data", "truncated data", "programming error"];
+const LZMA_MEMLIMIT_ERROR = 6;
+const LZMA_RET = ["OK", "stream end", "no check", "unsupported check", "get check", "out of memory", "memory limit reached", "not an xz file", "unsupported options", "corrupt data", "truncated data or more output than the index says", "programming error"];
+/** liblzma allocates the dictionary a file asks for; the TS decoder needs none, so bigger ones go there. */
+const LIBLZMA_MEMLIMIT = 1n << 30n;
 
-function liblzmaDecode(lib: LzmaLib, input: Uint8Array, size: number): Uint8Array {
+/** Decode with liblzma; undefined when it would need more memory than LIBLZMA_MEMLIMIT. */
+function liblzmaDecode(lib: LzmaLib, input: Uint8Array, size: number): Uint8Array | undefined {
   const out = new Uint8Array(Math.max(size, 1));
-  const memlimit = new BigUint64Array([0xffffffffffffffffn]);
+  const memlimit = new BigUint64Array([LIBLZMA_MEMLIMIT]);
   const inPos = new BigUint64Array(1);
   const outPos = new BigUint64Array(1);
   // ptr() refuses empty buffers.
   const inBuf = input.length ? input : new Uint8Array(1);
   const ret = lib.lzma_stream_buffer_decode(ptr(memlimit), LZMA_CONCATENATED, null, ptr(inBuf), ptr(inPos), input.length, ptr(out), ptr(outPos), size);
+  if (ret === LZMA_MEMLIMIT_ERROR) return undefined;
   if (ret !== 0) throw xzError(`liblzma: ${LZMA_RET[ret] ?? `error ${ret}`}`);
   if (Number(outPos[0]) !== size) throw xzError("liblzma produced a different size than the index says");
   return size === out.length ? out : out.subarray(0, size);

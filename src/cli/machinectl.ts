@@ -1,8 +1,6 @@
 // `spawnctl VERB ...` and `machinectl VERB ...`: machinectl's verbs and
-// options, parsed with cac. (`spawnctl run` has its own parser: nspawn stops at
-// the first non-option, which cac cannot do.) Everything prints through
-// util/log.ts; errors are thrown for main.ts to print.
-import cac from "cac";
+// options. Everything prints through util/log.ts; errors are thrown for
+// main.ts to print.
 import { SpawnctlError, usage } from "../util/errors.ts";
 import { print, setQuiet, warn } from "../util/log.ts";
 import { formatJson, formatTable } from "../util/table.ts";
@@ -96,10 +94,8 @@ export interface GlobalOptions {
   now: boolean;
   verify: string;
   format?: string;
-}
-
-function list<T>(v: T | T[] | undefined): T[] {
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+  /** import: allow device nodes in archives */
+  devices: boolean;
 }
 
 /** Split off what belongs to the payload of `shell [USER@]NAME CMD ...`: everything after NAME. */
@@ -121,54 +117,128 @@ function splitShell(argv: string[]): { head: string[]; command: string[] } {
   return { head: argv, command: [] };
 }
 
+interface OptionSpec { key: string; long?: string; short?: string; value: boolean }
+
+// Options are accepted anywhere among the verb's arguments, as getopt_long
+// permutes them. (cac was tried first: its parser takes the word after a
+// hyphenated boolean such as --read-only as that option's value and turns
+// numeric strings into numbers, which breaks `bind --read-only NAME ...`.)
+const OPTIONS: OptionSpec[] = [
+  { key: "property", long: "property", short: "p", value: true },
+  { key: "P", short: "P", value: true },
+  { key: "value", long: "value", value: false },
+  { key: "all", long: "all", short: "a", value: false },
+  { key: "quiet", long: "quiet", short: "q", value: false },
+  { key: "noLegend", long: "no-legend", value: false },
+  { key: "noPager", long: "no-pager", value: false },
+  { key: "json", long: "json", value: true },
+  { key: "signal", long: "signal", short: "s", value: true },
+  { key: "killWhom", long: "kill-whom", value: true },
+  { key: "uid", long: "uid", value: true },
+  { key: "setenv", long: "setenv", short: "E", value: true },
+  { key: "readOnly", long: "read-only", value: false },
+  { key: "mkdir", long: "mkdir", value: false },
+  { key: "force", long: "force", value: false },
+  { key: "now", long: "now", value: false },
+  { key: "verify", long: "verify", value: true },
+  { key: "format", long: "format", value: true },
+  { key: "help", long: "help", short: "h", value: false },
+  { key: "full", long: "full", short: "l", value: false },
+  { key: "maxAddresses", long: "max-addresses", value: true },
+  { key: "lines", long: "lines", short: "n", value: true },
+  { key: "output", long: "output", short: "o", value: true },
+  { key: "noAskPassword", long: "no-ask-password", value: false },
+  { key: "keepDownload", long: "keep-download", value: false },
+  { key: "devices", long: "devices", value: false },
+];
+
+/** getopt_long with permutation: options anywhere, "--" ends them. */
+export function parseArgv(argv: string[]): { values: Map<string, string[]>; positional: string[] } {
+  const values = new Map<string, string[]>();
+  const positional: string[] = [];
+  const add = (o: OptionSpec, v: string) => values.set(o.key, [...(values.get(o.key) ?? []), v]);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const o = OPTIONS.find((x) => x.long === name);
+      if (!o) throw usage(`unrecognized option '--${name}'`);
+      if (!o.value) {
+        if (eq >= 0) throw usage(`option '--${name}' doesn't allow an argument`);
+        add(o, "");
+      } else if (eq >= 0) add(o, a.slice(eq + 1));
+      else {
+        if (i + 1 >= argv.length) throw usage(`option '--${name}' requires an argument`);
+        add(o, argv[++i]!);
+      }
+      continue;
+    }
+    if (a.startsWith("-") && a.length > 1) {
+      for (let k = 1; k < a.length; k++) {
+        const o = OPTIONS.find((x) => x.short === a[k]);
+        if (!o) throw usage(`invalid option -- '${a[k]}'`);
+        if (!o.value) {
+          add(o, "");
+          continue;
+        }
+        let v = a.slice(k + 1);
+        if (!v) {
+          if (i + 1 >= argv.length) throw usage(`option requires an argument -- '${a[k]}'`);
+          v = argv[++i]!;
+        }
+        add(o, v);
+        break;
+      }
+      continue;
+    }
+    positional.push(a);
+  }
+  return { values, positional };
+}
+
 export function parseMachinectl(argv: string[]): { verb: string; args: string[]; opts: GlobalOptions; command: string[] } {
   const { head, command } = splitShell(argv);
-  const cli = cac("machinectl");
-  for (const [flag, desc] of [
-    ["-p, --property <name>", "property"], ["-P <name>", "value property"], ["--value", "value"], ["-a, --all", "all"],
-    ["-q, --quiet", "quiet"], ["--no-legend", "legend"], ["--no-pager", "pager"], ["--json <mode>", "json"],
-    ["-s, --signal <sig>", "signal"], ["--kill-whom <whom>", "whom"], ["--uid <user>", "uid"], ["-E, --setenv <var>", "env"],
-    ["--read-only", "ro"], ["--mkdir", "mkdir"], ["--force", "force"], ["--now", "now"], ["--verify <mode>", "verify"],
-    ["--format <fmt>", "format"], ["-h, --help", "help"], ["-l, --full", "full"], ["--max-addresses <n>", "max"],
-    ["-n, --lines <n>", "lines"], ["-o, --output <mode>", "output"], ["--no-ask-password", "ask"], ["--keep-download", "keep"],
-  ] as const) cli.option(flag, desc);
-  const parsed = cli.parse(["spawnctl", "machinectl", ...head], { run: false });
-  const o = parsed.options as Record<string, unknown>;
-  const known = new Set(["property", "p", "P", "value", "all", "a", "quiet", "q", "legend", "pager", "json", "signal", "s", "killWhom", "uid", "setenv", "E",
-    "readOnly", "mkdir", "force", "now", "verify", "format", "help", "h", "full", "l", "maxAddresses", "lines", "n", "output", "o", "askPassword", "keepDownload", "--"]);
-  for (const k of Object.keys(o)) if (!known.has(k)) throw usage(`Unknown option '${k.length === 1 ? "-" : "--"}${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}'.`);
-  const props = [...list(o.property as string | string[]), ...list(o.P as string | string[])].flatMap((p) => String(p).split(","));
+  const { values, positional } = parseArgv(head);
+  const last = (k: string) => values.get(k)?.at(-1);
+  const has = (k: string) => values.has(k);
+  const props = [...(values.get("property") ?? []), ...(values.get("P") ?? [])].flatMap((p) => p.split(","));
   let sig: number | undefined;
-  if (o.signal !== undefined) {
+  if (has("signal")) {
     try {
-      sig = parseSignal(String(o.signal));
+      sig = parseSignal(last("signal")!);
     } catch {
-      throw usage(`Failed to parse signal string ${o.signal}.`);
+      throw usage(`Failed to parse signal string ${last("signal")}.`);
     }
   }
-  const whom = (o.killWhom as string | undefined) ?? "all";
+  const whom = last("killWhom") ?? "all";
   if (whom !== "leader" && whom !== "all") throw usage(`Invalid --kill-whom= value: ${whom} (leader, all).`);
-  if (o.json !== undefined && !["pretty", "short", "off"].includes(String(o.json))) throw usage(`Unknown argument to --json=: ${o.json}`);
+  const json = last("json");
+  if (json !== undefined && !["pretty", "short", "off"].includes(json)) throw usage(`Unknown argument to --json=: ${json}`);
   const opts: GlobalOptions = {
     property: props,
-    value: !!o.value || o.P !== undefined,
-    all: !!o.all,
-    quiet: !!o.quiet,
-    legend: o.legend !== false,
-    json: o.json === undefined || o.json === "off" ? undefined : String(o.json),
+    value: has("value") || has("P"),
+    all: has("all"),
+    quiet: has("quiet"),
+    legend: !has("noLegend"),
+    json: json === undefined || json === "off" ? undefined : json,
     signal: sig,
     killWhom: whom,
-    uid: o.uid === undefined ? undefined : String(o.uid),
-    setenv: list(o.setenv as string | string[]).map(String),
-    readOnly: !!o.readOnly,
-    mkdir: !!o.mkdir,
-    force: !!o.force,
-    now: !!o.now,
-    verify: o.verify === undefined ? "signature" : String(o.verify),
-    format: o.format === undefined ? undefined : String(o.format),
+    uid: last("uid"),
+    setenv: values.get("setenv") ?? [],
+    readOnly: has("readOnly"),
+    mkdir: has("mkdir"),
+    force: has("force"),
+    now: has("now"),
+    verify: last("verify") ?? "signature",
+    format: last("format"),
+    devices: has("devices"),
   };
-  const positional = parsed.args.map(String);
-  if (o.help || positional.length === 0) return { verb: "help", args: [], opts, command };
+  if (has("help") || positional.length === 0) return { verb: "help", args: [], opts, command };
   return { verb: positional[0]!, args: positional.slice(1), opts, command };
 }
 

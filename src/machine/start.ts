@@ -152,6 +152,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
       startArgs: extra,
     };
     writeState(st);
+    cleanup.push(() => removeState(name));
     const go = shim().nsh_send(ctl, "g".charCodeAt(0), -1) as number;
     if (go < 0) throw new SpawnctlError(`handing machine ${name} to its supervisor: ${strerror(-go)}`);
     closeQuietly(ctl);
@@ -161,7 +162,6 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     for (const l of treeLock.held()) closeQuietly(l.fd);
     return st;
   } catch (e) {
-    removeState(name);
     runUndo(cleanup);
     throw e;
   }

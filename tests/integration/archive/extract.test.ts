@@ -263,3 +263,28 @@ describe("metadata", () => {
     expect(existsSync(`${root}/usr/share`)).toBe(false);
   });
 });
+
+describe("TarWriter output in GNU tar", () => {
+  rootTest("GNU tar --xattrs extracts it to the same tree as extractTar", () => {
+    const entries: TarWriteEntry[] = [
+      { path: "etc", type: "dir", mode: 0o755, mtime: 1000 },
+      { path: "etc/shadow", type: "file", data: text("root:*:1::::::\n"), mode: 0o640, uid: 0, gid: 42, mtime: 2000 },
+      { path: "usr/bin/ping", type: "file", data: text("\x7fELF"), mode: 0o4755, uid: 0, gid: 0, mtime: 3000.5, xattrs: new Map([["user.origin", text("test")]]) },
+      { path: "usr/bin/ping6", type: "hardlink", linkname: "usr/bin/ping" },
+      { path: `usr/share/${"long-".repeat(40)}name`, type: "symlink", linkname: "../../bin/ping", uid: 7, gid: 8, mtime: 4000 },
+      { path: "dev/null", type: "char", devmajor: 1, devminor: 3, mode: 0o666, mtime: 5000 },
+      { path: "run/fifo", type: "fifo", mode: 0o600, uid: 1000, gid: 1000, mtime: 6000 },
+    ];
+    const tarFile = `${base}/writer.tar`;
+    writeFileSync(tarFile, tarOf(entries));
+    const ours = freshRoot();
+    const theirs = freshRoot();
+    extract(entries, ours, { devices: true });
+    const p = Bun.spawnSync(["tar", "-C", theirs, "--xattrs", "--xattrs-include=*", "--same-owner", "--same-permissions", "--numeric-owner", "-xf", tarFile], { stderr: "pipe" });
+    expect(p.stderr.toString()).toBe("");
+    const list = (r: string) => new TextDecoder().decode(Bun.spawnSync(["find", r, "-mindepth", "1", "-printf", "%P|%y|%m|%U|%G|%s|%l|%n|%T@|%D\n"]).stdout).split("\n").filter(Boolean).map((l) => (/^[^|]*\|d\|/.test(l) ? l.replace(/\|[^|]*\|[^|]*$/, "") : l.replace(/\|[^|]*$/, ""))).sort();
+    expect(list(ours)).toEqual(list(theirs));
+    expect(new TextDecoder().decode(listXattrs(`${theirs}/usr/bin/ping`).get("user.origin")!)).toBe("test");
+    expect(lstatSync(`${theirs}/dev/null`).rdev).toBe(0x103);
+  });
+});

@@ -79,12 +79,14 @@ export function makePgpFixtures(out: string): void {
     writeFileSync(`${out}/ed.asc`, gpg(0, ["--export", "--armor", ed]));
     keys.ed = fingerprints(ed);
 
-    // rsa: a certify-only RSA primary key with an RSA signing subkey; SHA-512.
+    // rsa: a certify-only RSA primary key with an RSA signing subkey; SHA-512,
+    // and once SHA-1, which is not accepted.
     const rsa = newKey("rsa", "rsa2048", "cert", "never");
     gpg(0, ["--quick-add-key", rsa, "rsa2048", "sign", "never"]);
     const rsaSub = fingerprints(rsa)[1]!;
     sign(1, rsaSub, "rsa-clear.asc", ["--clearsign"], ["--digest-algo", "SHA512"]);
     sign(1, rsaSub, "rsa-binary.sig", ["--detach-sign"], ["--digest-algo", "SHA512"]);
+    sign(1, rsaSub, "rsa-sha1.sig", ["--detach-sign"], ["--digest-algo", "SHA1"]);
     exportBinary("rsa.gpg", rsa);
     keys.rsa = fingerprints(rsa);
 

@@ -1,0 +1,269 @@
+// Background machines without machined: start, list, status, show, shell,
+// login, console, copy-to/from, bind, poweroff, reboot, kill, terminate,
+// set-property, enable/disable/autostart, and a SIGKILLed supervisor. The
+// machines are busybox trees whose init is a shell script that logs every
+// signal it gets into /log (bound from the host).
+import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+
+const NAME = "sctest-m1";
+const IMAGE = `/var/lib/machines/${NAME}`;
+const NSPAWN = `/etc/systemd/nspawn/${NAME}.nspawn`;
+let base = "";
+let log = "";
+const before = IS_ROOT ? leftovers() : [];
+
+// init: log each signal by number; 38 (SIGRTMIN+4, poweroff) and 12 (SIGUSR2)
+// end the container; 2 (SIGINT, reboot) reboots it the way a real init does
+const INIT = `#!/bin/sh
+echo "boot" >> /log/events
+for s in 1 5 10 12 15 34 37 38; do trap "echo sig-$s >> /log/events; [ $s = 38 -o $s = 12 ] && exit 0" $s; done
+trap "echo sig-2 >> /log/events; reboot -f" 2
+while true; do sleep 0.05; done
+`;
+
+beforeAll(() => {
+  if (!IS_ROOT) return;
+  base = tempDir();
+  log = `${base}/log`;
+  mkdirSync(log);
+  removeTree(IMAGE);
+  mkdirSync("/var/lib/machines", { recursive: true });
+  makeBusyboxTree(IMAGE, { files: { "sbin/init.sh": INIT } });
+  rmSync(`${IMAGE}/sbin`, { force: true });
+  mkdirSync(`${IMAGE}/usr/sbin`, { recursive: true });
+  writeFileSync(`${IMAGE}/usr/sbin/init`, INIT);
+  chmodSync(`${IMAGE}/usr/sbin/init`, 0o755);
+  Bun.spawnSync(["ln", "-s", "usr/sbin", `${IMAGE}/sbin`]);
+  // passwordless root for `login`
+  writeFileSync(`${IMAGE}/etc/passwd`, "root::0:0:root:/root:/bin/sh\ntester:x:1000:1000:Test User:/home/tester:/bin/sh\n");
+  mkdirSync("/etc/systemd/nspawn", { recursive: true });
+  writeFileSync(NSPAWN, `[Files]\nBind=${log}:/log\n`);
+});
+
+afterAll(() => {
+  if (!IS_ROOT) return;
+  run(["terminate", NAME]);
+  removeTree(IMAGE);
+  rmSync(NSPAWN, { force: true });
+  rmSync(`/etc/spawnctl/properties/${NAME}.conf`, { force: true });
+  rmSync(`/etc/spawnctl/autostart/${NAME}`, { force: true });
+  rmSync(`/var/log/spawnctl/${NAME}.console`, { force: true });
+  removeTree(base);
+  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+});
+
+const events = () => (existsSync(`${log}/events`) ? readFileSync(`${log}/events`, "utf8").trim().split("\n").filter(Boolean) : []);
+async function waitFor(pred: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out; events: ${events().join(",")}`);
+    await Bun.sleep(20);
+  }
+}
+const running = () => run(["list", "--no-legend"]).stdout.includes(NAME);
+async function fresh(): Promise<void> {
+  if (running()) {
+    run(["terminate", NAME]);
+    await waitFor(() => !running());
+  }
+  writeFileSync(`${log}/events`, "");
+  const r = run(["start", NAME]);
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  await waitFor(() => events().includes("boot"));
+}
+
+async function onTty(cmd: string, inputs: Array<[number, string]>): Promise<string> {
+  const p = Bun.spawn(["script", "-qfec", cmd, "/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  for (const [delay, data] of inputs) {
+    await Bun.sleep(delay);
+    p.stdin.write(data);
+    p.stdin.flush();
+  }
+  const t = setTimeout(() => p.kill(), 20_000);
+  await p.exited;
+  clearTimeout(t);
+  return (await new Response(p.stdout).text()).replace(/\r/g, "");
+}
+
+describe("machines", () => {
+  test("start boots the image in the background; list, status and show describe it", async () => {
+    await fresh();
+    const list = run(["list"]);
+    expect(list.stdout).toMatch(new RegExp(`^MACHINE +CLASS +SERVICE +OS +VERSION +ADDRESSES\\n${NAME} +container +spawnctl +busybox +1 +-\\n\\n1 machines listed\\.\\n$`));
+    const json = JSON.parse(run(["list", "--json=short"]).stdout);
+    expect(json).toEqual([{ machine: NAME, class: "container", service: "spawnctl", os: "busybox", version: "1", addresses: [] }]);
+    const status = run(["status", NAME]).stdout;
+    expect(status).toContain(`Root: ${IMAGE}`);
+    expect(status).toMatch(/Leader: \d+ \(sh\)/);
+    expect(status).toContain("sleep 0.05");
+    const leader = Number(run(["show", NAME, "-p", "Leader", "--value"]).stdout.trim());
+    expect(leader).toBeGreaterThan(1);
+    expect(readFileSync(`/proc/${leader}/cmdline`, "utf8")).toContain("init");
+    expect(run(["show"]).stdout).toContain("PoolPath=/var/lib/machines");
+    // the console went to the log
+    expect(existsSync(`/var/log/spawnctl/${NAME}.console`)).toBe(true);
+  });
+
+  test("a second start of the same machine is refused; unknown names are errors", () => {
+    const again = run(["start", NAME]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`Machine '${NAME}' already exists.\n`);
+    expect(run(["start", "sctest-nothere"]).stderr).toBe("No image for machine 'sctest-nothere'.\n");
+    expect(run(["shell", "sctest-nothere", "/bin/true"]).stderr).toBe("No machine 'sctest-nothere' known\n");
+  });
+
+  test("shell runs commands in the running machine, as a user, with its exit status", () => {
+    const r = run(["shell", NAME, "/bin/sh", "-c", "echo pid=$$ host=$(hostname); grep -c . /proc/self/cgroup >/dev/null; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    expect(r.stdout).toMatch(/^pid=\d+ host=sctest-m1\n\/bin\/sh \/sbin\/init/);
+    expect(run(["shell", NAME, "/bin/sh", "-c", "exit 7"]).code).toBe(7);
+    expect(run(["shell", `tester@${NAME}`, "/bin/sh", "-c", "id -u; echo $HOME"]).stdout).toBe("1000\n/home/tester\n");
+    expect(run(["shell", "--uid=tester", NAME, "/bin/id", "-u"]).stdout).toBe("1000\n");
+    expect(run(["shell", "-E", "FOO=bar", NAME, "/bin/sh", "-c", "echo $FOO"]).stdout).toBe("bar\n");
+    // the entering process is in the machine's cgroup and its pid namespace, non-dumpable
+    expect(run(["shell", NAME, "/bin/sh", "-c", "cat /proc/self/cgroup | grep -c ':/$'"]).stdout.trim()).not.toBe("0");
+  });
+
+  test("login gives a login prompt on a new pty, without systemd in the guest", async () => {
+    const out = await onTty(`${SPAWNCTL} login ${NAME}`, [[1500, "root\r"], [1000, "echo logged-in-$((40+2)); tty\r"], [500, "exit\r"], [1000, "\x1d\x1d\x1d"]]);
+    expect(out).toContain(`${NAME} login:`);
+    expect(out).toContain("logged-in-42");
+    expect(out).toMatch(/\/dev\/pts\/\d+/);
+  });
+
+  test("console attaches to the machine's console and ^]^]^] only detaches", async () => {
+    const out = await onTty(`${SPAWNCTL} console ${NAME}`, [[800, "\x1d\x1d\x1d"]]);
+    expect(out).toContain(`Connected to the console of machine ${NAME}.`);
+    expect(out).toContain(`Detached from machine ${NAME}.`);
+    expect(running()).toBe(true);
+  });
+
+  test("copy-to and copy-from keep owners, modes and links; --force replaces", () => {
+    mkdirSync(`${base}/tree/sub`, { recursive: true });
+    writeFileSync(`${base}/tree/sub/f`, "payload");
+    // chown first: it clears the setuid bit
+    Bun.spawnSync(["chown", "1000:100", `${base}/tree/sub/f`]);
+    chmodSync(`${base}/tree/sub/f`, 0o4750);
+    Bun.spawnSync(["ln", "-s", "sub/f", `${base}/tree/link`]);
+    expect(run(["copy-to", NAME, `${base}/tree`, "/root/tree"]).code).toBe(0);
+    expect(run(["shell", NAME, "/bin/sh", "-c", "stat -c '%a %u:%g' /root/tree/sub/f; cat /root/tree/link"]).stdout).toBe("4750 1000:100\npayload");
+    const again = run(["copy-to", NAME, `${base}/tree/sub/f`, "/root/tree/sub/f"]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("File exists");
+    expect(run(["copy-to", "--force", NAME, `${base}/tree/sub/f`, "/root/tree/sub/f"]).code).toBe(0);
+    expect(run(["copy-from", NAME, "/root/tree", `${base}/back`]).code).toBe(0);
+    const st = statSync(`${base}/back/sub/f`);
+    expect([st.mode & 0o7777, st.uid, st.gid]).toEqual([0o4750, 1000, 100]);
+    expect(lstatSync(`${base}/back/link`).isSymbolicLink()).toBe(true);
+    expect(readFileSync(`${base}/back/sub/f`, "utf8")).toBe("payload");
+  });
+
+  test("copy-from never follows a link in the machine out to a host file", () => {
+    run(["shell", NAME, "/bin/sh", "-c", "ln -sf /etc/hostname /root/evil; mkdir -p /root/d; ln -sf /etc /root/d/etc"]);
+    expect(run(["copy-from", NAME, "/root/evil", `${base}/evil`]).code).toBe(0);
+    // copied as the link itself, not the host's /etc/hostname
+    expect(lstatSync(`${base}/evil`).isSymbolicLink()).toBe(true);
+    const r = run(["copy-to", NAME, `${base}/tree/sub/f`, "/root/d/etc/injected"]);
+    // the parent resolved inside the machine: its /etc, never the host's
+    expect(existsSync("/etc/injected")).toBe(false);
+    expect(r.code).toBe(0);
+    expect(run(["shell", NAME, "/bin/cat", "/etc/injected"]).stdout).toBe("payload");
+  });
+
+  test("bind mounts a host path into the running machine, read-only if asked", () => {
+    mkdirSync(`${base}/share`, { recursive: true });
+    writeFileSync(`${base}/share/x`, "shared");
+    expect(run(["bind", "--mkdir", NAME, `${base}/share`, "/mnt/share"]).code).toBe(0);
+    expect(run(["shell", NAME, "/bin/cat", "/mnt/share/x"]).stdout).toBe("shared");
+    expect(run(["bind", "--mkdir", "--read-only", NAME, `${base}/share`, "/mnt/ro"]).code).toBe(0);
+    expect(run(["shell", NAME, "/bin/sh", "-c", "touch /mnt/ro/y 2>/dev/null || echo ro"]).stdout).toBe("ro\n");
+    // nothing appeared on the host's side
+    expect(grepMounts("/mnt/share")).toBe(false);
+  });
+
+  test("kill signals the leader or every process", async () => {
+    expect(run(["kill", "--kill-whom=leader", "-s", "SIGUSR1", NAME]).code).toBe(0);
+    await waitFor(() => events().includes("sig-10"));
+    expect(run(["kill", "--kill-whom=leader", "--signal=SIGHUP", NAME]).code).toBe(0);
+    await waitFor(() => events().includes("sig-1"));
+  });
+
+  test("set-property applies live and persists for the next start", async () => {
+    expect(run(["set-property", NAME, "MemoryMax=96M", "TasksMax=77"]).code).toBe(0);
+    const cg = (h: string) => readFileSync(`/sys/fs/cgroup/${h}`, "utf8").trim();
+    expect(cg(`pids/spawnctl/${NAME}/pids.max`)).toBe("77");
+    expect(readFileSync(`/etc/spawnctl/properties/${NAME}.conf`, "utf8")).toContain("TasksMax=77");
+    expect(run(["set-property", NAME, "Frobnicate=1"]).stderr).toContain("Unknown or unsupported property: Frobnicate");
+    await fresh();
+    expect(cg(`pids/spawnctl/${NAME}/pids.max`)).toBe("77");
+    rmSync(`/etc/spawnctl/properties/${NAME}.conf`);
+  });
+
+  test("poweroff sends SIGRTMIN+4, or the machine's KillSignal=; the machine is cleaned up", async () => {
+    await fresh();
+    expect(run(["poweroff", NAME]).code).toBe(0);
+    await waitFor(() => !running());
+    expect(events()).toContain("sig-38");
+    writeFileSync(NSPAWN, `[Exec]\nKillSignal=SIGUSR2\n[Files]\nBind=${log}:/log\n`);
+    try {
+      await fresh();
+      run(["poweroff", NAME]);
+      await waitFor(() => !running());
+      expect(events()).toContain("sig-12");
+    } finally {
+      writeFileSync(NSPAWN, `[Files]\nBind=${log}:/log\n`);
+    }
+    expect(existsSync(`/run/spawnctl/machines/${NAME}.json`)).toBe(false);
+  });
+
+  test("reboot sends SIGINT; a reboot inside restarts the machine in place", async () => {
+    await fresh();
+    const leader1 = run(["show", NAME, "-p", "Leader", "--value"]).stdout.trim();
+    expect(run(["reboot", NAME]).code).toBe(0);
+    await waitFor(() => events().filter((e) => e === "boot").length === 2);
+    await waitFor(() => running());
+    const leader2 = run(["show", NAME, "-p", "Leader", "--value"]).stdout.trim();
+    expect(events()).toContain("sig-2");
+    expect(leader2).not.toBe(leader1);
+  });
+
+  test("terminate kills everything; a SIGKILLed supervisor leaves nothing terminate cannot clean", async () => {
+    await fresh();
+    expect(run(["terminate", NAME]).code).toBe(0);
+    expect(running()).toBe(false);
+    await fresh();
+    const sup = Number(run(["show", NAME, "-p", "Supervisor", "--value"]).stdout.trim());
+    process.kill(sup, 9);
+    await Bun.sleep(200);
+    expect(run(["terminate", NAME]).code).toBe(0);
+    expect(existsSync(`/run/spawnctl/machines/${NAME}.json`)).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/pids/spawnctl/${NAME}`)).toBe(false);
+    expect(running()).toBe(false);
+  });
+
+  test("enable, autostart and disable (a host without systemd)", async () => {
+    expect(run(["enable", NAME]).code).toBe(0);
+    expect(existsSync(`/etc/spawnctl/autostart/${NAME}`)).toBe(true);
+    expect(run(["autostart"]).code).toBe(0);
+    await waitFor(() => running());
+    // a second autostart leaves running machines alone
+    expect(run(["autostart"]).code).toBe(0);
+    expect(run(["disable", "--now", NAME]).code).toBe(0);
+    expect(existsSync(`/etc/spawnctl/autostart/${NAME}`)).toBe(false);
+    await waitFor(() => !running());
+  });
+
+  test("machinectl through a link speaks the same verbs", () => {
+    const link = `${base}/machinectl`;
+    Bun.spawnSync(["ln", "-sf", SPAWNCTL, link]);
+    const p = Bun.spawnSync([link, "list", "--no-legend"]);
+    expect(p.exitCode).toBe(0);
+    expect(Bun.spawnSync([link, "--help"]).stdout.toString()).toContain("Machine Commands:");
+  });
+});
+
+function grepMounts(path: string): boolean {
+  return readFileSync("/proc/self/mountinfo", "utf8").includes(` ${path} `);
+}
