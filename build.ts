@@ -75,7 +75,8 @@ async function main(): Promise<void> {
   mkdirSync(`${root}/dist`, { recursive: true });
   const bun = process.execPath;
   const args = [bun, "build", "--compile", "--bytecode", "--minify", "--sourcemap=none",
-    `${root}/src/main.ts`, "--outfile", `${root}/dist/spawnctl`];
+    // the xz decoder's worker is a second entry point so Workers exist in the binary
+    `${root}/src/main.ts`, `${root}/src/bootstrap/xz-worker.ts`, "--outfile", `${root}/dist/spawnctl`];
   run(args, "bun build --compile");
 }
 

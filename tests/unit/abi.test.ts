@@ -27,15 +27,15 @@ test("the shim refuses malformed plans before cloning", () => {
   // truncated
   expect(lib.nsh_spawn!(good, good.length - 1, fds)).toBe(-22);
   // wrong version
-  const bad = good.slice();
+  const bad = new Uint8Array(good);
   new DataView(bad.buffer).setUint32(4, ABI_VERSION + 1, true);
   expect(lib.nsh_spawn!(bad, bad.length, fds)).toBe(-71 /* EPROTO */);
   // a string offset past the table
-  const off = good.slice();
+  const off = new Uint8Array(good);
   new DataView(off.buffer).setUint32(HEADER_SIZE + 8, 0xfffffff0, true);
   expect(lib.nsh_spawn!(off, off.length, fds)).toBe(-22);
   // an unknown op kind
-  const kind = good.slice();
+  const kind = new Uint8Array(good);
   new DataView(kind.buffer).setUint32(HEADER_SIZE, 999, true);
   expect(lib.nsh_spawn!(kind, kind.length, fds)).toBe(-22);
 });
