@@ -74,9 +74,96 @@ function benchStart(): void {
   }
 }
 
-const benches: Record<string, () => void> = { start: benchStart };
+const benches: Record<string, () => void | Promise<void>> = { start: benchStart };
+
+// machines: start 50 machines from one read-only busybox tree, time until all
+// run, and the memory each costs: the PSS of every spawnctl process (the
+// supervisors) divided by 50; side by side with 50 background systemd-nspawn.
+function pssKiB(pids: number[]): number {
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(require("node:fs").readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+      if (m) sum += Number(m[1]);
+    } catch {
+      /* gone */
+    }
+  }
+  return sum;
+}
+
+function pidsWhere(pred: (cmd: string) => boolean): number[] {
+  const fs = require("node:fs");
+  const out: number[] = [];
+  for (const p of fs.readdirSync("/proc").filter((x: string) => /^\d+$/.test(x))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, "utf8").replace(/\0/g, " ");
+      if (pred(cmd)) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+async function benchMachines(): Promise<void> {
+  const fs = require("node:fs");
+  const N = Number(process.env.BENCH_MACHINES ?? 50);
+  const base = tempDir("spawnctl-bench-");
+  const tree = makeBusyboxTree(`${base}/bb`, { inittab: "::respawn:/bin/sleep 100000\n" });
+  Bun.spawnSync(["ln", "-sf", "busybox", `${tree}/usr/bin/init`]);
+  const names = Array.from({ length: N }, (_, i) => `scbench-${i + 1}`);
+  fs.mkdirSync("/etc/systemd/nspawn", { recursive: true });
+  for (const n of names) {
+    fs.symlinkSync(tree, `/var/lib/machines/${n}`);
+    fs.writeFileSync(`/etc/systemd/nspawn/${n}.nspawn`, "[Exec]\nKillSignal=SIGUSR2\n[Files]\nReadOnly=yes\n");
+  }
+  try {
+    const t0 = performance.now();
+    const r = Bun.spawnSync([SPAWNCTL, "start", ...names], { stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(r.stderr.toString());
+    // all running: every machine's leader has its child (the respawned sleep)
+    for (;;) {
+      const n = pidsWhere((c) => c.startsWith("/bin/sleep 100000")).length;
+      if (n >= N) break;
+      await Bun.sleep(5);
+    }
+    const ms = performance.now() - t0;
+    await Bun.sleep(300);
+    const sup = pidsWhere((c) => c.includes("--name scbench-"));
+    const pss = pssKiB(sup);
+    console.log(`${N} machines with spawnctl start: all running after ${ms.toFixed(0)} ms; supervisors: ${sup.length}, PSS ${(pss / 1024).toFixed(2)} MiB in all, ${(pss / N).toFixed(0)} KiB per machine`);
+    Bun.spawnSync([SPAWNCTL, "terminate", ...names]);
+    while (pidsWhere((c) => c.startsWith("/bin/sleep 100000")).length > 0) await Bun.sleep(20);
+    if (fs.existsSync("/usr/bin/systemd-nspawn")) {
+      const t1 = performance.now();
+      const procs = names.map((n) => Bun.spawn(["/usr/bin/systemd-nspawn", "-q", "--read-only", "--register=no", "--keep-unit", "-b", "-M", n, "-D", tree], { stdin: "ignore", stdout: "ignore", stderr: "ignore" }));
+      for (;;) {
+        const n = pidsWhere((c) => c.startsWith("/bin/sleep 100000")).length;
+        if (n >= N) break;
+        await Bun.sleep(5);
+      }
+      const ms2 = performance.now() - t1;
+      await Bun.sleep(300);
+      const pss2 = pssKiB(procs.map((p) => p.pid));
+      console.log(`${N} machines with systemd-nspawn in the background: all running after ${ms2.toFixed(0)} ms; PSS ${(pss2 / 1024).toFixed(2)} MiB in all, ${(pss2 / N).toFixed(0)} KiB per machine`);
+      for (const p of procs) p.kill("SIGKILL");
+      await Promise.all(procs.map((p) => p.exited));
+      console.log(`  ratio nspawn/spawnctl: time ×${(ms2 / ms).toFixed(2)}, memory ×${(pss2 / pss).toFixed(2)}`);
+    }
+  } finally {
+    for (const n of names) {
+      fs.rmSync(`/var/lib/machines/${n}`, { force: true });
+      fs.rmSync(`/etc/systemd/nspawn/${n}.nspawn`, { force: true });
+      fs.rmSync(`/var/log/spawnctl/${n}.console`, { force: true });
+    }
+    removeTree(base);
+  }
+}
+benches.machines = () => benchMachines();
+
 for (const b of which.length ? which : Object.keys(benches)) {
   const f = benches[b];
   if (!f) throw new Error(`unknown benchmark ${b}; have: ${Object.keys(benches).join(", ")}`);
-  f();
+  await f();
 }

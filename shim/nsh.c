@@ -440,6 +440,19 @@ static int prepare_target(struct ctx *c, const struct nsh_op *o, const char *dst
 	return 0;
 }
 
+static unsigned long statvfs_to_ms(unsigned long f)
+{
+	unsigned long m = 0;
+	if (f & ST_RDONLY) m |= MS_RDONLY;
+	if (f & ST_NOSUID) m |= MS_NOSUID;
+	if (f & ST_NODEV) m |= MS_NODEV;
+	if (f & ST_NOEXEC) m |= MS_NOEXEC;
+	if (f & ST_NOATIME) m |= MS_NOATIME;
+	if (f & ST_NODIRATIME) m |= MS_NODIRATIME;
+	if (f & ST_RELATIME) m |= MS_RELATIME;
+	return m;
+}
+
 static int do_mount(struct ctx *c, const struct nsh_op *o)
 {
 	const char *src = S(c, o->s[0]), *dst = S(c, o->s[1]);
@@ -478,21 +491,29 @@ static int do_mount(struct ctx *c, const struct nsh_op *o)
 	r = mount(src ? sbuf : NULL, dst ? dbuf : NULL, S(c, o->s[2]), (unsigned long)o->n[0], S(c, o->s[3]));
 	xclose(sfd);
 	xclose(dfd);
+	if (r == 0 && (o->flags & NSH_F_SETATTR_AFTER) && dst) {
+		/* bind first, then change the new mount: the kernel ignores MS_RDONLY
+		 * on the initial bind. Reopening the path now gets the new mount. */
+		int fd = resolve(c, dst, dst_in_root, O_PATH, 0);
+		if (fd < 0)
+			return -1;
+		struct nsh_mount_attr a = { o->n[1], 0, 0, 0 };
+		r = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | ((o->flags & NSH_F_RECURSIVE) ? AT_RECURSIVE : 0), &a, sizeof(a));
+		if (r < 0 && errno == ENOSYS) {
+			char p[64];
+			struct statvfs sv;
+			fd_path(p, fd);
+			r = fstatvfs(fd, &sv);
+			if (r == 0)
+				r = mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | statvfs_to_ms(sv.f_flag) |
+						     ((o->n[1] & MOUNT_ATTR_RDONLY) ? MS_RDONLY : 0) | ((o->n[1] & 0x2) ? MS_NOSUID : 0) |
+						     ((o->n[1] & 0x4) ? MS_NODEV : 0) | ((o->n[1] & 0x8) ? MS_NOEXEC : 0), NULL);
+		}
+		xclose(fd);
+	}
 	return r;
 }
 
-static unsigned long statvfs_to_ms(unsigned long f)
-{
-	unsigned long m = 0;
-	if (f & ST_RDONLY) m |= MS_RDONLY;
-	if (f & ST_NOSUID) m |= MS_NOSUID;
-	if (f & ST_NODEV) m |= MS_NODEV;
-	if (f & ST_NOEXEC) m |= MS_NOEXEC;
-	if (f & ST_NOATIME) m |= MS_NOATIME;
-	if (f & ST_NODIRATIME) m |= MS_NODIRATIME;
-	if (f & ST_RELATIME) m |= MS_RELATIME;
-	return m;
-}
 
 static int do_setattr(struct ctx *c, const struct nsh_op *o)
 {

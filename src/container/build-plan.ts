@@ -95,9 +95,10 @@ function ro(dst: string, recursive = false, extra = 0, optional = false): Op {
   return op;
 }
 
-function bindSelf(dst: string, optional = false, recursive = false): Op {
+function bindSelf(dst: string, optional = false, recursive = false, attrsAfter = 0): Op {
   const op = m({ src: dst, dst, srcInRoot: true, dstInRoot: true, flags: MS.BIND | (recursive ? MS.REC : 0) });
   if (optional) op.optional = true;
+  if (attrsAfter) Object.assign(op, { attrsAfter, recursive });
   return op;
 }
 
@@ -124,8 +125,7 @@ function rootOps(s: Settings, ctx: RunContext): Op[] {
     ops.push(
       m({ src: "tmpfs", dst: stage, fstype: TMPFS, flags: MS.STRICTATIME, data: "mode=0755", what: `mounting a volatile tmpfs root on ${stage}` }),
       { kind: "setRoot", path: stage },
-      m({ src: `${ctx.tree}/usr`, dst: "/usr", dstInRoot: true, mkdir: true, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree}/usr to the volatile root` }),
-      ro("/usr", true),
+      m({ src: `${ctx.tree}/usr`, dst: "/usr", dstInRoot: true, mkdir: true, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree}/usr to the volatile root`, attrsAfter: MOUNT_ATTR.RDONLY, recursive: true }),
       // an empty root needs the merged-/usr links and the usual top-level directories
       ...ctx.usrLinks.map(([name, target]): Op => ({ kind: "symlink", target, path: `/${name}`, inRoot: true })),
       ...["etc", "var", "root", "home", "srv", "mnt"].map((d): Op => ({ kind: "mkdir", path: `/${d}`, mode: d === "root" ? 0o700 : 0o755, inRoot: true })),
@@ -208,22 +208,20 @@ function procOps(s: Settings, ctx: RunContext): Op[] {
     m({ src: "proc", dst: "/proc", dstInRoot: true, mkdir: true, fstype: "proc", flags: API_ATTRS }),
     // /proc/sys read-only; with a private network its net/ part stays writable.
     // Bind first, then remount: the kernel ignores MS_RDONLY on the initial bind.
-    bindSelf("/proc/sys"),
-    ro("/proc/sys", false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
+    bindSelf("/proc/sys", false, false, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
   ];
   if (s.privateNetwork) {
     // a bind inherits the read-only flag of the mount it comes from: clear it
     ops.push(bindSelf("/proc/sys/net"), { kind: "setattr", dst: "/proc/sys/net", dstInRoot: true, set: 0, clear: MOUNT_ATTR.RDONLY });
   }
-  for (const p of PROC_READ_ONLY) ops.push(bindSelf(p, true), ro(p, false, 0, true));
+  for (const p of PROC_READ_ONLY) ops.push(bindSelf(p, true, false, MOUNT_ATTR.RDONLY));
   for (const p of ctx.procMasks) {
     ops.push(m({ src: "/run/host/inaccessible", dst: p, srcInRoot: true, dstInRoot: true, flags: MS.BIND, inaccessible: true, optional: true }));
   }
   // a boot ID of its own, bound read-only over the kernel's
   ops.push(
     { kind: "write", path: `${ctx.scratch}/boot_id`, data: `${ctx.bootId}\n`, mode: 0o444, inRoot: false, create: true },
-    m({ src: `${ctx.scratch}/boot_id`, dst: "/proc/sys/kernel/random/boot_id", dstInRoot: true, flags: MS.BIND }),
-    ro("/proc/sys/kernel/random/boot_id", false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
+    m({ src: `${ctx.scratch}/boot_id`, dst: "/proc/sys/kernel/random/boot_id", dstInRoot: true, flags: MS.BIND, attrsAfter: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC }),
   );
   return ops;
 }
@@ -269,9 +267,9 @@ function customMountOps(s: Settings, ctx: RunContext): Op[] {
       m({
         src: b.hostSource, srcInRoot: b.sourceInImage, dst: b.destination, dstInRoot: true,
         mkdir: b.isDir, mkfile: !b.isDir, flags: MS.BIND | (b.recursive ? MS.REC : 0),
+        ...(b.readOnly ? { attrsAfter: MOUNT_ATTR.RDONLY, recursive: b.recursive } : {}),
       }),
     ];
-    if (b.readOnly) ops.push(ro(b.destination, b.recursive));
     entries.push({ dst: b.destination, ops });
   }
   for (const t of s.tmpfs) {
@@ -292,8 +290,7 @@ function customMountOps(s: Settings, ctx: RunContext): Op[] {
     entries.push({
       dst: p,
       ops: [
-        m({ src: "/run/host/inaccessible", dst: p, srcInRoot: true, dstInRoot: true, flags: MS.BIND, inaccessible: true }),
-        ro(p, false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
+        m({ src: "/run/host/inaccessible", dst: p, srcInRoot: true, dstInRoot: true, flags: MS.BIND, inaccessible: true, attrsAfter: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC }),
       ],
     });
   }
@@ -311,11 +308,12 @@ function fileActionOps(path: string, a: FileAction, mode = 0o644): Op[] {
         ...(a.replace ? [{ kind: "unlink", path, inRoot: true, optional: true } as Op] : []),
         { kind: "write", path, data: a.content, mode, inRoot: true, create: true, trunc: true, optional: true },
       ];
-    case "bind":
-      return [
-        m({ src: a.hostFile, dst: path, dstInRoot: true, mkfile: true, flags: MS.BIND, optional: true }),
-        ro(path, false, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC, true),
-      ];
+    case "bind": {
+      // best effort, as nspawn: a read-only tree without the file keeps none
+      const bind = m({ src: a.hostFile, dst: path, dstInRoot: true, mkfile: true, flags: MS.BIND, attrsAfter: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC });
+      bind.ignoreErrors = true;
+      return [bind];
+    }
     case "symlink":
       return [
         { kind: "unlink", path, inRoot: true, optional: true },
@@ -380,7 +378,7 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     ops.push(...fileActionOps("/etc/localtime", ctx.timezone));
   }
   // /run/host is read-only once filled
-  ops.push(bindSelf("/run/host", false, true), ro("/run/host", true));
+  ops.push(bindSelf("/run/host", false, true, MOUNT_ATTR.RDONLY));
   ops.push({ kind: "pivot" });
   ops.push({ kind: "hostname", name: s.hostname });
   if (s.console !== "pipe") ops.push({ kind: "console", ptmx: "/dev/pts/ptmx", link: "/dev/console" });

@@ -10,7 +10,7 @@
 // argv blocks) are stored the same way and carry their length in a number slot.
 
 export const ABI_MAGIC = 0x4e534831; // "NSH1"
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /** Header layout: u32 magic, u32 version, u32 nops, u32 strtab_len, u64 clone_flags, i32 cgroup_fd, u32 reserved.
  * cgroup_fd >= 0: start the child in that cgroup2 directory (clone3 CLONE_INTO_CGROUP). */
@@ -152,6 +152,8 @@ export const F = {
   CTTY_STDIN: 1 << 15,
   /** MOUNT: bind the inaccessible node matching the target's type (s0 is the directory holding them) */
   INACCESSIBLE: 1 << 16,
+  /** MOUNT: once mounted, set the attributes n1 (MOUNT_ATTR_*) on the new mount (recursively with RECURSIVE) */
+  SETATTR_AFTER: 1 << 17,
 } as const;
 
 /** Message types from the child to the parent. */

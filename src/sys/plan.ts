@@ -21,6 +21,8 @@ export type Op = Common &
     | {
         kind: "mount"; src?: string; dst?: string; fstype?: string; flags: number; data?: string;
         srcInRoot?: boolean; dstInRoot?: boolean; mkdir?: boolean; mkfile?: boolean; inaccessible?: boolean;
+        /** MOUNT_ATTR_* bits set on the new mount once it is there (read-only binds); RECURSIVE with `recursive` */
+        attrsAfter?: number; recursive?: boolean;
         /** for messages: what this mount is ("binding /srv to /srv") */
         what?: string;
       }
@@ -143,6 +145,10 @@ export function encodePlan(plan: Plan): Uint8Array {
         s[0] = st.add(op.src); s[1] = st.add(op.dst); s[2] = st.add(op.fstype); s[3] = st.add(op.data);
         n[0] = op.flags;
         flags |= inRoot(op.dstInRoot) | (op.srcInRoot ? F.SRC_IN_ROOT : 0) | (op.mkdir ? F.MKDIR : 0) | (op.mkfile ? F.MKFILE : 0) | (op.inaccessible ? F.INACCESSIBLE : 0);
+        if (op.attrsAfter) {
+          flags |= F.SETATTR_AFTER | (op.recursive ? F.RECURSIVE : 0);
+          n[1] = op.attrsAfter;
+        }
         break;
       case "setattr":
         kind = OP.SETATTR;
