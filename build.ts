@@ -67,10 +67,53 @@ export async function generateData(outDir = `${root}/build/gen`): Promise<void> 
   );
 }
 
+/**
+ * The archive keyrings spawnctl verifies bootstraps against, embedded in the
+ * binary: Debian's and Arch's from Debian's keyring packages (the host's
+ * installed files, else `apt-get download` and our own .deb reader), Ubuntu's
+ * 2018 archive key from the file shipped in src/bootstrap/keyrings (Debian 12
+ * has no Ubuntu keyring package; fingerprint F6EC B376 2474 EDA9 D21B 7022
+ * 8719 20D1 991B C93C). A keyring that cannot be had is written empty: the
+ * binary then asks for --keyring.
+ */
+export async function buildKeyrings(outDir = `${root}/build/keyrings`): Promise<void> {
+  mkdirSync(outDir, { recursive: true });
+  const wanted: Array<{ name: string; host: string; pkg?: string; member?: string; shipped?: string }> = [
+    { name: "debian", host: "/usr/share/keyrings/debian-archive-keyring.gpg", pkg: "debian-archive-keyring", member: "usr/share/keyrings/debian-archive-keyring.gpg" },
+    { name: "archlinux", host: "/usr/share/keyrings/archlinux.gpg", pkg: "archlinux-keyring", member: "usr/share/keyrings/archlinux.gpg" },
+    { name: "ubuntu", host: "/usr/share/keyrings/ubuntu-archive-keyring.gpg", shipped: `${root}/src/bootstrap/keyrings/ubuntu-archive-2018.gpg` },
+  ];
+  for (const w of wanted) {
+    const out = `${outDir}/${w.name}.gpg`;
+    if (existsSync(out) && statSync(out).size > 0) continue;
+    let bytes: Uint8Array | undefined;
+    if (existsSync(w.host)) bytes = readFileSync(w.host);
+    else if (w.shipped && existsSync(w.shipped)) bytes = readFileSync(w.shipped);
+    else if (w.pkg) bytes = await keyringFromPackage(w.pkg, w.member!, `${root}/build/keyring-debs`);
+    if (!bytes) console.error(`build.ts: no ${w.name} keyring (install ${w.pkg ?? "it"}); spawnctl bootstrap ${w.name} will need --keyring`);
+    writeFileSync(out, bytes ?? new Uint8Array());
+  }
+}
+
+async function keyringFromPackage(pkg: string, member: string, dir: string): Promise<Uint8Array | undefined> {
+  mkdirSync(dir, { recursive: true });
+  const p = Bun.spawnSync(["apt-get", "download", pkg], { cwd: dir, stdout: "ignore", stderr: "pipe" });
+  if (p.exitCode !== 0) return undefined;
+  const { readdirSync } = await import("node:fs");
+  const deb = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith(".deb"));
+  if (!deb) return undefined;
+  const { readDeb } = await import("./src/bootstrap/deb.ts");
+  for (const e of readDeb(readFileSync(`${dir}/${deb}`), { name: deb }).data()) {
+    if (e.type === "file" && e.path.replace(/^\.\//, "") === member) return e.data.slice();
+  }
+  return undefined;
+}
+
 async function main(): Promise<void> {
   const what = process.argv[2] ?? "all";
   await buildShim();
   await generateData();
+  await buildKeyrings();
   if (what === "shim") return;
   mkdirSync(`${root}/dist`, { recursive: true });
   const bun = process.execPath;

@@ -9,6 +9,8 @@ const HELP = `spawnctl — systemd-nspawn, machinectl and debootstrap in one exe
 Usage:
   spawnctl run [NSPAWN OPTIONS...] [COMMAND [ARGS...]]   run a container (= systemd-nspawn)
   spawnctl VERB [OPTIONS...] [NAME...]                    machinectl's verbs: list, start, shell, ...
+  spawnctl bootstrap debian|ubuntu SUITE DEST [OPTIONS]   debootstrap in the binary
+  spawnctl bootstrap arch DEST [PACKAGE...] [OPTIONS]     pacstrap in the binary
   spawnctl --version
   spawnctl help
 
@@ -36,6 +38,10 @@ async function dispatch(argv: string[]): Promise<number> {
     case "run": {
       const { runCommand } = await import("./cli/run.ts");
       return runCommand(rest);
+    }
+    case "bootstrap": {
+      const { bootstrapMain } = await import("./cli/bootstrap.ts");
+      return bootstrapMain(rest);
     }
     case "__machine-exited": {
       // exec'd by a machine's supervisor once the container has ended

@@ -221,7 +221,7 @@ export interface IndexOptions {
  * on one compression to the next. The decompressed text is checked against
  * the uncompressed file's entry when the Release lists one.
  */
-export async function fetchIndex(mirror: string, suite: string, component: string, arch: string, release: Release, opts: IndexOptions = {}): Promise<{ text: string; url: string }> {
+export async function fetchIndex(mirror: string, suite: string, component: string, arch: string, release: Release, opts: IndexOptions = {}): Promise<{ text: string; url: string; raw: Uint8Array; path: string }> {
   const dir = `${component}/binary-${arch}`;
   const names = ["Packages.gz", "Packages.xz", "Packages"].filter((n) => release.files.has(`${dir}/${n}`));
   if (names.length === 0) throw new SpawnctlError(`fetching the ${suite} ${component} index for ${arch}: the Release file lists no ${dir}/Packages`);
@@ -254,7 +254,8 @@ export async function fetchIndex(mirror: string, suite: string, component: strin
           throw new SpawnctlError(`decompressing ${url}: the result (${data.length} bytes, SHA-256 ${sha256}) is not the ${dir}/Packages the Release file lists (${plain.size} bytes, ${plain.sha256})`);
         }
       }
-      return { text: new TextDecoder().decode(data), url };
+      // raw and path (under the mirror root) let a caller bundle the file as fetched
+      return { text: new TextDecoder().decode(data), url, raw: bytes, path: `dists/${suite}/${dir}/${name}` };
     }
   }
   throw lastError;

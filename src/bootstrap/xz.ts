@@ -1010,8 +1010,8 @@ interface PoolWorker {
  * block, read from a SharedArrayBuffer copy of the input and written in
  * place into a SharedArrayBuffer output. A bootstrap hands it every
  * package's data.tar.xz at once so both cores stay busy even though most
- * .debs are a single block. Workers are unref'd: an idle pool never keeps
- * the process alive; close() ends them.
+ * .debs are a single block. Workers are ref'd only while they have a job:
+ * an idle pool never keeps the process alive; close() ends them.
  */
 export class XzWorkerPool {
   private readonly workers: PoolWorker[] = [];
@@ -1056,6 +1056,8 @@ export class XzWorkerPool {
       }
       const job = this.queue.shift()!;
       pw.job = job;
+      // a busy worker keeps the process alive (someone awaits its job); an idle one does not
+      (pw.worker as unknown as { ref?(): void }).ref?.();
       pw.worker.postMessage({ id: job.id, input: job.input, block: job.block, out: job.out });
     }
   }
@@ -1068,6 +1070,7 @@ export class XzWorkerPool {
       const job = pw.job;
       if (!job || job.id !== ev.data.id) return;
       pw.job = undefined;
+      (worker as unknown as { unref?(): void }).unref?.();
       if (ev.data.error === undefined) job.resolve();
       else job.reject(xzError(ev.data.error.replace(/^decompressing xz data: /, "")));
       this.pump();

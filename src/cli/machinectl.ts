@@ -117,7 +117,7 @@ function splitShell(argv: string[]): { head: string[]; command: string[] } {
   return { head: argv, command: [] };
 }
 
-interface OptionSpec { key: string; long?: string; short?: string; value: boolean }
+export interface OptionSpec { key: string; long?: string; short?: string; value: boolean }
 
 // Options are accepted anywhere among the verb's arguments, as getopt_long
 // permutes them. (cac was tried first: its parser takes the word after a
@@ -153,7 +153,7 @@ const OPTIONS: OptionSpec[] = [
 ];
 
 /** getopt_long with permutation: options anywhere, "--" ends them. */
-export function parseArgv(argv: string[]): { values: Map<string, string[]>; positional: string[] } {
+export function parseArgv(argv: string[], specs: OptionSpec[] = OPTIONS): { values: Map<string, string[]>; positional: string[] } {
   const values = new Map<string, string[]>();
   const positional: string[] = [];
   const add = (o: OptionSpec, v: string) => values.set(o.key, [...(values.get(o.key) ?? []), v]);
@@ -166,7 +166,7 @@ export function parseArgv(argv: string[]): { values: Map<string, string[]>; posi
     if (a.startsWith("--")) {
       const eq = a.indexOf("=");
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
-      const o = OPTIONS.find((x) => x.long === name);
+      const o = specs.find((x) => x.long === name);
       if (!o) throw usage(`unrecognized option '--${name}'`);
       if (!o.value) {
         if (eq >= 0) throw usage(`option '--${name}' doesn't allow an argument`);
@@ -180,7 +180,7 @@ export function parseArgv(argv: string[]): { values: Map<string, string[]>; posi
     }
     if (a.startsWith("-") && a.length > 1) {
       for (let k = 1; k < a.length; k++) {
-        const o = OPTIONS.find((x) => x.short === a[k]);
+        const o = specs.find((x) => x.short === a[k]);
         if (!o) throw usage(`invalid option -- '${a[k]}'`);
         if (!o.value) {
           add(o, "");

@@ -83,3 +83,70 @@ export function copyTree(src: string, dst: string, opts: CopyOptions = {}): void
   }
 }
 
+
+export interface AsyncCopyOptions {
+  /** called every so often with the entries and file bytes copied so far */
+  progress?(entries: number, bytes: number): void;
+  /** awaited every few hundred entries, so signal handlers can run; throwing from it stops the copy */
+  yield?(): Promise<void>;
+  /** `dst` exists already (an empty directory or a fresh btrfs subvolume): fill it and give it `src`'s metadata */
+  intoExisting?: boolean;
+}
+
+/**
+ * copyTreeRaw that gives the event loop a turn now and then, so a long copy
+ * (clone, import-fs) can be cancelled by SIGINT/SIGTERM; the caller removes
+ * the half-done copy. Same semantics as copyTreeRaw otherwise.
+ */
+export async function copyTreeAsync(src: string, dst: string, opts: AsyncCopyOptions = {}): Promise<void> {
+  const inodes = new Map<string, string>();
+  let count = 0;
+  let bytes = 0;
+  let sinceYield = 0;
+  const dirs: Array<[string, string, Stats]> = [];
+  const tick = async (n: number) => {
+    count++;
+    bytes += n;
+    sinceYield += 1 + Math.floor(n / 65536);
+    if (sinceYield >= 512) {
+      sinceYield = 0;
+      opts.progress?.(count, bytes);
+      await opts.yield?.();
+    }
+  };
+  const walk = async (s: string, d: string, top: boolean): Promise<void> => {
+    const st = lstatSync(s);
+    const key = `${st.dev}:${st.ino}`;
+    if (!st.isDirectory() && st.nlink > 1) {
+      const first = inodes.get(key);
+      if (first) {
+        linkSync(first, d);
+        await tick(0);
+        return;
+      }
+      inodes.set(key, d);
+    }
+    if (st.isDirectory()) {
+      if (!(top && opts.intoExisting)) mkdirSync(d, { mode: 0o700 });
+      await tick(0);
+      for (const e of readdirSync(s)) await walk(`${s}/${e}`, `${d}/${e}`, false);
+      dirs.push([s, d, st]);
+      return;
+    }
+    if (st.isSymbolicLink()) {
+      symlinkSync(readlinkSync(s), d);
+      copyMeta(s, d, st, true);
+    } else if (st.isFile()) {
+      copyFileSync(s, d, constants.COPYFILE_FICLONE);
+      copyMeta(s, d, st, false);
+    } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
+      const r = mknod(d, st.mode, Number(st.rdev));
+      if (r !== 0) throw new Error(`creating ${d}: mknod: ${strerror(r)}`);
+      copyMeta(s, d, st, false);
+    }
+    await tick(st.isFile() ? st.size : 0);
+  };
+  await walk(src, dst, true);
+  for (const [s, d, st] of dirs.reverse()) copyMeta(s, d, st, false);
+  opts.progress?.(count, bytes);
+}

@@ -1,0 +1,365 @@
+// `spawnctl bootstrap debian|ubuntu SUITE DEST`: debootstrap/mmdebstrap in the
+// binary. Phases, each undone on failure or ^C (mmdebstrap's model):
+//   release   fetch InRelease, verify it against the embedded keyring
+//   index     fetch Packages for each component, check its hashes
+//   resolve   the package set of the variant (debootstrap's sets)
+//   download  the .debs, in parallel, size and SHA-256 checked, cached
+//   extract   the Essential set into a temporary tree beside DEST
+//   install   dpkg --install inside a container made by spawnctl itself
+//   cleanup   as mmdebstrap: empty machine-id, no caches or logs
+//   finish    rename the tree to DEST
+// With --download-only --bundle=FILE the first four phases write one file (a
+// small mirror: the signed InRelease, the indices and the .debs) that
+// --from-bundle=FILE installs from with no network, verifying it all again.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync, writeSync, symlinkSync, openSync, closeSync, statSync, chmodSync } from "node:fs";
+import { SpawnctlError } from "../util/errors.ts";
+import { Progress } from "../util/progress.ts";
+import { warn } from "../util/log.ts";
+import { formatBytes } from "../util/table.ts";
+import type { Cleanup } from "../container/prepare.ts";
+import { defaultMirror } from "./mirror.ts";
+import { loadKeyring } from "./keyrings.ts";
+import { fetchAll, fetchIndex } from "./fetch.ts";
+import { verifyClearsigned, type Keyring } from "./pgp.ts";
+import { checkValidUntil, parseRelease, type Release } from "./release.ts";
+import { PackageIndex, type Pkg } from "./packages.ts";
+import { resolveDebian, type Variant } from "./resolve.ts";
+import { readDeb } from "./deb.ts";
+import { extractTar } from "./extract.ts";
+import { XzWorkerPool } from "./xz.ts";
+import { readTar, TarWriter } from "./tar.ts";
+
+export interface DebianOptions {
+  distro: "debian" | "ubuntu";
+  suite: string;
+  dest: string;
+  mirror?: string;
+  variant: Variant;
+  include: string[];
+  exclude: string[];
+  components: string[];
+  arch: string;
+  keyring?: string;
+  cacheDir: string;
+  mergedUsr: boolean;
+  /** undefined: leave root's password alone; "": no password (passwd -d) */
+  rootPassword?: string;
+  hostname?: string;
+  checkValidUntil: boolean;
+  verify: boolean;
+  downloadOnly: boolean;
+  bundle?: string;
+  fromBundle?: string;
+}
+
+interface Manifest {
+  format: "spawnctl-bundle/1";
+  distro: string;
+  suite: string;
+  arch: string;
+  components: string[];
+  variant: Variant;
+  include: string[];
+  exclude: string[];
+  packages: string[];
+}
+
+const MANIFEST = "spawnctl-bundle.json";
+
+/** The cleartext of a clear-signed file, without checking the signature (--no-verify). */
+export function cleartext(text: string): string {
+  const m = /-----BEGIN PGP SIGNED MESSAGE-----\r?\n(?:[^\n]*\r?\n)*?\r?\n([\s\S]*?)\r?\n-----BEGIN PGP SIGNATURE-----/.exec(text);
+  if (!m) return text;
+  return m[1]!.split("\n").map((l) => (l.startsWith("- ") ? l.slice(2) : l)).join("\n");
+}
+
+function runUndo(cleanup: Cleanup): void {
+  while (cleanup.length) {
+    try {
+      cleanup.pop()!();
+    } catch (e) {
+      warn(`cleaning up: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+}
+
+/** Paths of the target tree: a temporary name beside DEST, renamed at the end. */
+function prepareTarget(dest: string, cleanup: Cleanup): string {
+  if (dest === "/" || dest === "") throw new SpawnctlError("Refusing to bootstrap into the root directory.");
+  if (existsSync(dest)) {
+    const st = statSync(dest);
+    if (!st.isDirectory()) throw new SpawnctlError(`${dest} exists and is not a directory.`);
+    if (readdirSync(dest).some((e) => e !== "lost+found")) throw new SpawnctlError(`${dest} exists and is not empty.`);
+  }
+  const parent = dest.replace(/\/[^/]+\/?$/, "") || "/";
+  mkdirSync(parent, { recursive: true });
+  const name = dest.slice(parent.length + 1).replace(/\/$/, "");
+  const tmp = mkdtempSync(`${parent}/.#${name}.bootstrap-`);
+  chmodSync(tmp, 0o755);
+  cleanup.push(() => rmSync(tmp, { recursive: true, force: true }));
+  return tmp;
+}
+
+function finish(tmp: string, dest: string): void {
+  if (existsSync(dest)) rmdirSync(dest); // an empty directory given as DEST
+  renameSync(tmp, dest);
+}
+
+async function getRelease(mirror: string, suite: string, keyring: Keyring | null, o: DebianOptions): Promise<{ release: Release; raw: Uint8Array }> {
+  const url = `${mirror.replace(/\/+$/, "")}/dists/${suite}/InRelease`;
+  const [got] = await fetchAll([{ url }]);
+  const raw = got!.data!;
+  const text = new TextDecoder().decode(raw);
+  let signed: string;
+  if (keyring) signed = verifyClearsigned(text, keyring, { what: url }).signedText;
+  else signed = cleartext(text);
+  const release = parseRelease(signed, url);
+  checkValidUntil(release, new Date(), !o.checkValidUntil);
+  return { release, raw };
+}
+
+interface Fetched {
+  release: Release;
+  /** files of the small mirror a bundle holds: path under the mirror root → bytes */
+  files: Map<string, Uint8Array>;
+  packages: Pkg[];
+  essential: Pkg[];
+  debs: Map<string, string>; // package name → path of the .deb
+}
+
+async function fetchEverything(o: DebianOptions, mirror: string, keyring: Keyring | null, progress: Progress): Promise<Fetched> {
+  progress.phase(`Fetching and verifying the ${o.suite} release from ${mirror}`);
+  const { release, raw } = await getRelease(mirror, o.suite, keyring, o);
+  const files = new Map<string, Uint8Array>([[`dists/${o.suite}/InRelease`, raw]]);
+  const index = new PackageIndex(o.arch);
+  for (const c of o.components) {
+    const ix = await fetchIndex(mirror, o.suite, c, o.arch, release);
+    files.set(ix.path, ix.raw);
+    index.addPackagesFile(ix.text, `${o.suite} ${c} ${o.arch} Packages`);
+  }
+  const codename = release.codename || o.suite;
+  const res = resolveDebian(index, { variant: o.variant, include: o.include, exclude: o.exclude, suite: codename, arch: o.arch });
+  const total = res.all.reduce((n, p) => n + p.size, 0);
+  progress.phase(`Downloading ${res.all.length} packages (${formatBytes(total)})`);
+  mkdirSync(o.cacheDir, { recursive: true });
+  const fetched = await fetchAll(
+    res.all.map((p) => ({ url: `${mirror.replace(/\/+$/, "")}/${p.filename}`, size: p.size, sha256: p.sha256 })),
+    { cacheDir: o.cacheDir, concurrency: 8, onProgress: (d, t) => progress.bytes("Downloading", d, t) },
+  );
+  progress.clear();
+  const debs = new Map(res.all.map((p, i) => [p.name, fetched[i]!.path!]));
+  return { release, files, packages: res.all, essential: res.essential, debs };
+}
+
+function writeBundle(path: string, o: DebianOptions, f: Fetched): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, "w", 0o644);
+  try {
+    const w = new TarWriter((chunk) => {
+      let off = 0;
+      while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+    });
+    const manifest: Manifest = {
+      format: "spawnctl-bundle/1", distro: o.distro, suite: o.suite, arch: o.arch, components: o.components, variant: o.variant,
+      include: o.include, exclude: o.exclude, packages: f.packages.map((p) => p.name),
+    };
+    w.addFile(MANIFEST, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), { mode: 0o644 });
+    for (const [p, bytes] of f.files) w.addFile(p, bytes, { mode: 0o644 });
+    for (const pkg of f.packages) w.addFile(pkg.filename, readFileSync(f.debs.get(pkg.name)!), { mode: 0o644 });
+    w.finish();
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/** Unpack a bundle into a directory that then serves as a file:// mirror. */
+function openBundle(path: string, cleanup: Cleanup): { mirror: string; manifest: Manifest } {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new SpawnctlError(`reading the bundle ${path}: ${(e as Error).message}`);
+  }
+  const dir = mkdtempSync("/var/tmp/spawnctl-bundle-");
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  extractTar(readTar(bytes, { name: path }), dir, { refuseEscapes: true, devices: false, refuseDevices: true, owners: false, name: path });
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(readFileSync(`${dir}/${MANIFEST}`, "utf8")) as Manifest;
+  } catch {
+    throw new SpawnctlError(`${path} is not a spawnctl bundle (no ${MANIFEST}).`);
+  }
+  if (manifest.format !== "spawnctl-bundle/1") throw new SpawnctlError(`${path}: unknown bundle format ${manifest.format}.`);
+  return { mirror: `file://${dir}`, manifest };
+}
+
+async function extractEssential(tmp: string, f: Fetched, o: DebianOptions, progress: Progress): Promise<void> {
+  if (o.mergedUsr) {
+    // merged /usr, as debootstrap makes it for bookworm (trixie's base-files ships these links itself)
+    for (const d of ["bin", "sbin", "lib"]) {
+      mkdirSync(`${tmp}/usr/${d}`, { recursive: true });
+      symlinkSync(`usr/${d}`, `${tmp}/${d}`);
+    }
+    if (o.arch === "amd64") {
+      mkdirSync(`${tmp}/usr/lib64`, { recursive: true });
+      symlinkSync("usr/lib64", `${tmp}/lib64`);
+    }
+  }
+  progress.phase(`Extracting ${f.essential.length} essential packages`);
+  const pool = new XzWorkerPool();
+  try {
+    let n = 0;
+    // decompress in Workers while extracting in order on this thread
+    const decoded = f.essential.map(async (p) => {
+      const deb = readDeb(readFileSync(f.debs.get(p.name)!), { name: p.filename });
+      const m = deb.dataMember;
+      const tar = m.name.endsWith(".xz") ? await pool.decompress(m.data) : deb.dataTar();
+      return { p, tar };
+    });
+    for (const d of decoded) {
+      const { p, tar } = await d;
+      extractTar(readTar(tar, { name: `data.tar of ${p.name}` }), tmp, { keepDirectorySymlinks: true, devices: false, name: p.filename });
+      progress.update(`Extracting: ${++n}/${f.essential.length} ${p.name}`);
+    }
+  } finally {
+    pool.close();
+  }
+  progress.clear();
+}
+
+function setupTree(tmp: string, o: DebianOptions, mirror: string): void {
+  mkdirSync(`${tmp}/var/lib/dpkg/info`, { recursive: true });
+  mkdirSync(`${tmp}/var/lib/dpkg/updates`, { recursive: true });
+  writeFileSync(`${tmp}/var/lib/dpkg/status`, "");
+  writeFileSync(`${tmp}/var/lib/dpkg/available`, "");
+  writeFileSync(`${tmp}/var/lib/dpkg/arch`, `${o.arch}\n`);
+  mkdirSync(`${tmp}/etc/apt`, { recursive: true });
+  if (!mirror.startsWith("file:")) writeFileSync(`${tmp}/etc/apt/sources.list`, `deb ${mirror} ${o.suite} ${o.components.join(" ")}\n`);
+  mkdirSync(`${tmp}/usr/sbin`, { recursive: true });
+  // no services start while packages are configured
+  writeFileSync(`${tmp}/usr/sbin/policy-rc.d`, "#!/bin/sh\nexit 101\n", { mode: 0o755 });
+}
+
+async function secondStage(tmp: string, f: Fetched, o: DebianOptions, progress: Progress): Promise<void> {
+  const { runInTree } = await import("../container/exec.ts");
+  const debDir = "/var/cache/spawnctl-debs";
+  const essential = new Set(f.essential.map((p) => p.name));
+  const inside = (p: Pkg) => `${debDir}/${f.debs.get(p.name)!.split("/").pop()}`;
+  const rest = f.packages.filter((p) => !essential.has(p.name));
+  // dpkg writes through --force-unsafe-io: the tree is renamed into place only
+  // when everything succeeded, and is synced then
+  const dpkg = "dpkg --force-depends --force-unsafe-io --force-confdef --force-confold";
+  const script = [
+    "set -e",
+    "exec >/var/log/spawnctl-bootstrap.log 2>&1",
+    `${dpkg} --install ${f.essential.map(inside).join(" ")}`,
+    rest.length ? `${dpkg} --install ${rest.map(inside).join(" ")}` : "true",
+    `${dpkg} --configure -a`,
+  ].join("\n");
+  writeFileSync(`${tmp}/var/lib/dpkg/spawnctl-stage2.sh`, script);
+  progress.phase(`Installing ${f.packages.length} packages with dpkg in a container`);
+  const dirs = [...new Set([...f.debs.values()].map((p) => p.slice(0, p.lastIndexOf("/"))))];
+  if (dirs.length !== 1) throw new SpawnctlError("the downloaded packages are not in one directory");
+  const code = await runInTree(tmp, ["/bin/sh", "/var/lib/dpkg/spawnctl-stage2.sh"], {
+    env: ["DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "LC_ALL=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    bindsRo: [`${dirs[0]}:${debDir}`],
+  });
+  if (code !== 0) {
+    let tail = "";
+    try {
+      tail = readFileSync(`${tmp}/var/log/spawnctl-bootstrap.log`, "utf8").split("\n").slice(-25).join("\n");
+    } catch {
+      /* no log */
+    }
+    throw new SpawnctlError(`installing the packages with dpkg failed (exit ${code}); the end of its output:\n${tail}`);
+  }
+  rmSync(`${tmp}/var/lib/dpkg/spawnctl-stage2.sh`);
+}
+
+async function followUps(tmp: string, o: DebianOptions): Promise<void> {
+  if (o.hostname) {
+    writeFileSync(`${tmp}/etc/hostname`, `${o.hostname}\n`);
+    const hosts = existsSync(`${tmp}/etc/hosts`) ? readFileSync(`${tmp}/etc/hosts`, "utf8") : "127.0.0.1\tlocalhost\n";
+    if (!hosts.includes(o.hostname)) writeFileSync(`${tmp}/etc/hosts`, `${hosts.trimEnd()}\n127.0.1.1\t${o.hostname}\n`);
+  }
+  if (o.rootPassword !== undefined) {
+    const { runInTree } = await import("../container/exec.ts");
+    const cmd = o.rootPassword === "" ? ["passwd", "-d", "root"] : ["/bin/sh", "-c", 'echo "root:$SPAWNCTL_ROOT_PASSWORD" | chpasswd'];
+    const code = await runInTree(tmp, cmd, { env: [`SPAWNCTL_ROOT_PASSWORD=${o.rootPassword}`] });
+    if (code !== 0) throw new SpawnctlError(`setting the root password failed (exit ${code})`);
+  }
+}
+
+/** What mmdebstrap removes at the end, so that no two trees differ by leftovers. */
+function cleanupTree(tmp: string): void {
+  for (const p of [
+    "usr/sbin/policy-rc.d", "var/log/dpkg.log", "var/log/spawnctl-bootstrap.log", "var/log/alternatives.log", "var/log/apt/history.log",
+    "var/log/apt/term.log", "var/log/apt/eipp.log.xz", "var/cache/ldconfig/aux-cache", "var/lib/dbus/machine-id",
+    "var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin",
+  ]) rmSync(`${tmp}/${p}`, { force: true });
+  // an empty machine-id: the first boot makes one
+  if (existsSync(`${tmp}/etc`)) writeFileSync(`${tmp}/etc/machine-id`, "");
+  for (const d of ["var/lib/dpkg/updates"]) {
+    try {
+      for (const f of readdirSync(`${tmp}/${d}`)) rmSync(`${tmp}/${d}/${f}`, { force: true });
+    } catch {
+      /* none */
+    }
+  }
+}
+
+export async function bootstrapDebian(o: DebianOptions): Promise<void> {
+  const progress = new Progress();
+  const cleanup: Cleanup = [];
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new SpawnctlError("Interrupted."));
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    let mirror = o.mirror;
+    if (o.fromBundle) {
+      const b = openBundle(o.fromBundle, cleanup);
+      mirror = b.mirror;
+      // the bundle says what it was made for; the command line may not differ
+      Object.assign(o, { distro: b.manifest.distro, suite: b.manifest.suite, arch: b.manifest.arch, components: b.manifest.components, variant: b.manifest.variant, include: b.manifest.include, exclude: b.manifest.exclude });
+    }
+    if (!mirror) mirror = o.distro === "debian" ? defaultMirror(o.suite) : process.env.SPAWNCTL_UBUNTU_MIRROR;
+    if (!mirror) {
+      throw new SpawnctlError(o.distro === "debian"
+        ? "No Debian mirror: pass --mirror=URL, set SPAWNCTL_MIRROR, or configure one in the host's apt sources."
+        : "No Ubuntu mirror: pass --mirror=URL or set SPAWNCTL_UBUNTU_MIRROR.");
+    }
+    let keyring: Keyring | null = null;
+    if (o.verify) keyring = loadKeyring(o.distro, o.keyring);
+    else warn("WARNING: --no-verify: the Release file's signature is NOT checked; anyone between you and the mirror can choose what gets installed.");
+    const check = () => {
+      if (abort.signal.aborted) throw abort.signal.reason;
+    };
+    const fetched = await fetchEverything(o, mirror, keyring, progress);
+    check();
+    if (o.downloadOnly) {
+      if (!o.bundle) throw new SpawnctlError("--download-only needs --bundle=FILE.");
+      progress.phase(`Writing the bundle ${o.bundle}`);
+      writeBundle(o.bundle, o, fetched);
+      return;
+    }
+    const tmp = prepareTarget(o.dest, cleanup);
+    await extractEssential(tmp, fetched, o, progress);
+    check();
+    setupTree(tmp, o, mirror);
+    await secondStage(tmp, fetched, o, progress);
+    check();
+    await followUps(tmp, o);
+    cleanupTree(tmp);
+    finish(tmp, o.dest);
+    progress.phase(`Bootstrapped ${o.distro} ${o.suite} (${fetched.packages.length} packages) in ${o.dest}.`);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    runUndo(cleanup);
+  }
+}
