@@ -28,6 +28,7 @@ import { readDeb } from "./deb.ts";
 import { extractTar } from "./extract.ts";
 import { XzWorkerPool } from "./xz.ts";
 import { readTar, TarWriter } from "./tar.ts";
+import { setHostname, setRootPassword } from "./accounts.ts";
 
 export interface DebianOptions {
   distro: "debian" | "ubuntu";
@@ -280,18 +281,9 @@ async function secondStage(tmp: string, f: Fetched, o: DebianOptions, progress: 
   rmSync(`${tmp}/var/lib/dpkg/spawnctl-stage2.sh`);
 }
 
-async function followUps(tmp: string, o: DebianOptions): Promise<void> {
-  if (o.hostname) {
-    writeFileSync(`${tmp}/etc/hostname`, `${o.hostname}\n`);
-    const hosts = existsSync(`${tmp}/etc/hosts`) ? readFileSync(`${tmp}/etc/hosts`, "utf8") : "127.0.0.1\tlocalhost\n";
-    if (!hosts.includes(o.hostname)) writeFileSync(`${tmp}/etc/hosts`, `${hosts.trimEnd()}\n127.0.1.1\t${o.hostname}\n`);
-  }
-  if (o.rootPassword !== undefined) {
-    const { runInTree } = await import("../container/exec.ts");
-    const cmd = o.rootPassword === "" ? ["passwd", "-d", "root"] : ["/bin/sh", "-c", 'echo "root:$SPAWNCTL_ROOT_PASSWORD" | chpasswd'];
-    const code = await runInTree(tmp, cmd, { env: [`SPAWNCTL_ROOT_PASSWORD=${o.rootPassword}`] });
-    if (code !== 0) throw new SpawnctlError(`setting the root password failed (exit ${code})`);
-  }
+function followUps(tmp: string, o: DebianOptions): void {
+  if (o.hostname) setHostname(tmp, o.hostname);
+  if (o.rootPassword !== undefined) setRootPassword(tmp, o.rootPassword);
 }
 
 /** What mmdebstrap removes at the end, so that no two trees differ by leftovers. */
@@ -353,7 +345,7 @@ export async function bootstrapDebian(o: DebianOptions): Promise<void> {
     setupTree(tmp, o, mirror);
     await secondStage(tmp, fetched, o, progress);
     check();
-    await followUps(tmp, o);
+    followUps(tmp, o);
     cleanupTree(tmp);
     finish(tmp, o.dest);
     progress.phase(`Bootstrapped ${o.distro} ${o.suite} (${fetched.packages.length} packages) in ${o.dest}.`);
