@@ -162,6 +162,48 @@ async function benchMachines(): Promise<void> {
 }
 benches.machines = () => benchMachines();
 
+
+// bootstrap: bookworm minbase into an empty directory, alternating runs of
+// spawnctl bootstrap, mmdebstrap and debootstrap against the same mirror.
+async function benchBootstrap(): Promise<void> {
+  const { defaultMirror } = await import("../src/bootstrap/mirror.ts");
+  const fs = require("node:fs");
+  const mirror = defaultMirror("bookworm");
+  if (!mirror) throw new Error("no Debian mirror configured");
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+  const base = tempDir("spawnctl-bench-");
+  const cache = `${base}/cache`;
+  const tools: Record<string, (dest: string) => string[]> = {
+    spawnctl: (d) => [SPAWNCTL, "bootstrap", "-q", "debian", "bookworm", d, `--mirror=${mirror}`, `--cache-dir=${cache}`],
+  };
+  if (fs.existsSync("/usr/bin/mmdebstrap")) tools.mmdebstrap = (d) => ["mmdebstrap", "--quiet", "--variant=minbase", "bookworm", d, mirror];
+  if (fs.existsSync("/usr/sbin/debootstrap")) tools.debootstrap = (d) => ["debootstrap", "--variant=minbase", "bookworm", d, mirror];
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(tools).map((k) => [k, []]));
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, cmd] of Object.entries(tools)) {
+        const dest = `${base}/${name}-${r}`;
+        // spawnctl's package cache is emptied so it downloads like the others
+        fs.rmSync(cache, { recursive: true, force: true });
+        const t0 = performance.now();
+        const p = Bun.spawnSync(cmd(dest), { stdout: "ignore", stderr: "pipe" });
+        const s = (performance.now() - t0) / 1000;
+        if (p.exitCode !== 0) throw new Error(`${name}: ${p.stderr.toString().slice(-500)}`);
+        times[name]!.push(s);
+        fs.rmSync(dest, { recursive: true, force: true });
+        console.log(`  round ${r + 1}: ${name} ${s.toFixed(1)} s`);
+      }
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    console.log(`bookworm minbase, ${rounds} alternating rounds (median):`);
+    for (const [n, xs] of Object.entries(times)) console.log(`  ${n.padEnd(12)} ${med(xs).toFixed(1)} s  ×${(med(xs) / med(times.spawnctl!)).toFixed(2)} of spawnctl`);
+    if (times.mmdebstrap) console.log(`  spawnctl / mmdebstrap: ×${(med(times.spawnctl!) / med(times.mmdebstrap)).toFixed(2)} (goal ≤ 0.6)`);
+  } finally {
+    removeTree(base);
+  }
+}
+benches.bootstrap = () => benchBootstrap();
+
 for (const b of which.length ? which : Object.keys(benches)) {
   const f = benches[b];
   if (!f) throw new Error(`unknown benchmark ${b}; have: ${Object.keys(benches).join(", ")}`);

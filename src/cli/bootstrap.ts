@@ -28,9 +28,17 @@ Debian and Ubuntu:
      --from-bundle=FILE      Install from a bundle, with no network
 
 Arch Linux:
-     --mirror=URL            Repository base (URL/$repo/os/$arch), file:// too
-     --cache-dir=DIR         Install from packages in DIR (a pacman cache)
-     --repos=core,extra      Repositories to use
+     --mirror=URL            Repository base: URL/$repo/os/$arch, or a URL with
+                             $repo and $arch in it; file:// too (default:
+                             $SPAWNCTL_ARCH_MIRROR, else the host's mirrorlist)
+     --cache-dir=DIR         With --mirror: where downloads are kept and reused.
+                             Alone: install offline from a pacman cache DIR (the
+                             packages and .sig files, with each repository's
+                             database as DIR/REPO.db or DIR/sync/REPO.db)
+     --repos=core,extra      Repositories to use, in this order
+     --arch=ARCH             Architecture (default: x86_64)
+     --keyring=FILE          Trusted signers; FILE minus .gpg plus -revoked, when
+                             present, lists keys to refuse (pacman-key's layout)
 
 Common:
      --keyring=FILE          Keyring to verify with (default: the embedded one)
@@ -127,6 +135,9 @@ export async function bootstrapMain(argv: string[]): Promise<number> {
     case "arch": {
       const [dest, ...pkgs] = rest;
       if (!dest) throw usage("Usage: spawnctl bootstrap arch DEST [PACKAGE...]");
+      for (const k of ["downloadOnly", "bundle", "fromBundle", "variant", "include", "exclude", "components", "mergedUsr", "checkValidUntil"]) {
+        if (values.has(k)) throw usage(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is not supported for Arch Linux (name the packages after DEST; use --cache-dir=DIR for offline installs).`);
+      }
       const { bootstrapArch } = await import("../bootstrap/arch.ts");
       await bootstrapArch({
         dest: destination(dest), packages: pkgs.length ? pkgs : ["base"], mirror: last("mirror"), cacheDir: last("cacheDir"),

@@ -17,7 +17,7 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { extractTar, type ExtractOptions, type ExtractStats } from "../bootstrap/extract.ts";
 import { readTar, TarWriter, type TarEntry, type TarMeta } from "../bootstrap/tar.ts";
-import { openInRoot } from "../sys/at.ts";
+import { openat2, RESOLVE } from "../sys/at.ts";
 import { O } from "../sys/consts.ts";
 import { listXattrs } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -41,7 +41,9 @@ function devNumbers(rdev: number): [number, number] {
 
 /** Read a regular file of the tree through an fd that cannot have escaped it; undefined if it is no longer a regular file. */
 function readInTree(rootFd: number, rel: string, ino: number): Uint8Array | undefined {
-  const fd = openInRoot(rootFd, rel, O.RDONLY | O.NOFOLLOW | O.CLOEXEC | O.NOCTTY | constants.O_NONBLOCK, `reading ${rel}`);
+  // O_NONBLOCK: a fifo swapped in for the file must not hang the export
+  const flags = O.RDONLY | O.NOFOLLOW | O.CLOEXEC | O.NOCTTY | constants.O_NONBLOCK;
+  const fd = openat2(rootFd, rel, flags, 0, RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS, `reading ${rel}`);
   try {
     const st = fstatSync(fd);
     if (!st.isFile() || st.ino !== ino) return undefined;

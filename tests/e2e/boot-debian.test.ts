@@ -2,10 +2,10 @@
 // login prompt on its console, and one SIGTERM shuts it down cleanly.
 import { beforeAll, describe, expect } from "bun:test";
 import { IS_ROOT, SPAWNCTL, leftovers, needs } from "../helpers.ts";
-import { ensureDebianTree, haveMmdebstrap } from "./debian.ts";
+import { ensureDebianTree, haveMirror } from "./debian.ts";
 
-const ok = IS_ROOT && haveMmdebstrap();
-const test = needs("root and mmdebstrap", ok);
+const ok = IS_ROOT && haveMirror();
+const test = needs("root and a Debian mirror", ok);
 let tree = "";
 beforeAll(() => {
   if (ok) tree = ensureDebianTree();

@@ -1,28 +1,21 @@
-// A cached Debian bookworm tree with systemd, for the e2e tests. Built once
-// with Debian's mmdebstrap from the host's configured mirror (until spawnctl
-// bootstrap can build it itself), under a temporary name, then renamed.
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+// A cached Debian bookworm tree with systemd for the e2e tests, made by
+// spawnctl bootstrap itself from the host's configured mirror (once; the
+// cache is honest because the tree is only ever run with -x).
+import { existsSync, mkdirSync } from "node:fs";
+import { SPAWNCTL } from "../helpers.ts";
 import { defaultMirror } from "../../src/bootstrap/mirror.ts";
 
 export const CACHE = process.env.SPAWNCTL_TEST_CACHE ?? "/var/cache/spawnctl-test";
-export const DEBIAN_TREE = `${CACHE}/debian-bookworm-systemd`;
+export const DEBIAN_TREE = `${CACHE}/debian-bookworm-systemd-v2`;
 
-export function haveMmdebstrap(): boolean {
-  return Bun.spawnSync(["sh", "-c", "command -v mmdebstrap"]).exitCode === 0;
+export function haveMirror(): boolean {
+  return !!defaultMirror("bookworm");
 }
 
 export function ensureDebianTree(): string {
   if (existsSync(`${DEBIAN_TREE}/usr/lib/systemd/systemd`)) return DEBIAN_TREE;
-  const mirror = defaultMirror("bookworm");
-  if (!mirror) throw new Error("no Debian mirror: set SPAWNCTL_MIRROR or configure apt");
   mkdirSync(CACHE, { recursive: true });
-  const tmp = `${CACHE}/.tmp-debian-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  const p = Bun.spawnSync(["mmdebstrap", "--quiet", "--variant=minbase", "--include=systemd-sysv,dbus", "bookworm", tmp, mirror], { stdout: "inherit", stderr: "inherit" });
-  if (p.exitCode !== 0) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw new Error(`mmdebstrap failed (${p.exitCode})`);
-  }
-  renameSync(tmp, DEBIAN_TREE);
+  const p = Bun.spawnSync([SPAWNCTL, "bootstrap", "debian", "bookworm", DEBIAN_TREE, "--include=systemd-sysv,dbus", "--root-password="], { stdout: "inherit", stderr: "inherit" });
+  if (p.exitCode !== 0) throw new Error(`spawnctl bootstrap failed (${p.exitCode})`);
   return DEBIAN_TREE;
 }
