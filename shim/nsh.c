@@ -1496,6 +1496,9 @@ int nsh_wait(int pid, int timeout_ms)
 #include <stdio.h>
 #include <sys/signalfd.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
 
 #define SUP_CLIENTS 16
 #define SUP_RING 16384
@@ -1627,15 +1630,184 @@ static void sup_client_input(struct sup *S, int c)
 	}
 }
 
+
+/* A DHCPv4 responder for the host side of a machine's veth or zone bridge.
+ * spawnctl decides everything (the address for the machine's MAC, router,
+ * DNS, lease time); this only speaks the protocol, to one client MAC, so
+ * several supervisors can serve one zone bridge side by side. */
+struct dhcp_cfg {
+	const char *iface;
+	uint8_t mac[6];
+	uint32_t addr, mask, router, dns[4];
+	int ndns;
+	const char *hostname;
+	int fd;
+};
+
+static int parse_ip(const char *s, uint32_t *out)
+{
+	unsigned a, b, c, d;
+	char tail;
+	if (sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 || c > 255 || d > 255)
+		return -1;
+	*out = htonl((a << 24) | (b << 16) | (c << 8) | d);
+	return 0;
+}
+
+static int dhcp_open(struct dhcp_cfg *D)
+{
+	D->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (D->fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(D->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(D->fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
+	/* one socket per link: bound to the device, so replies leave through it */
+	if (setsockopt(D->fd, SOL_SOCKET, SO_BINDTODEVICE, D->iface, (socklen_t)strlen(D->iface)) < 0)
+		return -1;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(67), .sin_addr = { INADDR_ANY } };
+	return bind(D->fd, (struct sockaddr *)&a, sizeof(a));
+}
+
+static size_t dhcp_opt(uint8_t *p, uint8_t code, const void *data, size_t len)
+{
+	p[0] = code;
+	p[1] = (uint8_t)len;
+	memcpy(p + 2, data, len);
+	return len + 2;
+}
+
+static void dhcp_input(struct dhcp_cfg *D)
+{
+	uint8_t pkt[1500];
+	for (;;) {
+		ssize_t n = recv(D->fd, pkt, sizeof(pkt), 0);
+		if (n < 0)
+			return;
+		/* op=BOOTREQUEST, htype ethernet, hlen 6, the magic cookie */
+		if (n < 240 || pkt[0] != 1 || pkt[1] != 1 || pkt[2] != 6 || memcmp(pkt + 236, "\x63\x82\x53\x63", 4) != 0)
+			continue;
+		if (memcmp(pkt + 28, D->mac, 6) != 0)
+			continue; /* someone else's client (another machine in the zone) */
+		int type = 0;
+		uint32_t requested = 0;
+		for (ssize_t i = 240; i < n;) {
+			uint8_t code = pkt[i];
+			if (code == 255)
+				break;
+			if (code == 0) {
+				i++;
+				continue;
+			}
+			if (i + 1 >= n || i + 2 + pkt[i + 1] > n)
+				break;
+			uint8_t len = pkt[i + 1];
+			if (code == 53 && len == 1)
+				type = pkt[i + 2];
+			else if (code == 50 && len == 4)
+				memcpy(&requested, pkt + i + 2, 4);
+			i += 2 + len;
+		}
+		uint32_t ciaddr;
+		memcpy(&ciaddr, pkt + 12, 4);
+		int reply;
+		if (type == 1)
+			reply = 2; /* DISCOVER -> OFFER */
+		else if (type == 3)
+			reply = (requested == D->addr || (requested == 0 && ciaddr == D->addr)) ? 5 : 6; /* REQUEST -> ACK/NAK */
+		else if (type == 8)
+			reply = 5; /* INFORM -> ACK */
+		else
+			continue;
+		uint8_t out[576];
+		memset(out, 0, sizeof(out));
+		out[0] = 2;
+		out[1] = 1;
+		out[2] = 6;
+		memcpy(out + 4, pkt + 4, 4);   /* xid */
+		memcpy(out + 10, pkt + 10, 2); /* flags */
+		if (reply != 6)
+			memcpy(out + 16, &D->addr, 4); /* yiaddr */
+		memcpy(out + 20, &D->router, 4);       /* siaddr */
+		memcpy(out + 28, pkt + 28, 16);        /* chaddr */
+		memcpy(out + 236, "\x63\x82\x53\x63", 4);
+		size_t o = 240;
+		uint8_t t = (uint8_t)reply;
+		o += dhcp_opt(out + o, 53, &t, 1);
+		o += dhcp_opt(out + o, 54, &D->router, 4);
+		if (reply != 6) {
+			uint32_t lease = htonl(3600), t1 = htonl(1800), t2 = htonl(3150);
+			o += dhcp_opt(out + o, 51, &lease, 4);
+			o += dhcp_opt(out + o, 58, &t1, 4);
+			o += dhcp_opt(out + o, 59, &t2, 4);
+			o += dhcp_opt(out + o, 1, &D->mask, 4);
+			o += dhcp_opt(out + o, 3, &D->router, 4);
+			if (D->ndns > 0)
+				o += dhcp_opt(out + o, 6, D->dns, (size_t)D->ndns * 4);
+			if (D->hostname && strlen(D->hostname) < 64)
+				o += dhcp_opt(out + o, 12, D->hostname, strlen(D->hostname));
+		}
+		out[o++] = 255;
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(68), .sin_addr = { htonl(INADDR_BROADCAST) } };
+		sendto(D->fd, out, o < 300 ? 300 : o, 0, (struct sockaddr *)&to, sizeof(to));
+	}
+}
+
+static int dhcp_configure(struct dhcp_cfg *D, const char *spec)
+{
+	/* IFACE,MAC,ADDR/PREFIX,ROUTER[,DNS...] — hostname comes separately */
+	char buf[512];
+	if (strlen(spec) >= sizeof(buf))
+		return -1;
+	strcpy(buf, spec);
+	char *save = NULL, *f[8];
+	int nf = 0;
+	for (char *t = strtok_r(buf, ",", &save); t && nf < 8; t = strtok_r(NULL, ",", &save))
+		f[nf++] = t;
+	if (nf < 4)
+		return -1;
+	static char iface[32];
+	snprintf(iface, sizeof(iface), "%s", f[0]);
+	D->iface = iface;
+	unsigned m[6];
+	if (sscanf(f[1], "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		D->mac[i] = (uint8_t)m[i];
+	char *slash = strchr(f[2], '/');
+	if (!slash)
+		return -1;
+	*slash = 0;
+	int prefix = atoi(slash + 1);
+	if (parse_ip(f[2], &D->addr) < 0 || parse_ip(f[3], &D->router) < 0 || prefix < 1 || prefix > 30)
+		return -1;
+	D->mask = htonl(0xffffffffu << (32 - prefix));
+	for (int i = 4; i < nf && D->ndns < 4; i++)
+		if (parse_ip(f[i], &D->dns[D->ndns]) == 0)
+			D->ndns++;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sup S;
+	struct dhcp_cfg D;
+	const char *dhcp_spec = NULL;
+	int dhcp_only = 0;
+	memset(&D, 0, sizeof(D));
+	D.fd = -1;
 	memset(&S, 0, sizeof(S));
 	S.ctl = S.plan_fd = S.exe_fd = S.console = S.peer = S.logfd = S.lsock = -1;
 	for (int c = 0; c < SUP_CLIENTS; c++)
 		S.clients[c] = -1;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		const char *k = argv[i], *v = argv[i + 1];
+	for (int i = 1; i < argc; i += 2) {
+		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+		if (!strcmp(k, "--dhcp-only")) {
+			/* the one flag without a value */
+			dhcp_only = 1;
+			i--;
+			continue;
+		}
 		if (!strcmp(k, "--name")) S.name = v;
 		else if (!strcmp(k, "--log")) S.log_path = v;
 		else if (!strcmp(k, "--socket")) S.sock_path = v;
@@ -1645,6 +1817,25 @@ int main(int argc, char **argv)
 		else if (!strcmp(k, "--kill-signal")) S.kill_signal = sup_int(v);
 		else if (!strcmp(k, "--self")) close(sup_int(v));
 		else if (!strcmp(k, "--cgroup-procs") && S.ncg < 32) S.cgroup_procs[S.ncg++] = v;
+		else if (!strcmp(k, "--dhcp")) dhcp_spec = v;
+		else if (!strcmp(k, "--dhcp-hostname")) D.hostname = v;
+	}
+	if (dhcp_spec && dhcp_configure(&D, dhcp_spec) < 0) {
+		fprintf(stderr, "nsh-supervisor: bad --dhcp %s\n", dhcp_spec);
+		return 2;
+	}
+	if (dhcp_only) {
+		/* the DHCP responder of a foreground `spawnctl run`: lives as long as it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (!dhcp_spec || dhcp_open(&D) < 0) {
+			fprintf(stderr, "nsh-supervisor: DHCP on %s: %s\n", D.iface ? D.iface : "?", strerror(errno));
+			return 1;
+		}
+		for (;;) {
+			struct pollfd p = { D.fd, POLLIN, 0 };
+			if (poll(&p, 1, -1) > 0)
+				dhcp_input(&D);
+		}
 	}
 	if (!S.name || S.ctl < 0 || S.plan_fd < 0 || S.exe_fd < 0) {
 		fprintf(stderr, "nsh-supervisor: missing arguments\n");
@@ -1724,6 +1915,12 @@ int main(int argc, char **argv)
 		}
 	}
 	sup_log_reopen(&S);
+	if (dhcp_spec && dhcp_open(&D) < 0) {
+		fprintf(stderr, "nsh-supervisor: DHCP on %s: %s\n", D.iface, strerror(errno));
+		if (D.fd >= 0)
+			close(D.fd);
+		D.fd = -1;
+	}
 	if (S.sock_path) {
 		struct sockaddr_un a = { .sun_family = AF_UNIX };
 		if (strlen(S.sock_path) < sizeof(a.sun_path)) {
@@ -1741,10 +1938,14 @@ int main(int argc, char **argv)
 
 	int status = 0, terms = 0;
 	for (;;) {
-		struct pollfd p[3 + SUP_CLIENTS];
+		struct pollfd p[4 + SUP_CLIENTS];
 		int np = 0;
 		p[np++] = (struct pollfd){ S.sfd, POLLIN, 0 };
-		int ci = -1, li = -1;
+		int ci = -1, li = -1, di = -1;
+		if (D.fd >= 0) {
+			di = np;
+			p[np++] = (struct pollfd){ D.fd, POLLIN, 0 };
+		}
 		if (S.console >= 0) {
 			ci = np;
 			p[np++] = (struct pollfd){ S.console, POLLIN, 0 };
@@ -1788,6 +1989,8 @@ int main(int argc, char **argv)
 			if (done)
 				break;
 		}
+		if (di >= 0 && (p[di].revents & POLLIN))
+			dhcp_input(&D);
 		if (ci >= 0 && (p[ci].revents & (POLLIN | POLLHUP)))
 			sup_drain_console(&S);
 		if (li >= 0 && (p[li].revents & POLLIN)) {

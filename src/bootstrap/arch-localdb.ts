@@ -96,3 +96,18 @@ export function localFiles(entries: TarEntry[], pkginfo: Record<string, string[]
 export function scriptletHas(install: string | undefined, func: string): boolean {
   return install !== undefined && new RegExp(`(^|[^A-Za-z0-9_])${func}([^A-Za-z0-9_]|$)`, "m").test(install);
 }
+
+/**
+ * The modification time .MTREE records for `path` ("./.INSTALL"), in seconds.
+ * pacman extracts .INSTALL and .CHANGELOG into the local database with the
+ * archive's times, and `pacman -Qkk` compares them with the mtree.
+ */
+export function mtreeTime(mtree: string | undefined, path: string): number | undefined {
+  if (mtree === undefined) return undefined;
+  for (const line of mtree.split("\n")) {
+    if (!line.startsWith(`${path} `)) continue;
+    const m = /(?:^|\s)time=(\d+)(?:\.\d+)?(?:\s|$)/.exec(line);
+    return m ? Number(m[1]) : undefined;
+  }
+  return undefined;
+}

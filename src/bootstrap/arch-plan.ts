@@ -4,11 +4,15 @@
 // Nothing here touches the file system or the network.
 import { SpawnctlError } from "../util/errors.ts";
 import { parseDep, satisfies, type PacmanDb, type PacmanPackage } from "./pacman.ts";
+import type { Validation } from "./arch-localdb.ts";
 
 /** Paths inside the target tree that the second stage uses. */
 export const STAGE2 = {
-  /** the packages, bound read-only from spawnctl's cache (or the user's --cache-dir) */
-  pkgDir: "/var/cache/pacman/pkg",
+  /**
+   * the packages, bound read-only from spawnctl's cache (or the user's
+   * --cache-dir); not at pacman's CacheDir, which pacman wants writable
+   */
+  pkgDir: "/var/cache/pacman/spawnctl-pkg",
   conf: "/etc/pacman.d/spawnctl-bootstrap.conf",
   script: "/var/lib/pacman/spawnctl-stage2.sh",
   log: "/var/log/spawnctl-bootstrap.log",
@@ -32,7 +36,9 @@ export const SKELETON: ReadonlyArray<{ path: string; mode: number }> = [
  * two bootstraps of the same packages differ (logs, caches, a lock left by a
  * killed pacman). The package cache var/cache/pacman/pkg stays empty: the
  * packages live in spawnctl's cache (or the --cache-dir given) and were only
- * bound into the container, as `pacstrap -c` uses the host's cache.
+ * bound into the container, as `pacstrap -c` uses the host's cache. (The
+ * bind's mount point, STAGE2.pkgDir, is removed with rmdir, never
+ * recursively: it must be empty once the container is gone.)
  */
 export const LEFTOVERS: readonly string[] = [
   STAGE2.conf.slice(1), STAGE2.script.slice(1), STAGE2.log.slice(1),
@@ -135,6 +141,21 @@ export function keyringSibling(keyring: string, kind: "revoked" | "trusted"): st
   return `${keyring.replace(/\.gpg$/, "")}-${kind}`;
 }
 
+/**
+ * %VALIDATION% as libalpm's _alpm_pkg_validate_internal would record it for
+ * a sync install checked the way spawnctl checked it: the digest (SHA-256,
+ * else MD5) unless the signature came from the database, then "pgp".
+ */
+export function validationOf(pkg: PacmanPackage, verified: boolean): Validation[] {
+  const v: Validation[] = [];
+  if (!(verified && pkg.pgpsig)) {
+    if (pkg.sha256sum) v.push("sha256");
+    else if (pkg.md5sum) v.push("md5");
+  }
+  if (verified) v.push("pgp");
+  return v.length ? v : ["none"];
+}
+
 export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
@@ -150,7 +171,7 @@ export function pacmanConf(): string {
     "[options]",
     "RootDir = /",
     "DBPath = /var/lib/pacman/",
-    `CacheDir = ${STAGE2.pkgDir}/`,
+    "CacheDir = /var/cache/pacman/pkg/",
     "LogFile = /var/log/pacman.log",
     "HookDir = /etc/pacman.d/hooks/",
     "Architecture = auto",
@@ -168,12 +189,12 @@ export function pacmanConf(): string {
  * `pacman -r NEWROOT -S` would; then the dependencies are marked as such.
  */
 export function pacmanScript(files: string[], dependencies: string[]): string {
-  const pacman = `pacman --config ${STAGE2.conf} --noconfirm --noprogressbar`;
+  const pacman = `pacman --config ${STAGE2.conf} --noconfirm`;
   const lines = [
     "set -e",
     "cd /",
     `exec >>${STAGE2.log} 2>&1`,
-    `${pacman} -U --overwrite '*' ${files.map((f) => shellQuote(`${STAGE2.pkgDir}/${f}`)).join(" ")}`,
+    `${pacman} -U --noprogressbar --overwrite '*' ${files.map((f) => shellQuote(`${STAGE2.pkgDir}/${f}`)).join(" ")}`,
   ];
   if (dependencies.length) lines.push(`${pacman} -D --asdeps ${dependencies.map(shellQuote).join(" ")}`);
   return `${lines.join("\n")}\n`;
@@ -200,6 +221,7 @@ export function scriptletScript(scriptlets: Scriptlet[]): string {
     "cd /",
     `exec >>${STAGE2.log} 2>&1`,
     "run() {",
+    '  echo "spawnctl: $2 of $1"',
     `  /bin/sh -c ". /var/lib/pacman/local/$1/install; $2 $3" || echo "${SCRIPTLET_FAILED} $1 $2 (exit $?)"`,
     "}",
   ];

@@ -45,22 +45,24 @@
 // (a signature by a listed key is refused); the embedded keyring has no such
 // list, and the web-of-trust check is not done: every key in the keyring is
 // trusted as a signer. Use a keyring that holds only keys you trust.
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
+import { resolve } from "node:path";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
 import { warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import type { Cleanup } from "../container/prepare.ts";
+import type { TreeCommand } from "../container/exec.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll } from "./fetch.ts";
 import { verifyDetached, type Keyring } from "./pgp.ts";
 import { parsePacmanDb, readPkg, resolvePacman, type PacmanDb, type PacmanPackage } from "./pacman.ts";
 import { extractTar } from "./extract.ts";
-import { ALPM_DB_VERSION, localDesc, localDirName, localFiles, scriptletHas, type Validation } from "./arch-localdb.ts";
+import { ALPM_DB_VERSION, localDesc, localDirName, localFiles, mtreeTime, scriptletHas } from "./arch-localdb.ts";
 import {
   GNUPG_SECRETS, LEFTOVERS, PACMAN_KEY_SCRIPT, SCRIPTLET_FAILED, SKELETON, STAGE2, checkDbEntry, checkPkginfo, explicitNames, firstServer,
-  keyringSibling, mirrorlistLine, pacmanConf, pacmanScript, parseFingerprints, repoUrl, scriptletScript, type Scriptlet,
+  keyringSibling, mirrorlistLine, pacmanConf, pacmanScript, parseFingerprints, repoUrl, scriptletScript, validationOf, type Scriptlet,
 } from "./arch-plan.ts";
 
 export interface ArchOptions {
@@ -102,6 +104,9 @@ interface Extracted {
   install?: string;
   mtree?: Uint8Array;
   changelog?: string;
+  /** modification times of .INSTALL and .CHANGELOG, from the .MTREE */
+  installTime?: number;
+  changelogTime?: number;
   files: string;
 }
 
@@ -140,8 +145,10 @@ function chooseSource(o: ArchOptions): Source {
       /* no pacman on this host */
     }
   }
-  if (mirror !== undefined) return { kind: "mirror", mirror, cacheDir: o.cacheDir ?? DEFAULT_CACHE };
-  if (o.cacheDir !== undefined) return { kind: "cache", dir: o.cacheDir.replace(/\/+$/, "") || "/" };
+  // absolute: the directory is bound into the container
+  const cacheDir = o.cacheDir !== undefined ? resolve(o.cacheDir) : undefined;
+  if (mirror !== undefined) return { kind: "mirror", mirror, cacheDir: cacheDir ?? DEFAULT_CACHE };
+  if (cacheDir !== undefined) return { kind: "cache", dir: cacheDir };
   throw new SpawnctlError("No Arch Linux repository: pass --mirror=URL (file:// works), --cache-dir=DIR (a package cache holding the repository databases too), set SPAWNCTL_ARCH_MIRROR, or configure a Server in /etc/pacman.d/mirrorlist.");
 }
 
@@ -317,6 +324,8 @@ function extractAll(tmp: string, got: Got[], progress: Progress, check: () => vo
       install: p.install,
       mtree: p.mtree !== undefined ? Bun.gzipSync(new TextEncoder().encode(p.mtree)) : undefined,
       changelog: p.changelog,
+      installTime: mtreeTime(p.mtree, "./.INSTALL"),
+      changelogTime: mtreeTime(p.mtree, "./.CHANGELOG"),
       files: localFiles(p.entries, p.pkginfo),
     });
     progress.update(`Extracting: ${++n}/${got.length} ${pkg.name}`);
@@ -344,21 +353,6 @@ function logTail(tmp: string, lines = 25): string {
 }
 
 /**
- * %VALIDATION% as libalpm's _alpm_pkg_validate_internal would record it for
- * a sync install checked the way spawnctl checked it: the digest (SHA-256,
- * else MD5) unless the signature came from the database, then "pgp".
- */
-function validationOf(pkg: PacmanPackage, verified: boolean): Validation[] {
-  const v: Validation[] = [];
-  if (!(verified && pkg.pgpsig)) {
-    if (pkg.sha256sum) v.push("sha256");
-    else if (pkg.md5sum) v.push("md5");
-  }
-  if (verified) v.push("pgp");
-  return v.length ? v : ["none"];
-}
-
-/**
  * pacman -U records %VALIDATION% none, since the temporary pacman.conf told
  * it not to check signatures; say instead how spawnctl checked them.
  */
@@ -376,21 +370,34 @@ function fixValidation(tmp: string, extracted: Extracted[], verified: boolean): 
   }
 }
 
-async function stageWithPacman(tmp: string, got: Got[], extracted: Extracted[], explicit: Set<string>, pkgDir: string, verified: boolean, progress: Progress): Promise<void> {
-  const { runInTree } = await import("../container/exec.ts");
+async function stageWithPacman(tmp: string, got: Got[], extracted: Extracted[], explicit: Set<string>, pkgDir: string, verified: boolean, progress: Progress, check: () => void): Promise<void> {
   progress.phase(`Installing ${got.length} packages with the tree's pacman in a container`);
   writeFileSync(`${tmp}${STAGE2.conf}`, pacmanConf());
+  mkdirSync(`${tmp}${STAGE2.pkgDir}`, { recursive: true, mode: 0o755 });
   const deps = got.filter((g) => !explicit.has(g.pkg.name)).map((g) => g.pkg.name);
   writeFileSync(`${tmp}${STAGE2.script}`, pacmanScript(got.map((g) => g.pkg.filename), deps));
-  const code = await runInTree(tmp, ["/bin/sh", STAGE2.script], {
+  const code = await runStage(tmp, ["/bin/sh", STAGE2.script], {
     env: ["LC_ALL=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"],
     bindsRo: [`${pkgDir}:${STAGE2.pkgDir}`],
-  });
+  }, check);
   if (code !== 0) throw new SpawnctlError(`installing the packages with pacman in the container failed (exit ${code}); the end of its output:\n${logTail(tmp)}`);
   fixValidation(tmp, extracted, verified);
 }
 
-async function stageWithoutPacman(tmp: string, extracted: Extracted[], explicit: Set<string>, verified: boolean, progress: Progress): Promise<void> {
+/** runInTree, reporting ^C as the interruption it is rather than as the command's failure. */
+async function runStage(tmp: string, argv: string[], opts: TreeCommand, check: () => void): Promise<number> {
+  const { runInTree } = await import("../container/exec.ts");
+  const code = await runInTree(tmp, argv, opts);
+  check();
+  return code;
+}
+
+function writeWithTime(path: string, text: string, time: number | undefined): void {
+  writeFileSync(path, text, { mode: 0o644 });
+  if (time !== undefined) utimesSync(path, time, time);
+}
+
+async function stageWithoutPacman(tmp: string, extracted: Extracted[], explicit: Set<string>, verified: boolean, progress: Progress, check: () => void): Promise<void> {
   progress.phase(`Registering ${extracted.length} packages in /var/lib/pacman/local (the tree has no pacman)`);
   const local = `${tmp}/var/lib/pacman/local`;
   mkdirSync(local, { recursive: true, mode: 0o755 });
@@ -403,9 +410,9 @@ async function stageWithoutPacman(tmp: string, extracted: Extracted[], explicit:
     writeFileSync(`${local}/${dir}/desc`, localDesc({ pkginfo: e.pkginfo, installDate, asDependency: !explicit.has(e.pkg.name), validation: validationOf(e.pkg, verified) }), { mode: 0o644 });
     writeFileSync(`${local}/${dir}/files`, e.files, { mode: 0o644 });
     if (e.mtree) writeFileSync(`${local}/${dir}/mtree`, e.mtree, { mode: 0o644 });
-    if (e.changelog !== undefined) writeFileSync(`${local}/${dir}/changelog`, e.changelog, { mode: 0o644 });
+    if (e.changelog !== undefined) writeWithTime(`${local}/${dir}/changelog`, e.changelog, e.changelogTime);
     if (e.install !== undefined) {
-      writeFileSync(`${local}/${dir}/install`, e.install, { mode: 0o644 });
+      writeWithTime(`${local}/${dir}/install`, e.install, e.installTime);
       const functions = (["pre_install", "post_install"] as const).filter((f) => scriptletHas(e.install, f));
       if (functions.length) scriptlets.push({ dir, version: e.pkginfo.pkgver![0]!, functions });
     }
@@ -416,8 +423,7 @@ async function stageWithoutPacman(tmp: string, extracted: Extracted[], explicit:
   }
   progress.phase(`Running ${scriptlets.length} install scriptlets in a container`);
   writeFileSync(`${tmp}${STAGE2.script}`, scriptletScript(scriptlets));
-  const { runInTree } = await import("../container/exec.ts");
-  const code = await runInTree(tmp, ["/bin/sh", STAGE2.script], { env: ["LC_ALL=C"] });
+  const code = await runStage(tmp, ["/bin/sh", STAGE2.script], { env: ["LC_ALL=C"] }, check);
   if (code !== 0) throw new SpawnctlError(`running the install scriptlets in the container failed (exit ${code}); the end of their output:\n${logTail(tmp)}`);
   const log = readOptional(`${tmp}${STAGE2.log}`);
   for (const line of new TextDecoder().decode(log ?? new Uint8Array()).split("\n")) {
@@ -426,12 +432,11 @@ async function stageWithoutPacman(tmp: string, extracted: Extracted[], explicit:
 }
 
 /** pacman-key --init --populate, so the container's pacman can verify what it installs later; a failure is a warning. */
-async function initPacmanKeyring(tmp: string, progress: Progress): Promise<void> {
+async function initPacmanKeyring(tmp: string, progress: Progress, check: () => void): Promise<void> {
   if (!inTree(tmp, "usr/bin/pacman-key")) return;
   progress.phase("Initialising the pacman keyring (pacman-key --init, --populate)");
   writeFileSync(`${tmp}${STAGE2.script}`, PACMAN_KEY_SCRIPT);
-  const { runInTree } = await import("../container/exec.ts");
-  const code = await runInTree(tmp, ["/bin/sh", STAGE2.script], { env: ["LC_ALL=C"] });
+  const code = await runStage(tmp, ["/bin/sh", STAGE2.script], { env: ["LC_ALL=C"] }, check);
   if (code !== 0) {
     warn(`warning: pacman-key failed in the container (exit ${code}); run "pacman-key --init && pacman-key --populate" in the machine before using pacman. Its output:\n${logTail(tmp, 10)}`);
   }
@@ -441,7 +446,7 @@ async function initPacmanKeyring(tmp: string, progress: Progress): Promise<void>
   for (const f of GNUPG_SECRETS) rmSync(`${tmp}/etc/pacman.d/gnupg/${f}`, { recursive: true, force: true });
 }
 
-async function followUps(tmp: string, o: ArchOptions, mirror: string | undefined): Promise<void> {
+async function followUps(tmp: string, o: ArchOptions, mirror: string | undefined, check: () => void): Promise<void> {
   if (mirror) {
     const line = mirrorlistLine(mirror);
     if (line) {
@@ -456,15 +461,16 @@ async function followUps(tmp: string, o: ArchOptions, mirror: string | undefined
     if (!hosts.includes(o.hostname)) writeFileSync(`${tmp}/etc/hosts`, `${hosts.trimEnd()}\n127.0.1.1\t${o.hostname}\n`);
   }
   if (o.rootPassword !== undefined) {
-    const { runInTree } = await import("../container/exec.ts");
     const cmd = o.rootPassword === "" ? ["passwd", "-d", "root"] : ["/bin/sh", "-c", 'echo "root:$SPAWNCTL_ROOT_PASSWORD" | chpasswd'];
-    const code = await runInTree(tmp, cmd, { env: [`SPAWNCTL_ROOT_PASSWORD=${o.rootPassword}`] });
+    const code = await runStage(tmp, cmd, { env: [`SPAWNCTL_ROOT_PASSWORD=${o.rootPassword}`] }, check);
     if (code !== 0) throw new SpawnctlError(`setting the root password failed (exit ${code})`);
   }
 }
 
 function cleanupTree(tmp: string): void {
   for (const p of LEFTOVERS) rmSync(`${tmp}/${p}`, { force: true });
+  // the bind mount point: rmdir, so that nothing below it could ever be deleted
+  if (existsSync(`${tmp}${STAGE2.pkgDir}`)) rmdirSync(`${tmp}${STAGE2.pkgDir}`);
   // an empty machine-id: the first boot makes one (systemd's post_install wrote one)
   if (existsSync(`${tmp}/etc`)) writeFileSync(`${tmp}/etc/machine-id`, "");
 }
@@ -511,14 +517,14 @@ export async function bootstrapArch(o: ArchOptions): Promise<void> {
     const extracted = extractAll(tmp, got, progress, check);
     check();
     if (inTree(tmp, "usr/bin/pacman")) {
-      await stageWithPacman(tmp, got, extracted, explicit, packageDir(got), o.verify, progress);
+      await stageWithPacman(tmp, got, extracted, explicit, packageDir(got), o.verify, progress, check);
       check();
-      await initPacmanKeyring(tmp, progress);
+      await initPacmanKeyring(tmp, progress, check);
     } else {
-      await stageWithoutPacman(tmp, extracted, explicit, o.verify, progress);
+      await stageWithoutPacman(tmp, extracted, explicit, o.verify, progress, check);
     }
     check();
-    await followUps(tmp, o, src.kind === "mirror" ? src.mirror : undefined);
+    await followUps(tmp, o, src.kind === "mirror" ? src.mirror : undefined, check);
     check();
     cleanupTree(tmp);
     if (existsSync(o.dest)) rmdirSync(o.dest); // an empty directory given as DEST

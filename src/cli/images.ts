@@ -2,11 +2,11 @@
 // for the verbs it does not handle itself. Returns undefined for a verb it
 // does not know. Parsing and output only; the work is in src/image/.
 //
-// Options beyond machinectl's global ones:
-//   --devices (once machinectl.ts parses it; until then SPAWNCTL_IMPORT_DEVICES=1):
-//       create device nodes found in tar archives; by default they fail the import.
-//   SPAWNCTL_IMPORT_KEYRING=FILE: the keyring for --verify=signature.
-//   SPAWNCTL_IMAGE_PATH=DIR[:DIR...]: the image search path (first: the pool).
+// Beyond machinectl: --devices lets import-tar and pull-tar create the device
+// nodes an archive holds (by default they fail the import; see transfer.ts).
+// Environment: SPAWNCTL_IMPORT_KEYRING=FILE, the keyring for
+// --verify=signature; SPAWNCTL_IMAGE_PATH=DIR[:DIR...], the image search path
+// (its first directory is then the pool).
 import type { GlobalOptions } from "./machinectl.ts";
 import { SpawnctlError, usage } from "../util/errors.ts";
 import { info, print } from "../util/log.ts";
@@ -22,12 +22,6 @@ const IMAGE_VERBS = new Set([
 function need(args: string[], min: number, max: number, verb: string): void {
   if (args.length < min) throw usage(`Too few arguments for '${verb}'.`);
   if (args.length > max) throw usage(`Too many arguments for '${verb}'.`);
-}
-
-function wantsDevices(o: GlobalOptions): boolean {
-  const flag = (o as GlobalOptions & { devices?: boolean }).devices;
-  if (flag !== undefined) return flag;
-  return /^(1|yes|y|true|on)$/i.test(process.env.SPAWNCTL_IMPORT_DEVICES ?? "");
 }
 
 const dash = (v: string | undefined) => (v === undefined || v === "" ? "-" : v);
@@ -199,7 +193,7 @@ export async function imageVerb(verb: string, args: string[], o: GlobalOptions):
     case "import-fs": {
       need(args, 1, 2, verb);
       const T = await import("../image/transfer.ts");
-      const io = { readOnly: o.readOnly, force: o.force, devices: wantsDevices(o) };
+      const io = { readOnly: o.readOnly, force: o.force, devices: o.devices };
       if (verb === "import-tar") await T.importTar(args[0]!, args[1], io);
       else if (verb === "import-raw") await T.importRaw(args[0]!, args[1], io);
       else await T.importFs(args[0]!, args[1], io);
@@ -218,7 +212,7 @@ export async function imageVerb(verb: string, args: string[], o: GlobalOptions):
       need(args, 1, 2, verb);
       const T = await import("../image/transfer.ts");
       await T.pull(verb === "pull-tar" ? "tar" : "raw", args[0]!, args[1], {
-        readOnly: o.readOnly, force: o.force, devices: wantsDevices(o), verify: names.parseVerify(o.verify),
+        readOnly: o.readOnly, force: o.force, devices: o.devices, verify: names.parseVerify(o.verify),
       });
       return 0;
     }

@@ -173,8 +173,5 @@ export async function runCommand(argv: string[]): Promise<number> {
 /** Options parsed and validated here, whose machinery is not built yet. */
 function unsupportedYet(s: import("../settings/types.ts").Settings): string | undefined {
   if (s.privateUsers.mode !== "no") return "--private-users=/-U: user namespaces are not implemented yet.";
-  const net = s.networkVeth || s.networkVethExtra.length || s.networkBridge || s.networkZone || s.networkMacvlan.length ||
-    s.networkIpvlan.length || s.networkInterface.length || s.networkNamespacePath || s.ports.length;
-  if (net) return "Virtual network links (--network-veth, -bridge, -zone, -macvlan, -ipvlan, -interface, --network-namespace-path, --port) are not implemented yet; --private-network is.";
   return undefined;
 }

@@ -71,6 +71,8 @@ export interface RunContext {
   usrLinks: Array<[name: string, target: string]>;
   /** spawnctl's own hard RLIMIT_NOFILE, the fallback when it cannot raise it */
   nofileHard: bigint;
+  /** the supervisor sets up the network while the child mounts: wait for it before dropping privileges */
+  networkBarrier: boolean;
 }
 
 const API_ATTRS = MS.NOSUID | MS.NOEXEC | MS.NODEV;
@@ -358,6 +360,7 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
   ];
   for (const t of ctx.cgroupJoin) ops.push({ kind: "write", path: t, data: "0", mode: 0, inRoot: false });
+  if (s.networkNamespacePath) ops.push({ kind: "setns", path: s.networkNamespacePath, nstype: CLONE.NEWNET });
   if (ctx.cgroupNamespace) ops.push({ kind: "unshare", flags: CLONE.NEWCGROUP });
   // our mounts must not propagate back to the host
   ops.push(m({ dst: "/", flags: MS.SLAVE | MS.REC, what: "making the host's mounts slaves of the container's namespace" }));
@@ -400,6 +403,8 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     ops.push({ kind: "affinity", mask: bytes });
   }
   if (s.personality === "x86") ops.push({ kind: "personality", persona: 0x0008 /* PER_LINUX32 */ });
+  // links, addresses and firewall rules are made by the supervisor meanwhile
+  if (ctx.networkBarrier) ops.push({ kind: "barrier", id: 2 });
   ops.push({ kind: "setsid", ctty: s.console !== "pipe", cttyStdin: s.console === "pipe" });
   ops.push({ kind: "capbset", keep: s.capability });
   ops.push({ kind: "seccomp", program: ctx.seccomp });

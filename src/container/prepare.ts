@@ -292,6 +292,7 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     procMasks: PROC_INACCESSIBLE,
     usrLinks: s.volatile === "yes" ? usrLinks(tree) : [],
     nofileHard: nofileHard(),
+    networkBarrier: s.privateNetwork && !s.networkNamespacePath,
   };
   return r;
 }

@@ -19,6 +19,7 @@ import { checkTree, prepareContext, type Cleanup } from "./prepare.ts";
 import { spawnPlan } from "./spawn.ts";
 import { populateFromTemplate } from "./template.ts";
 
+
 /** How a run ended. */
 export type Outcome =
   | { kind: "exited"; code: number }
@@ -123,12 +124,31 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     trace("cgroup created");
     const cgRef = cg;
     cleanup.push(() => cgRef.destroy());
+    let netplan: import("../net/machine.ts").NetPlan | undefined;
+    // loaded only when needed: the network code is not on the common start path
+    const net = s.privateNetwork && !s.networkNamespacePath ? await import("../net/machine.ts") : undefined;
+    const dhcpMod = net ? await import("../machine/supervisor-bin.ts") : undefined;
+    if (net) {
+      net.teardownNetwork(s.machine); // whatever a crashed run left
+      cleanup.push(() => net.teardownNetwork(s.machine));
+      netplan = net.planNetwork(s);
+    }
     if (cgRef.unified) {
       const fd = openSync(cgRef.unified, constants.O_RDONLY | constants.O_DIRECTORY);
       cleanup.push(() => closeQuietly(fd));
       plan.cgroupFd = fd;
     }
-    const child = spawnPlan(plan);
+    const child = spawnPlan(plan, {
+      barrier: (id, pid) => {
+        if (id !== 2 || !net || !netplan) return;
+        net.applyNetwork(netplan, pid);
+        const spec = net.dhcpSpec(netplan);
+        if (spec) {
+          const dhcp = dhcpMod!.startDhcpResponder(spec, s.hostname);
+          cleanup.push(() => dhcp.kill());
+        }
+      },
+    });
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);

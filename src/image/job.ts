@@ -56,6 +56,26 @@ export class Job {
     this.check();
   }
 
+  /** `p`, or the cancellation if that comes first (for waits that cannot be interrupted, like reading stdin). */
+  race<T>(p: Promise<T>): Promise<T> {
+    const signal = this.controller.signal;
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      p.then(
+        (v) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(v);
+        },
+        (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      );
+    });
+  }
+
   /** Undo everything done so far, newest first; failures are reported, not thrown. */
   rollback(): void {
     for (const step of this.undo.reverse()) {
@@ -92,8 +112,9 @@ export async function runJob<T>(what: string, fn: (job: Job) => Promise<T>): Pro
     return r;
   } catch (e) {
     job.rollback();
-    // a cancellation often surfaces as an AbortError from fetch or a stream: report the signal
-    if (job.signal.aborted && !(e instanceof SpawnctlError && e.message.includes("cancelled"))) throw job.signal.reason;
+    // a cancellation surfaces as whatever the interrupted step threw (an AbortError from
+    // fetch, "cancelled" from a download): report the signal, with its exit status
+    if (job.signal.aborted) throw job.signal.reason;
     throw e;
   } finally {
     for (const [s, h] of handlers) process.off(s, h);

@@ -57,6 +57,24 @@ function install(tmp: string, target: string, local: string, pool: string, force
   renameInto(tmp, target, doing);
 }
 
+/**
+ * Run the work that makes the new image `local` as a job, holding the name
+ * lock, after checking the name is free (or --force may replace it). The
+ * signal handlers are in place from the start, so even a ^C while waiting
+ * for stdin leaves no lock file behind.
+ */
+function withNewImage(doing: string, local: string, pool: string, force: boolean, fn: (job: Job) => Promise<void>): Promise<void> {
+  return runJob(doing, async (job) => {
+    const nameLock = lockName(local, doing);
+    try {
+      checkTarget(local, pool, force, doing);
+      await fn(job);
+    } finally {
+      nameLock.release();
+    }
+  });
+}
+
 /** A directory (a subvolume on btrfs, as importd makes) for a new tree. */
 function makeTreeDir(path: string, pool: string): boolean {
   if (isBtrfs(pool) && createSubvolume(path) === 0) return true;
@@ -118,14 +136,10 @@ export async function importTar(source: string, name: string | undefined, o: Imp
   const label = source === "-" ? "standard input" : source;
   const doing = `importing ${label} as image '${name}'`;
   const pool = ensurePool();
-  const nameLock = lockName(name, doing);
-  try {
-    checkTarget(name, pool, o.force, doing);
-    const bytes = await readSource(source);
-    await runJob(doing, (job) => importTarInto(bytes, label, name!, pool, o, job, doing));
-  } finally {
-    nameLock.release();
-  }
+  await withNewImage(doing, name, pool, o.force, async (job) => {
+    const bytes = await job.race(readSource(source));
+    await importTarInto(bytes, label, name!, pool, o, job, doing);
+  });
 }
 
 export async function importFs(dir: string, name: string | undefined, o: ImportOptions): Promise<void> {
@@ -142,10 +156,7 @@ export async function importFs(dir: string, name: string | undefined, o: ImportO
   const pool = ensurePool();
   if (src === "/" ) throw new SpawnctlError(`${doing}: copying the host's own root is not supported.`);
   if (pool === src || pool.startsWith(`${src}/`)) throw new SpawnctlError(`${doing}: the pool ${pool} lies inside ${src}; the copy would contain itself.`);
-  const nameLock = lockName(local, doing);
-  try {
-    checkTarget(local, pool, o.force, doing);
-    await runJob(doing, async (job) => {
+  await withNewImage(doing, local, pool, o.force, async (job) => {
       const progress = new Progress(`Importing '${local}'`);
       const tmp = tempPath(pool, `import-${local}`);
       job.removeOnFailure(tmp);
@@ -167,10 +178,7 @@ export async function importFs(dir: string, name: string | undefined, o: ImportO
       install(tmp, target, local, pool, o.force, job, doing);
       if (o.readOnly && !roDone) markTreeReadOnly(target, false, doing);
       info(`Imported image '${local}' from ${dir}${o.readOnly ? " (read-only)" : ""}.`);
-    });
-  } finally {
-    nameLock.release();
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -217,26 +225,20 @@ export async function importRaw(source: string, name: string | undefined, o: Imp
   const label = source === "-" ? "standard input" : source;
   const doing = `importing ${label} as image '${name}'`;
   const pool = ensurePool();
-  const nameLock = lockName(name, doing);
-  try {
-    checkTarget(name, pool, o.force, doing);
-    await runJob(doing, async (job) => {
+  await withNewImage(doing, name, pool, o.force, async (job) => {
       let file = source;
       if (source === "-") {
         if (isatty(0)) throw usage("Refusing to read an image from a terminal; give a file or pipe one in.");
         // spooled to a hidden file in the pool first, then imported like a file
         file = tempPath(pool, `stdin-${name}`);
         job.removeOnFailure(file);
-        await Bun.write(file, Bun.stdin);
+        await job.race(Bun.write(file, Bun.stdin));
       } else if (!existsSync(source)) {
         throw new SpawnctlError(`${doing}: ${source}: No such file or directory`);
       }
       await importRawFrom(file, label, name!, pool, o, job, doing);
       if (file !== source) removePath(file);
-    });
-  } finally {
-    nameLock.release();
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -446,10 +448,7 @@ export async function pull(kind: "tar" | "raw", url: string, name: string | unde
   checkNewMachineName(local);
   const doing = `pulling ${url} as image '${local}'`;
   const pool = ensurePool();
-  const nameLock = lockName(local, doing);
-  try {
-    checkTarget(local, pool, o.force, doing);
-    await runJob(doing, async (job) => {
+  await withNewImage(doing, local, pool, o.force, async (job) => {
       const v = await fetchVerification(url, o.verify, job, doing);
       const file = tempPath(pool, `download-${local}`);
       const sha256 = await download(url, file, job, urlLastComponent(url));
@@ -478,8 +477,5 @@ export async function pull(kind: "tar" | "raw", url: string, name: string | unde
         renameInto(settings, to, `installing the settings file ${to}`);
         info(`Installed ${to} from ${s!.url}.`);
       }
-    });
-  } finally {
-    nameLock.release();
-  }
+  });
 }

@@ -7,7 +7,6 @@
 // which cleans up and, after a reboot, starts the machine again.
 import { closeSync, constants, mkdirSync, openSync, readFileSync } from "node:fs";
 import { ptr } from "bun:ffi";
-import supervisorFile from "../../build/nsh-supervisor" with { type: "file" };
 import { MSG, MSG_SIZE } from "../sys/abi.ts";
 import { COMPILED, closeQuietly, memfdWith, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
@@ -28,12 +27,14 @@ import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "./properties-store.ts";
+import { supervisorFd } from "./supervisor-bin.ts";
+import { applyNetwork, dhcpSpec, needsNetworkSetup, planNetwork, teardownNetwork } from "../net/machine.ts";
 import {
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
 } from "./registry.ts";
 
-/** What systemd-nspawn@.service passes, minus what spawnctl cannot do yet (-U, --network-veth). */
-export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--settings=override"];
+/** What systemd-nspawn@.service passes, minus what spawnctl cannot do yet (-U). */
+export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--network-veth", "--settings=override"];
 
 function runUndo(cleanup: Cleanup): void {
   while (cleanup.length) {
@@ -87,6 +88,9 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     if (props.length) applyProperties(props, facts.cgroup, s.machine);
     const ctx = prepareContext(s, facts, s.directory, cleanup);
     const plan = buildPlan(s, ctx);
+    const netplan = needsNetworkSetup(s) ? (teardownNetwork(s.machine), planNetwork(s)) : undefined;
+    if (netplan) cleanup.push(() => teardownNetwork(s.machine));
+    const dhcp = netplan ? dhcpSpec(netplan) : undefined;
 
     // the fds the supervisor inherits, by position: 3 itself, 4 control socket,
     // 5 the plan, 6 spawnctl (to exec for clean-up), 7 the cgroup2 directory,
@@ -97,7 +101,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     const cgfd = cg.unified ? openSync(cg.unified, constants.O_RDONLY | constants.O_DIRECTORY) : devnull;
     plan.cgroupFd = cg.unified ? 7 : undefined;
     const planFd = memfdWith("spawnctl-plan", encodePlan(plan));
-    const selfFd = memfdWith("nsh-supervisor", readFileSync(supervisorFile));
+    const selfFd = supervisorFd();
     const exeFd = openSync(process.execPath, "r");
     mkdirSync("/var/log/spawnctl", { recursive: true, mode: 0o750 });
     const logFd = openSync(consoleLog(name), "a", 0o600);
@@ -109,6 +113,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     const sup = Bun.spawn(
       ["/proc/self/fd/3", "--name", s.machine, "--log", consoleLog(name), "--socket", consoleSocket(name), "--ctl", "4",
         "--plan", "5", "--exe", "6", "--self", "3", "--kill-signal", String(s.killSignal),
+        ...(dhcp ? ["--dhcp", dhcp, "--dhcp-hostname", s.hostname] : []),
         ...cgroupProcs.flatMap((p) => ["--cgroup-procs", p])],
       { stdio: stdio as never, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } },
     );
@@ -123,7 +128,11 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
       }
     });
     const { pid, sync } = recvReply(ctl);
-    const child = driveChild(plan, pid, sync, {}, false);
+    const child = driveChild(plan, pid, sync, {
+      barrier: (id, p) => {
+        if (id === 2 && netplan) applyNetwork(netplan, p);
+      },
+    }, false);
     if (child.consoleFd !== undefined) {
       shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);
       closeQuietly(child.consoleFd);
@@ -146,6 +155,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
       poweroffSignal,
       capability: s.capability.toString(16),
       privateNetwork: s.privateNetwork,
+      netifs: netplan?.veth ? [netplan.veth.host] : [],
       console: { socket: consoleSocket(name), log: consoleLog(name) },
       locks: inherited,
       boot: s.boot,
@@ -179,6 +189,11 @@ export async function machineExited(name: string, status: number): Promise<numbe
   const cg = openMachineCgroup(facts.cgroup, name);
   try {
     cg.destroy();
+  } catch (e) {
+    warn(`machine ${name}: ${e instanceof Error ? e.message : e}`);
+  }
+  try {
+    teardownNetwork(name);
   } catch (e) {
     warn(`machine ${name}: ${e instanceof Error ? e.message : e}`);
   }

@@ -16,6 +16,7 @@ import {
   type MachineState, allStates, leaderAlive, lockPath, readState, removeState, supervisorAlive,
 } from "./registry.ts";
 import { buildEnterPlan, enterEnvironment, machineCgroupFd, machineUser, namespacesToJoin } from "./enter.ts";
+import { teardownNetwork } from "../net/machine.ts";
 
 /** A machine that is running, or an error naming it. Stale entries are removed on the way. */
 export function runningMachine(name: string): MachineState {
@@ -37,10 +38,19 @@ export function reapStale(st: MachineState): void {
     /* best effort */
   }
   removeState(st.name);
+  teardownNetworkQuietly(st.name);
   try {
     unlinkSync(lockPath(st.name));
   } catch {
     /* gone */
+  }
+}
+
+function teardownNetworkQuietly(name: string): void {
+  try {
+    teardownNetwork(name);
+  } catch {
+    /* best effort: the next start reconciles */
   }
 }
 
@@ -255,6 +265,7 @@ export async function terminate(st: MachineState): Promise<void> {
   // no supervisor to clean up after the machine: do it here
   cg.destroy();
   removeState(st.name);
+  teardownNetworkQuietly(st.name);
   try {
     unlinkSync(lockPath(st.name));
   } catch {

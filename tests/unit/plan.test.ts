@@ -27,7 +27,7 @@ function ctx(over: Partial<RunContext> = {}): RunContext {
     cgroupNamespace: true, cgroupJoin: ["cpu", "memory", "systemd"].map((h) => `/sys/fs/cgroup/${h}/spawnctl/web/tasks`), osRelease: "ID=debian\n", user: { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] },
     uuid: "0123456789abcdef0123456789abcdef", bootId: "b", env: ["PATH=/bin"], seccomp: new Uint8Array(8),
     binds: [], overlays: [], resolvConf: { op: "none" }, timezone: { op: "none" }, devices: { fuse: false, tun: true },
-    treeHasEtc: true, procMasks: PROC_INACCESSIBLE, usrLinks: [["bin", "usr/bin"]], nofileHard: 20000n, ...over,
+    treeHasEtc: true, procMasks: PROC_INACCESSIBLE, usrLinks: [["bin", "usr/bin"]], nofileHard: 20000n, networkBarrier: false, ...over,
   };
 }
 

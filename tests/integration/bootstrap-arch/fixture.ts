@@ -3,7 +3,7 @@
 //   core:  toy-base (a static busybox with its applets, merged-/usr links,
 //          passwd/group/shadow, os-release; provides "sh"), base (meta)
 //   extra: toy-marker (an .INSTALL whose pre/post_install write marker files;
-//          provides toy-virtual=2.0)
+//          provides toy-virtual=2.0), toy-slow (a post_install that sleeps)
 //   base depends on toy-base, "sh" (virtual, through toy-base's provides)
 //   and toy-virtual>=1.5 (a versioned provide of toy-marker).
 // Every package is signed by a throw-away key. core's database carries the
@@ -83,6 +83,9 @@ export function toySpecs(busybox: string, withPacman: boolean): Spec[] {
         'chmod 600 "$pkgdir/etc/shadow"',
         "printf 'NAME=\"Toy Arch\"\\nID=toyarch\\nID_LIKE=arch\\n' > \"$pkgdir/etc/os-release\"",
         'chmod 700 "$pkgdir/root"',
+        // Debian's busybox-static has no chpasswd applet; shadow's is what Arch has
+        "printf '#!/bin/sh\\nwhile IFS=: read -r u p; do h=$(mkpasswd -m sha512 \"$p\"); sed -i \"s|^$u:[^:]*:|$u:$h:|\" /etc/shadow; done\\n' > \"$pkgdir/usr/bin/chpasswd\"",
+        'chmod 755 "$pkgdir/usr/bin/chpasswd"',
       ].join("\n  "),
     },
     {
@@ -117,6 +120,8 @@ export function toySpecs(busybox: string, withPacman: boolean): Spec[] {
       body: ":",
     },
   ];
+  // for ^C during the second stage: its scriptlet takes its time
+  specs.push({ name: "toy-slow", ver: "1", rel: "1", depends: ["sh"], install: "post_install() {\n  touch /var/lib/toy-slow-started\n  sleep 60\n}\n", body: ":" });
   if (withPacman) specs.push(pacmanSpec());
   return specs;
 }
@@ -194,7 +199,7 @@ export function buildFixture(opts: { withPacman?: boolean; prefix?: string } = {
     });
     const file = readdirSync(d).find((f) => f.endsWith(".pkg.tar.zst"))!;
     files.set(s.name, file);
-    repoOf.set(s.name, s.name === "toy-marker" || s.name === "toy-pacman" ? "extra" : "core");
+    repoOf.set(s.name, ["toy-marker", "toy-pacman", "toy-slow"].includes(s.name) ? "extra" : "core");
   }
   const mirrorDir = `${dir}/mirror`;
   for (const repo of ["core", "extra"]) {

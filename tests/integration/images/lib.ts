@@ -65,7 +65,10 @@ export function makeRichTree(dir: string, opts: { devices?: boolean } = {}): str
   writeFileSync(`${long}/${"f".repeat(120)}.txt`, "long path\n");
   writeFileSync(`${dir}/etc/ünïcødé-名前`, "utf-8 name\n");
   if (mknod(`${dir}/run/fifo`, 0o010644, 0) !== 0) throw new Error("mknod fifo");
-  if (opts.devices && mknod(`${dir}/dev/null`, 0o020666, 0x103) !== 0) throw new Error("mknod /dev/null");
+  if (opts.devices) {
+    if (mknod(`${dir}/dev/null`, 0o020666, 0x103) !== 0) throw new Error("mknod /dev/null");
+    chmodSync(`${dir}/dev/null`, 0o666); // past the umask
+  }
   const x = (p: string, n: string, v: Uint8Array | string) => {
     const e = setXattr(`${dir}/${p}`, n, typeof v === "string" ? new TextEncoder().encode(v) : v);
     if (e) throw new Error(`setxattr ${n} on ${p}: errno ${e}`);
