@@ -1509,7 +1509,7 @@ struct sup {
 	int ctl, plan_fd, exe_fd, kill_signal;
 	const char *cgroup_procs[32];
 	int ncg;
-	int console, peer, logfd, lsock, sfd;
+	int console, peer, logfd, lsock, sfd, netns;
 	off_t logsize;
 	int clients[SUP_CLIENTS];
 	char ring[SUP_RING];
@@ -1797,7 +1797,7 @@ int main(int argc, char **argv)
 	memset(&D, 0, sizeof(D));
 	D.fd = -1;
 	memset(&S, 0, sizeof(S));
-	S.ctl = S.plan_fd = S.exe_fd = S.console = S.peer = S.logfd = S.lsock = -1;
+	S.ctl = S.plan_fd = S.exe_fd = S.console = S.peer = S.logfd = S.lsock = S.netns = -1;
 	for (int c = 0; c < SUP_CLIENTS; c++)
 		S.clients[c] = -1;
 	for (int i = 1; i < argc; i += 2) {
@@ -1831,6 +1831,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "nsh-supervisor: DHCP on %s: %s\n", D.iface ? D.iface : "?", strerror(errno));
 			return 1;
 		}
+		/* tell spawnctl we listen: the container may ask at once */
+		if (write(1, "r", 1) != 1)
+			return 1;
+		close(1);
 		for (;;) {
 			struct pollfd p = { D.fd, POLLIN, 0 };
 			if (poll(&p, 1, -1) > 0)
@@ -1892,7 +1896,23 @@ int main(int argc, char **argv)
 			waitpid(pid, NULL, 0);
 			return 1;
 		}
-		if (b == 'c' && fd >= 0) {
+		if (b == 'n') {
+			/* the links exist now: listen before the container may ask */
+			char r = 'N';
+			if (!dhcp_spec || dhcp_open(&D) < 0) {
+				r = 'E';
+				if (D.fd >= 0)
+					close(D.fd);
+				D.fd = -1;
+			}
+			if (send(S.ctl, &r, 1, MSG_NOSIGNAL) != 1)
+				return 1;
+		} else if (b == 's' && fd >= 0) {
+			/* the container's netns, kept so that moved interfaces can be
+			 * given back before it goes; inherited by the clean-up */
+			S.netns = fd;
+			fcntl(fd, F_SETFD, 0);
+		} else if (b == 'c' && fd >= 0) {
 			S.console = fd;
 			nsh_set_nonblock(fd, 1);
 			/* our own slave keeps the console alive across agetty/vhangup */
@@ -1915,12 +1935,6 @@ int main(int argc, char **argv)
 		}
 	}
 	sup_log_reopen(&S);
-	if (dhcp_spec && dhcp_open(&D) < 0) {
-		fprintf(stderr, "nsh-supervisor: DHCP on %s: %s\n", D.iface, strerror(errno));
-		if (D.fd >= 0)
-			close(D.fd);
-		D.fd = -1;
-	}
 	if (S.sock_path) {
 		struct sockaddr_un a = { .sun_family = AF_UNIX };
 		if (strlen(S.sock_path) < sizeof(a.sun_path)) {
@@ -2030,9 +2044,10 @@ int main(int argc, char **argv)
 		close(S.logfd);
 	close(S.sfd);
 	sigprocmask(SIG_UNBLOCK, &ss, NULL);
-	char st_buf[16];
+	char st_buf[16], ns_buf[16];
 	snprintf(st_buf, sizeof(st_buf), "%d", status);
-	char *const args[] = { "spawnctl", "__machine-exited", (char *)S.name, st_buf, NULL };
+	snprintf(ns_buf, sizeof(ns_buf), "%d", S.netns);
+	char *const args[] = { "spawnctl", "__machine-exited", (char *)S.name, st_buf, ns_buf, NULL };
 	extern char **environ;
 	syscall(SYS_execveat, S.exe_fd, "", args, environ, AT_EMPTY_PATH);
 	fprintf(stderr, "nsh-supervisor: cannot run spawnctl to clean up machine %s: %s\n", S.name, strerror(errno));

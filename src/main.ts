@@ -46,7 +46,7 @@ async function dispatch(argv: string[]): Promise<number> {
     case "__machine-exited": {
       // exec'd by a machine's supervisor once the container has ended
       const { machineExited } = await import("./machine/start.ts");
-      return machineExited(rest[0]!, Number(rest[1]));
+      return machineExited(rest[0]!, Number(rest[1]), Number(rest[2] ?? -1));
     }
     case "machinectl": {
       const { machinectlMain } = await import("./cli/machinectl.ts");

@@ -125,7 +125,8 @@ export function leftovers(): string[] {
     for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
       try {
         const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-        if (cmd.startsWith(SPAWNCTL) || cmd.includes("/dist/spawnctl\0")) out.push(`process: ${pid} ${cmd.replace(/\0/g, " ").trim()}`);
+        const argv0 = cmd.split("\0")[0]!;
+        if (argv0 === SPAWNCTL || argv0.endsWith("/dist/spawnctl")) out.push(`process: ${pid} ${cmd.replace(/\0/g, " ").trim()}`);
       } catch {
         /* gone */
       }

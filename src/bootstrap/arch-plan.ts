@@ -45,8 +45,14 @@ export const LEFTOVERS: readonly string[] = [
   "var/log/pacman.log", "var/lib/pacman/db.lck", "var/cache/ldconfig/aux-cache",
 ];
 
-/** In etc/pacman.d/gnupg after `pacman-key --init`: the local master key's secret half, gpg's sockets and backups. */
-export const GNUPG_SECRETS: readonly string[] = ["private-keys-v1.d", "openpgp-revocs.d", "secring.gpg", "pubring.gpg~", "S.gpg-agent", "S.gpg-agent.browser", "S.gpg-agent.extra", "S.gpg-agent.ssh", "S.dirmngr", "random_seed"];
+/**
+ * Removed from etc/pacman.d/gnupg after `pacman-key --init --populate`:
+ * gpg-agent's sockets and gpg's backups. The local master key stays, as
+ * pacstrap leaves the host's: archlinux-keyring's scriptlet signs new
+ * packager keys with it on upgrade (`pacman-key --populate`), which would
+ * fail without it.
+ */
+export const GNUPG_LEFTOVERS: readonly string[] = ["S.gpg-agent", "S.gpg-agent.browser", "S.gpg-agent.extra", "S.gpg-agent.ssh", "S.dirmngr", "S.keyboxd", "pubring.gpg~", "pubring.kbx~", "trustdb.gpg~"];
 
 /**
  * A repository's base URL. A mirror may be given as pacman's mirrorlist
@@ -230,5 +236,5 @@ export function scriptletScript(scriptlets: Scriptlet[]): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** pacman-key as Arch's own images do it: a keyring the container's pacman can verify with, without a shared secret. */
+/** pacman-key as Arch's installation guide has it: a keyring the machine's own pacman can verify with. */
 export const PACMAN_KEY_SCRIPT = `set -e\ncd /\nexec >>${STAGE2.log} 2>&1\npacman-key --init\npacman-key --populate\n`;

@@ -15,7 +15,10 @@
 //             a pacman in the tree, spawnctl writes the local database and
 //             runs the scriptlets itself
 //   keyring   pacman-key --init --populate, when the tree has pacman-key
-//   cleanup   no logs, no package cache, no secret keys, empty machine-id
+//   follow-up mirrorlist (http mirrors), --hostname, --root-password
+//   cleanup   no logs, no package cache (var/cache/pacman/pkg stays empty:
+//             the packages stay in spawnctl's cache), no gpg-agent sockets,
+//             an empty machine-id
 //   finish    rename the tree to DEST
 //
 // Where packages come from:
@@ -61,7 +64,7 @@ import { parsePacmanDb, readPkg, resolvePacman, type PacmanDb, type PacmanPackag
 import { extractTar } from "./extract.ts";
 import { ALPM_DB_VERSION, localDesc, localDirName, localFiles, mtreeTime, scriptletHas } from "./arch-localdb.ts";
 import {
-  GNUPG_SECRETS, LEFTOVERS, PACMAN_KEY_SCRIPT, SCRIPTLET_FAILED, SKELETON, STAGE2, checkDbEntry, checkPkginfo, explicitNames, firstServer,
+  GNUPG_LEFTOVERS, LEFTOVERS, PACMAN_KEY_SCRIPT, SCRIPTLET_FAILED, SKELETON, STAGE2, checkDbEntry, checkPkginfo, explicitNames, firstServer,
   keyringSibling, mirrorlistLine, pacmanConf, pacmanScript, parseFingerprints, repoUrl, scriptletScript, validationOf, type Scriptlet,
 } from "./arch-plan.ts";
 
@@ -377,7 +380,8 @@ async function stageWithPacman(tmp: string, got: Got[], extracted: Extracted[], 
   const deps = got.filter((g) => !explicit.has(g.pkg.name)).map((g) => g.pkg.name);
   writeFileSync(`${tmp}${STAGE2.script}`, pacmanScript(got.map((g) => g.pkg.filename), deps));
   const code = await runStage(tmp, ["/bin/sh", STAGE2.script], {
-    env: ["LC_ALL=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"],
+    // hooks that call systemctl (daemon-reload, enable) act on the files only, as in pacstrap's chroot
+    env: ["LC_ALL=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin", "SYSTEMD_OFFLINE=1", "SYSTEMD_IN_CHROOT=1"],
     bindsRo: [`${pkgDir}:${STAGE2.pkgDir}`],
   }, check);
   if (code !== 0) throw new SpawnctlError(`installing the packages with pacman in the container failed (exit ${code}); the end of its output:\n${logTail(tmp)}`);
@@ -440,10 +444,7 @@ async function initPacmanKeyring(tmp: string, progress: Progress, check: () => v
   if (code !== 0) {
     warn(`warning: pacman-key failed in the container (exit ${code}); run "pacman-key --init && pacman-key --populate" in the machine before using pacman. Its output:\n${logTail(tmp, 10)}`);
   }
-  // As Arch's container images do: keep the public keyring and its local
-  // signatures, drop the local master key's secret, so that no two machines
-  // made from this tree share one ("pacman-key --init" makes a new one).
-  for (const f of GNUPG_SECRETS) rmSync(`${tmp}/etc/pacman.d/gnupg/${f}`, { recursive: true, force: true });
+  for (const f of GNUPG_LEFTOVERS) rmSync(`${tmp}/etc/pacman.d/gnupg/${f}`, { force: true });
 }
 
 async function followUps(tmp: string, o: ArchOptions, mirror: string | undefined, check: () => void): Promise<void> {
@@ -531,6 +532,11 @@ export async function bootstrapArch(o: ArchOptions): Promise<void> {
     renameSync(tmp, o.dest);
     cleanup.length = 0; // it is DEST now: nothing to undo
     progress.phase(`Bootstrapped Arch Linux (${pkgs.length} packages) in ${o.dest}.`);
+  } catch (e) {
+    progress.clear();
+    // ^C shows up as whatever it broke (a cancelled download, a killed command): say what it was
+    if (abort.signal.aborted) throw abort.signal.reason;
+    throw e;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -128,9 +128,16 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     // loaded only when needed: the network code is not on the common start path
     const net = s.privateNetwork && !s.networkNamespacePath ? await import("../net/machine.ts") : undefined;
     const dhcpMod = net ? await import("../machine/supervisor-bin.ts") : undefined;
+    let netnsFd: number | undefined;
     if (net) {
       net.teardownNetwork(s.machine); // whatever a crashed run left
-      cleanup.push(() => net.teardownNetwork(s.machine));
+      cleanup.push(() => {
+        try {
+          net.teardownNetwork(s.machine, netnsFd);
+        } finally {
+          closeQuietly(netnsFd);
+        }
+      });
       netplan = net.planNetwork(s);
     }
     if (cgRef.unified) {
@@ -141,6 +148,8 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     const child = spawnPlan(plan, {
       barrier: (id, pid) => {
         if (id !== 2 || !net || !netplan) return;
+        // held until the clean-up: moved interfaces go back before the netns dies
+        netnsFd = openSync(`/proc/${pid}/ns/net`, "r");
         net.applyNetwork(netplan, pid);
         const spec = net.dhcpSpec(netplan);
         if (spec) {

@@ -73,24 +73,28 @@ export function openSink(format: Format, fd: number, doing: string): ByteSink {
   const out = createWriteStream("", { fd, autoClose: false });
   z.pipe(out);
   let error: Error | undefined;
-  const onError = (e: Error) => {
-    error ??= e;
-  };
-  z.on("error", onError);
-  out.on("error", onError);
+  // one promise for the first error of either stream, raced against every wait for "drain"
+  const failed = new Promise<never>((_, reject) => {
+    const onError = (e: Error) => {
+      error ??= e;
+      reject(new SpawnctlError(`${doing}: ${e.message}`, { cause: e }));
+    };
+    z.on("error", onError);
+    out.on("error", onError);
+  });
+  failed.catch(() => {}); // reported by write() or end()
   const check = () => {
     if (error) throw new SpawnctlError(`${doing}: ${error.message}`, { cause: error });
   };
   return {
     async write(chunk) {
       check();
-      if (!z.write(chunk)) await Promise.race([once(z, "drain"), once(out, "error")]);
-      check();
+      if (!z.write(chunk)) await Promise.race([once(z, "drain"), failed]);
     },
     async end() {
-      z.end();
-      await finished(out);
       check();
+      z.end();
+      await Promise.race([finished(out), failed]);
     },
     abort() {
       z.destroy();

@@ -91,14 +91,14 @@ export async function cloneImage(name: string, newName: string, readOnly: boolea
   checkNewName(newName);
   if (isHost(src)) throw new SpawnctlError(`${doing}: copying the host's own root (.host) is not supported; use import-fs on a tree that is not in use.`);
   if (src.type === "block") throw new SpawnctlError(`${doing}: block device images cannot be cloned.`);
-  const nameLock = lockName(newName, doing);
-  let srcLock;
-  try {
-    refuseTaken(newName, doing);
-    const pool = ensurePool();
-    // shared: refused while a writable container runs from it (the copy would be inconsistent)
-    srcLock = lockImage(src, true, doing);
-    return await runJob(doing, async (job) => {
+  const pool = ensurePool();
+  return runJob(doing, async (job) => {
+    const nameLock = lockName(newName, doing);
+    let srcLock;
+    try {
+      refuseTaken(newName, doing);
+      // shared: refused while a writable container runs from it (the copy would be inconsistent)
+      srcLock = lockImage(src, true, doing);
       const progress = new Progress(`Cloning '${name}'`);
       const target = src.type === "raw" ? `${pool}/${newName}.raw` : `${pool}/${newName}`;
       const tmp = tempPath(pool, `clone-${newName}`);
@@ -132,11 +132,11 @@ export async function cloneImage(name: string, newName: string, readOnly: boolea
       copySideFiles(src, name, newName, target, job);
       info(`Cloned image '${name}' to '${newName}'${readOnly ? " (read-only)" : ""}.`);
       return findImage(newName)!;
-    });
-  } finally {
-    srcLock?.release();
-    nameLock.release();
-  }
+    } finally {
+      srcLock?.release();
+      nameLock.release();
+    }
+  });
 }
 
 function copySideFiles(src: Image, name: string, newName: string, target: string, job: Job): void {

@@ -92,7 +92,15 @@ export function editSettings(args: string[]): void {
       }
     }
     const cmd = editorCommand();
-    const p = Bun.spawnSync([...cmd, ...jobs.map((j) => j.tmp)], { stdio: ["inherit", "inherit", "inherit"] });
+    // ^C on the terminal reaches the editor too: it decides; we only must not die with our temporary files left
+    const ignore = () => {};
+    process.on("SIGINT", ignore);
+    let p;
+    try {
+      p = Bun.spawnSync([...cmd, ...jobs.map((j) => j.tmp)], { stdio: ["inherit", "inherit", "inherit"] });
+    } finally {
+      process.off("SIGINT", ignore);
+    }
     if (p.exitCode !== 0) throw new SpawnctlError(`Editor ${cmd[0]} exited with status ${p.exitCode ?? `signal ${p.signalCode}`}; nothing was changed.`);
     for (const j of jobs) {
       const text = readFileSync(j.tmp, "utf8");

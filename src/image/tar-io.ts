@@ -161,7 +161,14 @@ export async function extractTarBytes(bytes: Uint8Array, root: string, job: Job,
   let done = 0;
   const run = async () => {
     if (!batch.length) return;
-    addStats(total, extractTar(batch, root, opts));
+    try {
+      addStats(total, extractTar(batch, root, opts));
+    } catch (e) {
+      if (e instanceof SpawnctlError && !o.devices && e.message.endsWith("device nodes are not allowed")) {
+        throw new SpawnctlError(`${e.message} (--devices allows them; containers get their own /dev anyway)`, { cause: e });
+      }
+      throw e;
+    }
     batch = [];
     batchBytes = 0;
     o.progress?.(done, total.entries);

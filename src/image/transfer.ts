@@ -154,30 +154,30 @@ export async function importFs(dir: string, name: string | undefined, o: ImportO
   checkNewMachineName(local);
   const doing = `importing ${dir} as image '${local}'`;
   const pool = ensurePool();
-  if (src === "/" ) throw new SpawnctlError(`${doing}: copying the host's own root is not supported.`);
+  if (src === "/") throw new SpawnctlError(`${doing}: copying the host's own root is not supported.`);
   if (pool === src || pool.startsWith(`${src}/`)) throw new SpawnctlError(`${doing}: the pool ${pool} lies inside ${src}; the copy would contain itself.`);
   await withNewImage(doing, local, pool, o.force, async (job) => {
-      const progress = new Progress(`Importing '${local}'`);
-      const tmp = tempPath(pool, `import-${local}`);
-      job.removeOnFailure(tmp);
-      let sub = false;
-      let roDone = false;
-      if (isSubvolume(src) && snapshotRecursive(src, tmp, o.readOnly) === 0) {
-        sub = true;
-        roDone = o.readOnly;
-      } else {
-        sub = isBtrfs(pool) && createSubvolume(tmp) === 0;
-        await copyTreeAsync(src, tmp, { intoExisting: sub, progress: (_n, b) => progress.update(b), yield: () => job.tick() });
-      }
-      progress.clear();
-      if (o.readOnly && sub && !roDone) {
-        setSubvolumeReadOnly(tmp, true);
-        roDone = true;
-      }
-      const target = `${pool}/${local}`;
-      install(tmp, target, local, pool, o.force, job, doing);
-      if (o.readOnly && !roDone) markTreeReadOnly(target, false, doing);
-      info(`Imported image '${local}' from ${dir}${o.readOnly ? " (read-only)" : ""}.`);
+    const progress = new Progress(`Importing '${local}'`);
+    const tmp = tempPath(pool, `import-${local}`);
+    job.removeOnFailure(tmp);
+    let sub = false;
+    let roDone = false;
+    if (isSubvolume(src) && snapshotRecursive(src, tmp, o.readOnly) === 0) {
+      sub = true;
+      roDone = o.readOnly;
+    } else {
+      sub = isBtrfs(pool) && createSubvolume(tmp) === 0;
+      await copyTreeAsync(src, tmp, { intoExisting: sub, progress: (_n, b) => progress.update(b), yield: () => job.tick() });
+    }
+    progress.clear();
+    if (o.readOnly && sub && !roDone) {
+      setSubvolumeReadOnly(tmp, true);
+      roDone = true;
+    }
+    const target = `${pool}/${local}`;
+    install(tmp, target, local, pool, o.force, job, doing);
+    if (o.readOnly && !roDone) markTreeReadOnly(target, false, doing);
+    info(`Imported image '${local}' from ${dir}${o.readOnly ? " (read-only)" : ""}.`);
   });
 }
 
@@ -226,18 +226,18 @@ export async function importRaw(source: string, name: string | undefined, o: Imp
   const doing = `importing ${label} as image '${name}'`;
   const pool = ensurePool();
   await withNewImage(doing, name, pool, o.force, async (job) => {
-      let file = source;
-      if (source === "-") {
-        if (isatty(0)) throw usage("Refusing to read an image from a terminal; give a file or pipe one in.");
-        // spooled to a hidden file in the pool first, then imported like a file
-        file = tempPath(pool, `stdin-${name}`);
-        job.removeOnFailure(file);
-        await job.race(Bun.write(file, Bun.stdin));
-      } else if (!existsSync(source)) {
-        throw new SpawnctlError(`${doing}: ${source}: No such file or directory`);
-      }
-      await importRawFrom(file, label, name!, pool, o, job, doing);
-      if (file !== source) removePath(file);
+    let file = source;
+    if (source === "-") {
+      if (isatty(0)) throw usage("Refusing to read an image from a terminal; give a file or pipe one in.");
+      // spooled to a hidden file in the pool first, then imported like a file
+      file = tempPath(pool, `stdin-${name}`);
+      job.removeOnFailure(file);
+      await job.race(Bun.write(file, Bun.stdin));
+    } else if (!existsSync(source)) {
+      throw new SpawnctlError(`${doing}: ${source}: No such file or directory`);
+    }
+    await importRawFrom(file, label, name!, pool, o, job, doing);
+    if (file !== source) removePath(file);
   });
 }
 
@@ -449,33 +449,33 @@ export async function pull(kind: "tar" | "raw", url: string, name: string | unde
   const doing = `pulling ${url} as image '${local}'`;
   const pool = ensurePool();
   await withNewImage(doing, local, pool, o.force, async (job) => {
-      const v = await fetchVerification(url, o.verify, job, doing);
-      const file = tempPath(pool, `download-${local}`);
-      const sha256 = await download(url, file, job, urlLastComponent(url));
-      checkSum(v, url, sha256, doing);
-      // a settings file published beside the image comes along, as importd's pull-tar does
-      const fn = urlLastComponent(url);
-      const settingsName = `${kind === "tar" ? stripTarSuffix(fn) : stripRawSuffix(fn)}.nspawn`;
-      let settings: string | undefined;
-      const s = await fetchSmall([urlSibling(url, settingsName)], job);
-      if (s) {
-        if (v.sums) {
-          const hash = new Bun.CryptoHasher("sha256").update(s.data).digest("hex");
-          checkSum(v, s.url, hash, doing);
-        }
-        settings = tempPath(pool, `settings-${local}`);
-        job.removeOnFailure(settings);
-        await Bun.write(settings, s.data);
+    const v = await fetchVerification(url, o.verify, job, doing);
+    const file = tempPath(pool, `download-${local}`);
+    const sha256 = await download(url, file, job, urlLastComponent(url));
+    checkSum(v, url, sha256, doing);
+    // a settings file published beside the image comes along, as importd's pull-tar does
+    const fn = urlLastComponent(url);
+    const settingsName = `${kind === "tar" ? stripTarSuffix(fn) : stripRawSuffix(fn)}.nspawn`;
+    let settings: string | undefined;
+    const s = await fetchSmall([urlSibling(url, settingsName)], job);
+    if (s) {
+      if (v.sums) {
+        const hash = new Bun.CryptoHasher("sha256").update(s.data).digest("hex");
+        checkSum(v, s.url, hash, doing);
       }
-      if (kind === "tar") await importTarInto(await readSource(file), url, local, pool, o, job, doing);
-      else await importRawFrom(file, url, local, pool, o, job, doing);
-      removePath(file);
-      if (settings) {
-        const to = `${pool}/${local}.nspawn`;
-        if (o.force) removePath(to);
-        job.onUndo(`removing ${to}`, () => removePath(to));
-        renameInto(settings, to, `installing the settings file ${to}`);
-        info(`Installed ${to} from ${s!.url}.`);
-      }
+      settings = tempPath(pool, `settings-${local}`);
+      job.removeOnFailure(settings);
+      await Bun.write(settings, s.data);
+    }
+    if (kind === "tar") await importTarInto(await readSource(file), url, local, pool, o, job, doing);
+    else await importRawFrom(file, url, local, pool, o, job, doing);
+    removePath(file);
+    if (settings) {
+      const to = `${pool}/${local}.nspawn`;
+      if (o.force) removePath(to);
+      job.onUndo(`removing ${to}`, () => removePath(to));
+      renameInto(settings, to, `installing the settings file ${to}`);
+      info(`Installed ${to} from ${s!.url}.`);
+    }
   });
 }

@@ -5,7 +5,7 @@
 // set-up, gives the supervisor the console, records the machine and exits.
 // When the container ends the supervisor execs `spawnctl __machine-exited`,
 // which cleans up and, after a reboot, starts the machine again.
-import { closeSync, constants, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { MSG, MSG_SIZE } from "../sys/abi.ts";
 import { COMPILED, closeQuietly, memfdWith, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
@@ -130,7 +130,20 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     const { pid, sync } = recvReply(ctl);
     const child = driveChild(plan, pid, sync, {
       barrier: (id, p) => {
-        if (id === 2 && netplan) applyNetwork(netplan, p);
+        if (id !== 2 || !netplan) return;
+        applyNetwork(netplan, p);
+        // the supervisor keeps the container's netns (to give moved interfaces
+        // back) and starts answering DHCP before the container goes on
+        const nsfd = openSync(`/proc/${p}/ns/net`, "r");
+        shim().nsh_send(ctl, "s".charCodeAt(0), nsfd);
+        closeQuietly(nsfd);
+        if (dhcp) {
+          shim().nsh_send(ctl, "n".charCodeAt(0), -1);
+          const reply = Buffer.alloc(1);
+          if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== "N".charCodeAt(0)) {
+            throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp.split(",")[0]}`);
+          }
+        }
       },
     }, false);
     if (child.consoleFd !== undefined) {
@@ -182,7 +195,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
  * ended: remove the cgroup and the state, release the inherited locks and, if
  * the container rebooted, start it again.
  */
-export async function machineExited(name: string, status: number): Promise<number> {
+export async function machineExited(name: string, status: number, netnsFd = -1): Promise<number> {
   const st = readState(name);
   const outcome = classify(status);
   const facts = hostFacts();
@@ -193,7 +206,7 @@ export async function machineExited(name: string, status: number): Promise<numbe
     warn(`machine ${name}: ${e instanceof Error ? e.message : e}`);
   }
   try {
-    teardownNetwork(name);
+    teardownNetwork(name, netnsFd);
   } catch (e) {
     warn(`machine ${name}: ${e instanceof Error ? e.message : e}`);
   }

@@ -308,10 +308,35 @@ export function applyNetwork(plan: NetPlan, pid: number): void {
   }
 }
 
-/** Undo applyNetwork (whatever of it happened) and release the addresses. */
-export function teardownNetwork(machine: string): void {
+/**
+ * Undo applyNetwork (whatever of it happened) and release the addresses.
+ * With `netnsFd` (the container's netns, kept open by its supervisor) the
+ * moved interfaces are handed back before the namespace goes: when a netns
+ * dies the kernel sends physical devices to the initial namespace, not to
+ * the one they came from, and deletes virtual ones.
+ */
+export function teardownNetwork(machine: string, netnsFd?: number): void {
   const plan = readPlan(machine);
   if (!plan) return;
+  if (netnsFd !== undefined && netnsFd >= 0 && plan.interfaces.length) {
+    try {
+      const inside = Rtnl.open({ fd: netnsFd });
+      try {
+        for (const i of plan.interfaces) {
+          if (!inside.link(i.container)) continue;
+          try {
+            inside.moveLink(i.container, { pid: process.pid }, i.container !== i.host ? i.host : undefined);
+          } catch (e) {
+            warn(`giving ${i.host} back to the host: ${(e as Error).message}`);
+          }
+        }
+      } finally {
+        inside.close();
+      }
+    } catch (e) {
+      warn(`machine ${machine}: ${(e as Error).message}`);
+    }
+  }
   const rt = Rtnl.open();
   try {
     try {

@@ -148,6 +148,9 @@ function pacmanSpec(): Spec {
       // a libalpm hook, run by pacman after the transaction
       "printf '[Trigger]\\nOperation = Install\\nType = Path\\nTarget = usr/share/toy-marker/*\\n\\n[Action]\\nDescription = toy hook\\nWhen = PostTransaction\\nExec = /bin/sh -c \"echo hook ran > /var/lib/toy-hook-ran\"\\n' > \"$pkgdir/usr/share/libalpm/hooks/toy.hook\"",
       "printf '[options]\\nArchitecture = auto\\n' > \"$pkgdir/etc/pacman.conf\"",
+      // a stand-in for pacman-key (Arch's is a bash script around gpg): records its calls, leaves an agent socket
+      "printf '#!/bin/sh\\nmkdir -p /etc/pacman.d/gnupg\\necho \"$*\" >> /etc/pacman.d/gnupg/calls\\n: > /etc/pacman.d/gnupg/S.gpg-agent\\n' > \"$pkgdir/usr/bin/pacman-key\"",
+      'chmod 755 "$pkgdir/usr/bin/pacman-key"',
     ].join("\n  "),
   };
 }

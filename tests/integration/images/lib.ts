@@ -4,7 +4,7 @@
 // symlinks, devices, xattrs, contents), and a check that nothing of ours is
 // left in the pool, /etc/systemd/nspawn or the lock directory.
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { listXattrs, mknod, setXattr } from "../../../src/sys/ffi.ts";
 import { SPAWNCTL, makeBusyboxTree, type Result } from "../../helpers.ts";
 
@@ -161,4 +161,32 @@ export function ourLeftovers(pool = POOL): string[] {
 
 export function exists(p: string): boolean {
   return existsSync(p);
+}
+
+/**
+ * Create the directories the tests write into (a fresh machine may have no
+ * /etc/systemd/nspawn or /var/lib/machines); the returned function removes
+ * again those that did not exist, if they are empty.
+ */
+export function ensureDirs(...dirs: string[]): () => void {
+  const created: string[] = [];
+  for (const d of dirs) {
+    const parts = d.split("/").filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const p = `/${parts.slice(0, i).join("/")}`;
+      if (!existsSync(p)) {
+        mkdirSync(p, { mode: p === POOL ? 0o700 : 0o755 });
+        created.push(p);
+      }
+    }
+  }
+  return () => {
+    for (const p of created.reverse()) {
+      try {
+        rmdirSync(p);
+      } catch {
+        /* not empty: someone else uses it now */
+      }
+    }
+  };
 }

@@ -8,13 +8,14 @@ import { removePath } from "../../../src/image/job.ts";
 import { statFs } from "../../../src/image/sys.ts";
 import { processStart } from "../../../src/machine/registry.ts";
 import { IS_ROOT, SPAWNCTL, busyboxPath, leftovers, makeBusyboxTree, needs, run, tempDir } from "../../helpers.ts";
-import { compareManifests, imgName, manifest, ourLeftovers, POOL } from "./lib.ts";
+import { compareManifests, ensureDirs, imgName, manifest, ourLeftovers, POOL } from "./lib.ts";
 
 const test = needs("root and busybox-static", IS_ROOT && !!busyboxPath());
 const before = IS_ROOT ? leftovers() : [];
 let base = "";
 let tree = "";
 const made: string[] = [];
+let removeDirs = () => {};
 
 /** Remember what a test creates, so afterAll removes it even when the test failed half-way. */
 function track(...paths: string[]): void {
@@ -23,6 +24,7 @@ function track(...paths: string[]): void {
 
 beforeAll(() => {
   if (!IS_ROOT || !busyboxPath()) return;
+  removeDirs = ensureDirs(POOL, "/etc/systemd/nspawn", "/etc/spawnctl/properties", "/run/spawnctl/machines");
   base = tempDir("sctest-img-pool-");
   tree = makeBusyboxTree(`${base}/bb`, { machineId: "0123456789abcdef0123456789abcdef", files: { "etc/hostname": "bbhost\n" } });
 });
@@ -31,6 +33,7 @@ afterAll(() => {
   if (!IS_ROOT || !base) return;
   for (const p of made.reverse()) removePath(p);
   removePath(base);
+  removeDirs();
   expect(ourLeftovers()).toEqual([]);
   // (the suite-wide leftover check in tests/run.ts sees the rest; other work may run beside these tests)
   expect(leftovers().filter((l) => !before.includes(l) && l.includes("sctest-img"))).toEqual([]);
@@ -186,7 +189,6 @@ describe("rename", () => {
     track(`${POOL}/${b}`, `${POOL}/${b}.nspawn`, `/etc/systemd/nspawn/${b}.nspawn`, `/etc/spawnctl/properties/${a}.conf`, `/etc/spawnctl/properties/${b}.conf`);
     writeFileSync(`${POOL}/${a}.nspawn`, "[Exec]\nBoot=yes\n");
     writeFileSync(`/etc/systemd/nspawn/${a}.nspawn`, "[Files]\nReadOnly=yes\n");
-    mkdirSync("/etc/spawnctl/properties", { recursive: true });
     writeFileSync(`/etc/spawnctl/properties/${a}.conf`, "MemoryMax=1G\n");
 
     const busy = await whileRunning(path, a, () => run(["rename", a, b]));
@@ -267,7 +269,6 @@ describe("remove", () => {
 
     // a machine of that name in spawnctl's registry (its leader: this process)
     const state = `/run/spawnctl/machines/${a}.json`;
-    mkdirSync("/run/spawnctl/machines", { recursive: true });
     track(state);
     writeFileSync(state, JSON.stringify({ name: a, class: "container", service: "spawnctl", leader: process.pid, leaderStart: processStart(process.pid), supervisor: process.pid, supervisorStart: processStart(process.pid), root: path, uuid: "0".repeat(32), since: 0, cgroups: [], killSignal: 15, capability: "0", privateNetwork: false, boot: false }));
     const running = run(["remove", a]);

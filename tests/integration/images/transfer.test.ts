@@ -7,11 +7,11 @@
 // SIGINT and SIGTERM in the middle leave nothing behind.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { readTar, TarWriter, type TarWriteEntry } from "../../../src/bootstrap/tar.ts";
 import { removePath } from "../../../src/image/job.ts";
 import { IS_ROOT, SPAWNCTL, busyboxPath, leftovers, needs, run, tempDir } from "../../helpers.ts";
-import { compareManifests, imgName, makeRichTree, manifest, ourLeftovers, POOL, runAsync } from "./lib.ts";
+import { compareManifests, ensureDirs, imgName, makeRichTree, manifest, ourLeftovers, POOL, runAsync } from "./lib.ts";
 
 const ok = IS_ROOT && !!busyboxPath();
 const test = needs("root and busybox-static", ok);
@@ -23,12 +23,14 @@ let rich = "";
 let src = "";
 let srcPath = "";
 const made: string[] = [];
+let removeDirs = () => {};
 function track(...p: string[]): void {
   made.push(...p);
 }
 
 beforeAll(() => {
   if (!ok) return;
+  removeDirs = ensureDirs(POOL);
   base = tempDir("sctest-img-transfer-");
   rich = makeRichTree(`${base}/rich`, { devices: true });
   src = imgName("rt-src");
@@ -44,6 +46,7 @@ afterAll(() => {
   if (existsSync(`${base}/gnupg`)) Bun.spawnSync(["gpgconf", "--kill", "all"], { env: { ...process.env, GNUPGHOME: `${base}/gnupg` } });
   if (existsSync(`${base}/gnupg2`)) Bun.spawnSync(["gpgconf", "--kill", "all"], { env: { ...process.env, GNUPGHOME: `${base}/gnupg2` } });
   removePath(base);
+  removeDirs();
   expect(ourLeftovers()).toEqual([]);
   expect(leftovers().filter((l) => !before.includes(l) && l.includes("sctest-img"))).toEqual([]);
 });
@@ -132,7 +135,7 @@ describe("export-tar and import-tar", () => {
     const p = Bun.spawnSync([SPAWNCTL, "export-tar", src, "--format=gzip"], { stdout: "pipe", stderr: "pipe" });
     expect(p.exitCode).toBe(0);
     expect(p.stderr.toString()).toMatch(/^Exported image '.*' \(gzip\): /);
-    const entries = [...readTar(Bun.gunzipSync(p.stdout))];
+    const entries = [...readTar(Bun.gunzipSync(new Uint8Array(p.stdout)))];
     expect(entries.find((e) => e.path === "usr/bin/suid-tool")?.mode).toBe(0o4755);
 
     const name = imgName("stdin");
@@ -211,7 +214,6 @@ describe("hostile archives", () => {
       track(`${POOL}/${name}`);
       const r = run(["import-tar", tar, name]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain(`importing ${tar} as image '${name}':`.slice(0, 0)); // (the extractor names the entry)
       expect(r.stderr).toContain("refusing the archive");
       expect(r.stderr).toContain(c.why);
       expect(existsSync(`${POOL}/${name}`)).toBe(false);
@@ -290,7 +292,7 @@ describe("raw images", () => {
       expect(run(["remove", back]).code).toBe(0);
     }
     const p = Bun.spawnSync([SPAWNCTL, "export-raw", name, "--format=gzip"], { stdout: "pipe", stderr: "pipe" });
-    expect(createHash("sha256").update(Bun.gunzipSync(p.stdout)).digest("hex")).toBe(hash);
+    expect(createHash("sha256").update(Bun.gunzipSync(new Uint8Array(p.stdout))).digest("hex")).toBe(hash);
     const fromStdin = imgName("rawstdin");
     track(`${POOL}/${fromStdin}.raw`);
     const s = Bun.spawnSync([SPAWNCTL, "import-raw", "-", fromStdin], { stdin: p.stdout, stdout: "pipe", stderr: "pipe" });
@@ -536,4 +538,3 @@ describe("interrupted work leaves nothing behind", () => {
   });
 });
 
-void chmodSync;

@@ -1,0 +1,264 @@
+// Container networking end to end. The "host" of every test is a network
+// namespace the test creates (spawnctl runs inside it through nsenter), so the
+// machine's real interfaces are never touched; traffic goes only to loopback
+// and to the test's own namespaces.
+import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, tempDir } from "../helpers.ts";
+import { Netns, netTest as test, withNetns, leftoverNetns } from "./net/netns.ts";
+import { Rtnl } from "../../src/net/rtnl.ts";
+
+let base = "";
+let tree = "";
+const before = IS_ROOT ? leftovers() : [];
+
+const DHCP_SCRIPT = `#!/bin/sh
+case "$1" in
+  bound|renew) ip addr add $ip/$mask dev $interface; [ -n "$router" ] && ip route add default via $router; echo "lease $ip/$mask router $router dns $dns" ;;
+esac
+`;
+
+beforeAll(() => {
+  if (!IS_ROOT) return;
+  base = tempDir();
+  tree = makeBusyboxTree(`${base}/bb`, { files: { "etc/udhcpc/default.script": DHCP_SCRIPT, "www/index.html": "hello from the container\n" } });
+  Bun.spawnSync(["chmod", "755", `${tree}/etc/udhcpc/default.script`]);
+});
+
+afterAll(() => {
+  if (!IS_ROOT) return;
+  removeTree(base);
+  expect(leftoverNetns()).toEqual([]);
+  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+});
+
+/** spawnctl run inside the test's "host" namespace */
+function runIn(ns: Netns, args: string[], timeout = 30_000) {
+  return ns.run([SPAWNCTL, "run", "-q", "-P", "--settings=no", "-D", tree, ...args], timeout);
+}
+function startIn(ns: Netns, args: string[]) {
+  return Bun.spawn(["nsenter", `--net=${ns.path}`, "--", SPAWNCTL, "run", "-q", "-P", "--settings=no", "-D", tree, ...args], { stdout: "pipe", stderr: "pipe" });
+}
+async function firstLine(p: ReturnType<typeof startIn>): Promise<string> {
+  const r = p.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await r.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  r.releaseLock();
+  return text.trim();
+}
+const links = (ns: Netns) => {
+  const rt = Rtnl.open(ns.path);
+  try {
+    return rt.links().map((l) => l.name);
+  } finally {
+    rt.close();
+  }
+};
+
+describe("veth", () => {
+  test("ve-NAME/host0 with a private pool address; the guest's udhcpc gets its lease, route and DNS", async () => {
+    await withNetns(["host"], (host) => {
+      const r = runIn(host, ["-n", "-M", "web", "/bin/sh", "-c",
+        "ip link show host0 | grep -o 'link/ether [0-9a-f:]*'; udhcpc -i host0 -n -q 2>/dev/null; ping -c1 -W2 $(ip route | awk '/default/{print $3}') | grep -c 'bytes from'; ip addr show lo | grep -c 'inet 127'"]);
+      expect(r.stderr).toBe("");
+      const lines = r.stdout.trim().split("\n");
+      expect(lines[0]).toMatch(/^link\/ether [0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+      expect(lines[1]).toMatch(/^lease 10\.\d+\.\d+\.\d+\/28 router 10\.\d+\.\d+\.\d+/);
+      expect(lines[2]).toBe("1");
+      expect(lines[3]).toBe("1");
+      // everything gone afterwards: the link, the plan, the allocation
+      expect(links(host).filter((l) => l.startsWith("ve-"))).toEqual([]);
+      expect(existsSync("/run/spawnctl/net/web.json")).toBe(false);
+    });
+  });
+
+  test("the host side gets the same MAC every time and a name shortened with an altname", async () => {
+    await withNetns(["host"], async (host) => {
+      const p = startIn(host, ["-n", "-M", "a-rather-long-machine-name", "/bin/sh", "-c", "echo up; sleep 5"]);
+      try {
+        await firstLine(p);
+        const rt = Rtnl.open(host.path);
+        const ve = rt.links().find((l) => l.name.startsWith("ve-"))!;
+        rt.close();
+        expect(ve.name.length).toBeLessThanOrEqual(15);
+        expect(ve.altnames).toContain("ve-a-rather-long-machine-name");
+      } finally {
+        p.kill("SIGTERM");
+        await p.exited;
+      }
+    });
+  });
+});
+
+describe("zones and bridges", () => {
+  test("two containers in one zone reach each other; vz-ZONE goes with its last member", async () => {
+    await withNetns(["host"], async (host) => {
+      // -x: both containers share the tree
+      const a = startIn(host, ["-x", "--network-zone=lab", "-M", "za", "/bin/sh", "-c", "udhcpc -i host0 -n -q >/dev/null 2>&1; ip addr show host0 | awk '/inet /{print $2}'; sleep 20"]);
+      try {
+        const addrA = (await firstLine(a)).split("/")[0]!;
+        expect(addrA).toMatch(/^172\.\d+\.\d+\.\d+$/);
+        expect(links(host)).toContain("vz-lab");
+        const b = runIn(host, ["-x", "--network-zone=lab", "-M", "zb", "/bin/sh", "-c", `udhcpc -i host0 -n -q >/dev/null 2>&1; ping -c1 -W2 ${addrA} | grep -c 'bytes from'`]);
+        expect(b.stdout.trim()).toBe("1");
+        expect(links(host)).toContain("vz-lab");
+      } finally {
+        a.kill("SIGTERM");
+        await a.exited;
+      }
+      expect(links(host).filter((l) => l.startsWith("vz-") || l.startsWith("ve-"))).toEqual([]);
+    });
+  });
+
+  test("--network-bridge enslaves vb-NAME to an existing bridge", async () => {
+    await withNetns(["host"], async (host) => {
+      const rt = Rtnl.open(host.path);
+      rt.createBridge("br-test");
+      rt.addAddress("br-test", "192.0.2.1/24");
+      rt.setUp("br-test");
+      try {
+        const r = runIn(host, ["--network-bridge=br-test", "-M", "bridged", "/bin/sh", "-c", "ip addr add 192.0.2.2/24 dev host0; ping -c1 -W2 192.0.2.1 | grep -c 'bytes from'"]);
+        expect(r.stdout.trim()).toBe("1");
+        expect(rt.links().map((l) => l.name).filter((n) => n.startsWith("vb-"))).toEqual([]);
+      } finally {
+        rt.deleteLink("br-test", { missingOk: true });
+        rt.close();
+      }
+    });
+  });
+});
+
+describe("macvlan, ipvlan, moved interfaces, extra veths, namespaces", () => {
+  test("macvlan on a parent link appears in the container as mv-PARENT", async () => {
+    await withNetns(["host"], (host) => {
+      const rt = Rtnl.open(host.path);
+      rt.createLink("uplink0", "ifb");
+      rt.setUp("uplink0");
+      rt.close();
+      const r = runIn(host, ["--network-macvlan=uplink0", "-M", "mv", "/bin/sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+      expect(r.stdout).toBe("lo mv-uplink0 ");
+    });
+  });
+
+  test("ipvlan names the missing kernel feature when there is none", async () => {
+    await withNetns(["host"], (host) => {
+      const rt = Rtnl.open(host.path);
+      rt.createLink("uplink1", "ifb");
+      rt.close();
+      const r = runIn(host, ["--network-ipvlan=uplink1", "-M", "iv", "/bin/true"]);
+      if (r.code !== 0) expect(r.stderr).toContain("ipvlan");
+      expect(links(host).filter((l) => l.startsWith("iv-"))).toEqual([]);
+    });
+  });
+
+  test("--network-interface moves a link in and gives it back with its name on exit, also renamed inside", async () => {
+    await withNetns(["host"], (host) => {
+      const rt = Rtnl.open(host.path);
+      rt.createLink("moveme", "ifb");
+      const index = rt.link("moveme")!.index;
+      rt.close();
+      const r = runIn(host, ["--network-interface=moveme:inside0", "-M", "mi", "/bin/sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+      expect(r.stdout).toBe("inside0 lo ");
+      const rt2 = Rtnl.open(host.path);
+      expect(rt2.link(index)?.name).toBe("moveme");
+      rt2.close();
+    });
+  });
+
+  test("--network-veth-extra and --network-namespace-path", async () => {
+    await withNetns(["host", "other"], (host, other) => {
+      const r = runIn(host, ["--network-veth-extra=vx-host:vx-inside", "-M", "vx", "/bin/sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+      expect(r.stdout).toBe("lo vx-inside ");
+      expect(links(host)).not.toContain("vx-host");
+      const rt = Rtnl.open(other.path);
+      rt.createLink("marker0", "ifb");
+      rt.close();
+      const n = runIn(host, [`--network-namespace-path=${other.path}`, "-M", "nsp", "/bin/sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+      expect(n.stdout).toContain("marker0");
+    });
+  });
+});
+
+describe("NAT", () => {
+  test("port forwards from the host's address and from its localhost reach a server in the container", async () => {
+    await withNetns(["host", "client"], async (host, client) => {
+      // the test host has an address on a link to a client namespace
+      const rt = Rtnl.open(host.path);
+      rt.createVeth({ name: "up0", peer: { name: "up1", netns: client.path } });
+      rt.addAddress("up0", "198.51.100.1/24");
+      rt.setUp("up0");
+      rt.setUp("lo");
+      rt.close();
+      const rc = Rtnl.open(client.path);
+      rc.addAddress("up1", "198.51.100.2/24");
+      rc.setUp("up1");
+      rc.setUp("lo");
+      rc.close();
+      const p = startIn(host, ["-n", "-p", "8080:80", "-M", "httpd", "/bin/sh", "-c", "udhcpc -i host0 -n -q >/dev/null 2>&1; echo up; exec httpd -f -p 80 -h /www"]);
+      try {
+        expect(await firstLine(p)).toBe("up");
+        await Bun.sleep(200);
+        // a raw HTTP request through busybox nc (busybox wget crashes in a bare netns here)
+        const get = (ns: Netns, host: string, port: number) => {
+          const r = ns.run(["sh", "-c", `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${host} ${port}`]);
+          return r.stdout.split("\r\n\r\n")[1] ?? "";
+        };
+        expect(get(client, "198.51.100.1", 8080)).toBe("hello from the container\n");
+        expect(get(host, "198.51.100.1", 8080)).toBe("hello from the container\n");
+        expect(get(host, "127.0.0.1", 8080)).toBe("hello from the container\n");
+      } finally {
+        p.kill("SIGTERM");
+        await p.exited;
+      }
+      // the rules are gone with the machine
+      const { Nft } = await import("../../src/net/nft.ts");
+      const nft = Nft.open(host.path);
+      expect(nft.rules().filter((r) => r.comment?.includes("machine=httpd"))).toEqual([]);
+      nft.close();
+    });
+  });
+
+  test("containers reach the outside through masquerading: the outside sees the host's address", async () => {
+    await withNetns(["host", "outside"], async (host, outside) => {
+      const rt = Rtnl.open(host.path);
+      rt.createVeth({ name: "wan0", peer: { name: "wan1", netns: outside.path } });
+      rt.addAddress("wan0", "203.0.113.1/24");
+      rt.setUp("wan0");
+      rt.close();
+      const ro = Rtnl.open(outside.path);
+      ro.addAddress("wan1", "203.0.113.2/24");
+      ro.setUp("wan1");
+      ro.setUp("lo");
+      ro.close();
+      const server = await outside.serve(7000);
+      try {
+        const r = runIn(host, ["-n", "-M", "masq", "/bin/sh", "-c", "udhcpc -i host0 -n -q >/dev/null 2>&1; echo hi | nc -w 3 203.0.113.2 7000"]);
+        expect(r.stdout.trim()).toBe("203.0.113.1");
+      } finally {
+        server.kill();
+      }
+    });
+  });
+});
+
+describe("crash recovery", () => {
+  test("after a SIGKILLed run, the next start removes the stale link, rules and allocation", async () => {
+    await withNetns(["host"], async (host) => {
+      const p = startIn(host, ["-n", "-p", "8081:80", "-M", "crashy", "/bin/sh", "-c", "echo up; sleep 30"]);
+      await firstLine(p);
+      p.kill("SIGKILL");
+      await p.exited;
+      await Bun.sleep(200);
+      expect(existsSync("/run/spawnctl/net/crashy.json")).toBe(true);
+      const r = runIn(host, ["-n", "-p", "8081:80", "-M", "crashy", "/bin/true"]);
+      expect(r.code).toBe(0);
+      expect(existsSync("/run/spawnctl/net/crashy.json")).toBe(false);
+      expect(links(host).filter((l) => l.startsWith("ve-"))).toEqual([]);
+      expect(readdirSync("/run/spawnctl/net").filter((f) => f.includes("crashy"))).toEqual([]);
+    });
+  });
+});
