@@ -78,7 +78,7 @@ function sideFiles(name: string, img: Image): string[] {
 function sideFileFor(path: string, oldName: string, newName: string, newImagePath?: string): string {
   if (path.endsWith(`/${oldName}.conf`)) return `${dirOf(path)}/${newName}.conf`;
   // the .nspawn beside the image goes beside the new image
-  const beside = newImagePath && !path.startsWith("/etc/") && !path.startsWith("/run/");
+  const beside = newImagePath && !path.startsWith("/etc/systemd/nspawn/") && !path.startsWith("/run/systemd/nspawn/");
   return `${beside ? dirOf(newImagePath!) : dirOf(path)}/${newName}.nspawn`;
 }
 
@@ -207,7 +207,8 @@ export function renameImage(name: string, newName: string): void {
 // ---------------------------------------------------------------------------
 // remove
 
-export function removeImage(name: string, opts: { quiet?: boolean } = {}): void {
+/** Remove an image and its settings files (`keepSettings`: only the image, as when --force replaces it). */
+export function removeImage(name: string, opts: { quiet?: boolean; keepSettings?: boolean } = {}): void {
   const doing = `removing image '${name}'`;
   if (name === ".host") throw new SpawnctlError(`${doing}: refusing to remove the host's own root directory.`);
   const img = requireImage(name);
@@ -229,7 +230,7 @@ export function removeImage(name: string, opts: { quiet?: boolean } = {}): void 
     } catch (e) {
       throw new SpawnctlError(`${doing}: the image is gone from the pool, but deleting ${tmp} failed (spawnctl clean removes it): ${(e as Error).message}`);
     }
-    for (const p of sideFiles(name, img)) {
+    for (const p of opts.keepSettings ? [] : sideFiles(name, img)) {
       try {
         unlinkSync(p);
       } catch (e) {

@@ -52,7 +52,7 @@ function checkTarget(local: string, pool: string, force: boolean, doing: string)
 function install(tmp: string, target: string, local: string, pool: string, force: boolean, job: Job, doing: string): void {
   job.check();
   checkTarget(local, pool, force, doing);
-  if (findImage(local)) removeImage(local, { quiet: true });
+  if (findImage(local)) removeImage(local, { quiet: true, keepSettings: true });
   job.onUndo(`removing ${target}`, () => removePath(target));
   renameInto(tmp, target, doing);
 }
@@ -104,8 +104,18 @@ async function readSource(source: string): Promise<Uint8Array> {
   }
   if (st.isDirectory()) throw usage(`${source} is a directory; use import-fs for directories.`);
   // a mapping, not a copy: an uncompressed archive is read straight from the page cache
-  if (st.isFile() && st.size > 0) return Bun.mmap(source, { shared: false });
-  return new Uint8Array(readFileSync(source));
+  if (st.isFile() && st.size > 0) {
+    try {
+      return Bun.mmap(source, { shared: false });
+    } catch {
+      /* a file system without mmap: read it */
+    }
+  }
+  try {
+    return new Uint8Array(readFileSync(source));
+  } catch (e) {
+    throw new SpawnctlError(`reading ${source}: ${fsMessage(e)}`, { cause: e });
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -129,13 +129,20 @@ export interface MachineLock {
 export function lockMachine(name: string): MachineLock {
   ensureDir();
   const path = lockPath(name);
+  const deadline = Date.now() + 15_000;
   for (;;) {
     const fd = openSync(path, "a", 0o600);
     const r = flock(fd, LOCK_EX | LOCK_NB);
     if (r !== 0) {
       closeSync(fd);
-      if (r === 11) throw new SpawnctlError(`Machine '${name}' already exists.`);
-      throw new SpawnctlError(`locking machine ${name}: ${strerror(r)}`);
+      if (r !== 11) throw new SpawnctlError(`locking machine ${name}: ${strerror(r)}`);
+      // a machine that has stopped but is still being cleaned up: wait for it
+      const st = readState(name);
+      if (st && !leaderAlive(st) && Date.now() < deadline) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        continue;
+      }
+      throw new SpawnctlError(`Machine '${name}' already exists.`);
     }
     // lost a race with an unlink by the previous holder? take it again
     if (!existsSync(path)) {

@@ -210,6 +210,7 @@ export async function machineExited(name: string, status: number, netnsFd = -1):
   } catch (e) {
     warn(`machine ${name}: ${e instanceof Error ? e.message : e}`);
   }
+  // the state goes last but for the locks: `terminate` waits for it
   removeState(name);
   if (st?.locks) releaseInherited(st.locks);
   const what = outcome.kind === "exited" ? `exited with status ${outcome.code}` : outcome.kind === "signaled" ? `was killed by signal ${outcome.signal}` : outcome.kind === "poweroff" ? "has been shut down" : "is being rebooted";

@@ -103,6 +103,8 @@ export function machineAddresses(st: MachineState): string[] {
     for (const l of v6.split("\n")) {
       const f = l.trim().split(/\s+/);
       if (f.length < 6 || f[5] === "lo") continue;
+      // link-local addresses say nothing a user can reach the machine at
+      if (f[0]!.startsWith("fe80")) continue;
       out.add(f[0]!.match(/.{4}/g)!.join(":").replace(/(^|:)0{1,3}/g, "$1").replace(/(:0)+:/, "::"));
     }
     return [...out];

@@ -30,7 +30,7 @@ export function tryOpenat2(dirfd: number, path: string, flags: number, mode: num
 }
 
 /** Open `path` inside the tree rooted at `rootfd` (O_PATH unless flags say otherwise). */
-export function openInRoot(rootfd: number, path: string, flags = O.PATH, what = `opening ${path}`): number {
+export function openInRoot(rootfd: number, path: string, flags: number = O.PATH, what = `opening ${path}`): number {
   return openat2(rootfd, path.replace(/^\/+/, "") || ".", flags, 0, RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS, what);
 }
 

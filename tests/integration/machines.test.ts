@@ -215,7 +215,8 @@ describe("machines", () => {
     } finally {
       writeFileSync(NSPAWN, `[Files]\nBind=${log}:/log\n`);
     }
-    expect(existsSync(`/run/spawnctl/machines/${NAME}.json`)).toBe(false);
+    // the clean-up after the container ends removes the state last
+    await waitFor(() => !existsSync(`/run/spawnctl/machines/${NAME}.json`));
   });
 
   test("reboot sends SIGINT; a reboot inside restarts the machine in place", async () => {
