@@ -120,7 +120,9 @@ async function benchMachines(): Promise<void> {
   }
   try {
     const t0 = performance.now();
-    const r = Bun.spawnSync([SPAWNCTL, "start", ...names], { stderr: "pipe" });
+    // in a network namespace of the bench's own: every machine gets its
+    // default veth link, none of them on this host's real network
+    const r = Bun.spawnSync(["unshare", "--net", SPAWNCTL, "start", ...names], { stderr: "pipe" });
     if (r.exitCode !== 0) throw new Error(r.stderr.toString());
     // all running: every machine's leader has its child (the respawned sleep)
     for (;;) {
@@ -147,8 +149,32 @@ async function benchMachines(): Promise<void> {
       await Bun.sleep(300);
       const pss2 = pssKiB(procs.map((p) => p.pid));
       console.log(`${N} machines with systemd-nspawn in the background: all running after ${ms2.toFixed(0)} ms; PSS ${(pss2 / 1024).toFixed(2)} MiB in all, ${(pss2 / N).toFixed(0)} KiB per machine`);
+      // nspawn killed outright leaves its container running: end every
+      // descendant (the container's init first), then nspawn itself
+      const fs2 = require("node:fs");
+      const descendants = (pid: number): number[] => {
+        let kids: number[] = [];
+        try {
+          kids = String(fs2.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")).trim().split(/\s+/).filter(Boolean).map(Number);
+        } catch { /* gone */ }
+        return kids.flatMap((k) => [k, ...descendants(k)]);
+      };
+      for (const p of procs) {
+        for (const c of descendants(p.pid)) {
+          try { process.kill(c, "SIGKILL"); } catch { /* gone */ }
+        }
+      }
       for (const p of procs) p.kill("SIGKILL");
       await Promise.all(procs.map((p) => p.exited));
+      // nspawn 252 leaves payload/ and supervisor/ in the cgroup it ran in
+      for (const line of String(fs2.readFileSync("/proc/self/cgroup", "utf8")).trim().split("\n")) {
+        const [, ctl, path] = line.split(":");
+        const mnt = ctl === "" ? "/sys/fs/cgroup/unified" : ctl === "name=systemd" ? "/sys/fs/cgroup/systemd" : null;
+        if (!mnt) continue;
+        for (const d of ["payload", "supervisor"]) {
+          try { fs2.rmdirSync(`${mnt}${path === "/" ? "" : path}/${d}`); } catch { /* not there */ }
+        }
+      }
       console.log(`  ratio nspawn/spawnctl: time ×${(ms2 / ms).toFixed(2)}, memory ×${(pss2 / pss).toFixed(2)}`);
     }
   } finally {
