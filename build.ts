@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // Builds dist/spawnctl:
 //   1. shim/nsh_abi.h from src/sys/abi.ts (the one source of the wire format)
-//   2. build/nsh.so from shim/nsh.c with the host C compiler
+//   2. build/nsh.so from shim/nsh.c and shim/shift.c with the host C compiler
 //   3. build/gen/*.ts: data computed ahead of time (the default seccomp programs)
 //   4. bun build --compile, which embeds the shim and the generated data
 //
@@ -28,11 +28,14 @@ export async function buildShim(outDir = `${root}/build`): Promise<string> {
   writeIfChanged(`${root}/shim/nsh_abi.h`, renderHeader());
   const so = `${outDir}/nsh.so`;
   const srcs = [`${root}/shim/nsh.c`, `${root}/shim/nsh_abi.h`];
-  const fresh = existsSync(so) && srcs.every((s) => statSync(s).mtimeMs <= statSync(so).mtimeMs);
+  // shift.c (ownership shifting, user namespaces, idmapped mounts) runs in
+  // the spawnctl process only: it goes into the shared object, not the supervisor
+  const soSrcs = [...srcs, `${root}/shim/shift.c`];
+  const fresh = existsSync(so) && soSrcs.every((s) => statSync(s).mtimeMs <= statSync(so).mtimeMs);
   if (!fresh) {
     run(
       [cc, "-std=gnu11", "-O2", "-g0", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
-        "-fno-strict-aliasing", "-fvisibility=default", "-o", so, `${root}/shim/nsh.c`, "-lpthread"],
+        "-fno-strict-aliasing", "-fvisibility=default", "-o", so, `${root}/shim/nsh.c`, `${root}/shim/shift.c`, "-lpthread"],
       "compiling the shim",
     );
     run(["strip", "--strip-unneeded", so], "stripping the shim");

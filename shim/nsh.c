@@ -84,6 +84,12 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
@@ -1291,6 +1297,34 @@ int nsh_spawn(const uint8_t *buf, uint64_t len, int32_t *fds_out)
 	fds_out[0] = sv[0];
 	fds_out[1] = -1;
 	return pid;
+}
+
+int nsh_clone_tree(const char *path, int recursive)
+{
+	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+			      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+	return fd < 0 ? -errno : fd;
+}
+
+/* Create files as another owner from this thread only (copy-to into a
+ * user-namespaced machine: its idmapped root refuses ids it cannot map).
+ * The kernel drops the file capabilities from the effective set when fsuid
+ * leaves 0: raise them again from the permitted set. */
+int nsh_set_fsids(uint32_t uid, uint32_t gid)
+{
+	syscall(SYS_setfsgid, gid);
+	syscall(SYS_setfsuid, uid);
+	if ((uint32_t)syscall(SYS_setfsuid, -1) != uid || (uint32_t)syscall(SYS_setfsgid, -1) != gid)
+		return -EPERM;
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &hdr, d) < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++)
+		d[i].effective = d[i].permitted;
+	if (syscall(SYS_capset, &hdr, d) < 0)
+		return -errno;
+	return 0;
 }
 
 int nsh_set_nonblock(int fd, int on)

@@ -114,7 +114,7 @@ export function leftovers(): string[] {
   } catch {
     /* no sysfs */
   }
-  for (const d of ["/run/spawnctl/machines", "/run/systemd/nspawn/locks"]) {
+  for (const d of ["/run/spawnctl/machines", "/run/systemd/nspawn/locks", "/run/spawnctl/uid-range"]) {
     try {
       for (const f of readdirSync(d)) out.push(`state: ${d}/${f}`);
     } catch {

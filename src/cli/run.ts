@@ -163,15 +163,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const { settings } = resolveSettings(cl, env);
   trace("resolved");
   setQuiet(settings.quiet);
-  const unsupported = unsupportedYet(settings);
-  if (unsupported) throw usage(unsupported);
   const { runContainer } = await import("../container/supervisor.ts");
   trace("imported supervisor");
   return runContainer(settings);
-}
-
-/** Options parsed and validated here, whose machinery is not built yet. */
-function unsupportedYet(s: import("../settings/types.ts").Settings): string | undefined {
-  if (s.privateUsers.mode !== "no") return "--private-users=/-U: user namespaces are not implemented yet.";
-  return undefined;
 }

@@ -19,6 +19,74 @@ export interface PreparedBind extends BindMount {
   /** the host path to bind (a temporary directory for an empty source) */
   hostSource: string;
   isDir: boolean;
+  /** for rootidmap/owneridmap: the host owner of the source and the container owner of the target */
+  sourceOwner?: { uid: number; gid: number };
+  targetOwner?: { uid: number; gid: number };
+}
+
+/** A user namespace for the container: the child's id maps are written by the parent at barrier 1. */
+export interface UsernsContext {
+  shift: number;
+  range: number;
+  /** the root (the tree, or its /usr for --volatile=yes), which always arrives as a mount in
+   * slot 0, is idmapped to the range (ownership map) rather than a plain clone */
+  idmapRoot: boolean;
+  /** the tree's own base (its root's owner, rounded down to 65536): what the idmapping maps to the range */
+  rootBase?: number;
+  /** a host directory of device nodes owned by the container's root, bound into its /dev
+   * (a user namespace can neither make nodes nor use those on its own tmpfs) */
+  devDir?: string;
+}
+
+/** A detached mount the parent makes after writing the id maps, and sends in
+ * this order: in a user namespace the child gets the root and every host
+ * directory it binds this way, as the host's root made them, since it may
+ * not even be allowed to look up their paths (/var/lib/machines is 0700). */
+export interface IdmapSource {
+  hostPath: string;
+  recursive: boolean;
+  /** "container": the container's own mapping; "none": a plain clone; else a
+   * single host id mapped to a container uid/gid (rootidmap, owneridmap) */
+  map: "container" | "none" | { hostUid: number; hostGid: number; uid: number; gid: number; count?: number };
+}
+
+function bindByFd(ctx: RunContext, b: PreparedBind): boolean {
+  return !!ctx.userns && !b.sourceInImage;
+}
+
+/** The mounts a plan receives as fds (slot i = the i-th entry). */
+export function idmapSources(s: Settings, ctx: RunContext): IdmapSource[] {
+  const u = ctx.userns;
+  if (!u) return [];
+  const out: IdmapSource[] = [];
+  const root = s.volatile === "yes" ? `${ctx.tree === "/" ? "" : ctx.tree}/usr` : ctx.tree;
+  // a tree owned by another range (shifted earlier) is mapped from its own base
+  const rb = u.rootBase ?? 0;
+  out.push({
+    hostPath: root, recursive: true,
+    map: !u.idmapRoot || rb === u.shift ? "none" : rb === 0 ? "container" : { hostUid: rb, hostGid: rb, uid: 0, gid: 0, count: u.range },
+  });
+  for (const b of ctx.binds) {
+    if (!bindByFd(ctx, b)) continue;
+    if (b.idmap === "none") out.push({ hostPath: b.hostSource, recursive: b.recursive, map: "none" });
+    else if (b.idmap === "idmap") out.push({ hostPath: b.hostSource, recursive: b.recursive, map: "container" });
+    else {
+      const src = b.sourceOwner ?? { uid: 0, gid: 0 };
+      const dst = b.idmap === "owneridmap" ? b.targetOwner ?? { uid: 0, gid: 0 } : { uid: 0, gid: 0 };
+      out.push({ hostPath: b.hostSource, recursive: b.recursive, map: { hostUid: src.uid, hostGid: src.gid, uid: dst.uid, gid: dst.gid } });
+    }
+  }
+  return out;
+}
+
+function bindSlot(ctx: RunContext, b: PreparedBind): number | undefined {
+  if (!bindByFd(ctx, b)) return undefined;
+  let slot = 1;
+  for (const o of ctx.binds) {
+    if (o === b) return slot;
+    if (bindByFd(ctx, o)) slot++;
+  }
+  return undefined;
 }
 
 export interface PreparedOverlay {
@@ -73,6 +141,9 @@ export interface RunContext {
   nofileHard: bigint;
   /** the supervisor sets up the network while the child mounts: wait for it before dropping privileges */
   networkBarrier: boolean;
+  userns?: UsernsContext;
+  /** the lock on the user namespace's range, held while the container runs (not part of the plan) */
+  rangeLock?: import("../util/lock.ts").Lock;
 }
 
 const API_ATTRS = MS.NOSUID | MS.NOEXEC | MS.NODEV;
@@ -109,15 +180,23 @@ function rootOps(s: Settings, ctx: RunContext): Op[] {
   const ops: Op[] = [];
   const stage = ctx.stage;
   const scratchTmpfs = (): Op => m({ src: "tmpfs", dst: ctx.scratch, fstype: TMPFS, flags: MS.NOSUID | MS.NODEV, data: "mode=0700", what: `mounting a scratch tmpfs on ${ctx.scratch}` });
-  const overlayRoot = (): Op[] => [
-    { kind: "mkdir", path: `${ctx.scratch}/upper`, mode: 0o755, inRoot: false },
-    { kind: "mkdir", path: `${ctx.scratch}/work`, mode: 0o700, inRoot: false },
-    m({
-      src: "overlay", dst: stage, fstype: "overlay", flags: 0,
-      data: `lowerdir=${escapeOverlayPath(ctx.tree)},upperdir=${ctx.scratch}/upper,workdir=${ctx.scratch}/work`,
-      what: `mounting an overlay of ${ctx.tree} on ${stage}`,
-    }),
-  ];
+  // in a user namespace the root arrives as a mount in slot 0
+  const idmapped = !!ctx.userns;
+  const overlayRoot = (): Op[] => {
+    // in a user namespace the lower layer is the tree's mount from slot 0, and overlayfs
+    // keeps its own attributes in user.* xattrs (trusted.* needs the host's root)
+    const lower = idmapped ? `${ctx.scratch}/lower` : ctx.tree;
+    return [
+      ...(idmapped ? [{ kind: "moveMount", slot: 0, dst: lower, dstInRoot: false, mkdir: true } as Op] : []),
+      { kind: "mkdir", path: `${ctx.scratch}/upper`, mode: 0o755, inRoot: false },
+      { kind: "mkdir", path: `${ctx.scratch}/work`, mode: 0o700, inRoot: false },
+      m({
+        src: "overlay", dst: stage, fstype: "overlay", flags: 0,
+        data: `lowerdir=${escapeOverlayPath(lower)},upperdir=${ctx.scratch}/upper,workdir=${ctx.scratch}/work${ctx.userns ? ",userxattr" : ""}`,
+        what: `mounting an overlay of ${ctx.tree} on ${stage}`,
+      }),
+    ];
+  };
   ops.push(scratchTmpfs());
   if (s.ephemeral || s.volatile === "overlay") {
     // -x: changes go to an overlay upper layer on a tmpfs that vanishes with the
@@ -127,12 +206,16 @@ function rootOps(s: Settings, ctx: RunContext): Op[] {
     ops.push(
       m({ src: "tmpfs", dst: stage, fstype: TMPFS, flags: MS.STRICTATIME, data: "mode=0755", what: `mounting a volatile tmpfs root on ${stage}` }),
       { kind: "setRoot", path: stage },
-      m({ src: `${ctx.tree}/usr`, dst: "/usr", dstInRoot: true, mkdir: true, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree}/usr to the volatile root`, attrsAfter: MOUNT_ATTR.RDONLY, recursive: true }),
+      ...(idmapped
+        ? [{ kind: "moveMount", slot: 0, dst: "/usr", dstInRoot: true, mkdir: true } as Op, ro("/usr", true)]
+        : [m({ src: `${ctx.tree}/usr`, dst: "/usr", dstInRoot: true, mkdir: true, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree}/usr to the volatile root`, attrsAfter: MOUNT_ATTR.RDONLY, recursive: true })]),
       // an empty root needs the merged-/usr links and the usual top-level directories
       ...ctx.usrLinks.map(([name, target]): Op => ({ kind: "symlink", target, path: `/${name}`, inRoot: true })),
       ...["etc", "var", "root", "home", "srv", "mnt"].map((d): Op => ({ kind: "mkdir", path: `/${d}`, mode: d === "root" ? 0o700 : 0o755, inRoot: true })),
     );
     return ops;
+  } else if (idmapped) {
+    ops.push({ kind: "moveMount", slot: 0, dst: stage, dstInRoot: false });
   } else {
     ops.push(m({ src: ctx.tree, dst: stage, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree} to ${stage}` }));
   }
@@ -145,6 +228,7 @@ function rootOps(s: Settings, ctx: RunContext): Op[] {
 }
 
 function runOps(s: Settings, ctx: RunContext): Op[] {
+  const userns = !!ctx.userns;
   const ops: Op[] = [
     m({ src: "tmpfs", dst: "/run", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: "mode=0755,size=20%,nr_inodes=800k" }),
     { kind: "mkdir", path: "/run/host", mode: 0o755, inRoot: true },
@@ -153,7 +237,8 @@ function runOps(s: Settings, ctx: RunContext): Op[] {
     { kind: "mknod", path: "/run/host/inaccessible/reg", mode: S_IF.REG | 0, dev: 0, inRoot: true },
     { kind: "mkdir", path: "/run/host/inaccessible/dir", mode: 0, inRoot: true },
     { kind: "mknod", path: "/run/host/inaccessible/chr", mode: S_IF.CHR | 0, dev: 0, inRoot: true },
-    { kind: "mknod", path: "/run/host/inaccessible/blk", mode: S_IF.BLK | 0, dev: 0, inRoot: true },
+    // a user namespace may not make block nodes: that mask is then missing
+    { kind: "mknod", path: "/run/host/inaccessible/blk", mode: S_IF.BLK | 0, dev: 0, inRoot: true, ...(userns ? { ignoreErrors: true } : {}) },
     { kind: "mknod", path: "/run/host/inaccessible/fifo", mode: S_IF.FIFO | 0, dev: 0, inRoot: true },
     { kind: "mknod", path: "/run/host/inaccessible/sock", mode: S_IF.SOCK | 0, dev: 0, inRoot: true },
     { kind: "write", path: "/run/host/os-release", data: ctx.osRelease, mode: 0o444, inRoot: true, create: true },
@@ -172,22 +257,44 @@ function runOps(s: Settings, ctx: RunContext): Op[] {
   return ops;
 }
 
+/** The device nodes a container gets (name under /dev, major, minor). */
+export function deviceNodes(ctx: Pick<RunContext, "devices">): Array<[name: string, major: number, minor: number]> {
+  const nodes = [...DEV_NODES];
+  if (ctx.devices.fuse) nodes.push(["fuse", 10, 229]);
+  if (ctx.devices.tun) nodes.push(["net/tun", 10, 200]);
+  return nodes;
+}
+
+/** A node's file name in UsernsContext.devDir. */
+export function devNodeName(path: string): string {
+  return path.replace(/^\/dev\//, "").replace(/\//g, "-");
+}
+
 function devOps(s: Settings, ctx: RunContext): Op[] {
   const ops: Op[] = [
     m({ src: "tmpfs", dst: "/dev", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.STRICTATIME, data: "mode=0755,size=4m,nr_inodes=64k" }),
   ];
   const nodes = [...DEV_NODES];
   if (ctx.devices.fuse) nodes.push(["fuse", 10, 229]);
+  // a user namespace may not make device nodes: nodes the host made for it are bound instead
+  const devDir = ctx.userns?.devDir;
+  const node = (path: string, maj: number, min: number, ignoreErrors = false): Op => {
+    const op: Op = devDir
+      ? m({ src: `${devDir}/${devNodeName(path)}`, dst: path, dstInRoot: true, mkfile: true, flags: MS.BIND, what: `binding a device node to ${path}` })
+      : { kind: "mknod", path, mode: S_IF.CHR | 0o666, dev: makedev(maj, min), inRoot: true };
+    if (ignoreErrors) op.ignoreErrors = true;
+    return op;
+  };
   for (const [name, maj, min] of nodes) {
     ops.push(
-      { kind: "mknod", path: `/dev/${name}`, mode: S_IF.CHR | 0o666, dev: makedev(maj, min), inRoot: true },
+      node(`/dev/${name}`, maj, min),
       { kind: "symlink", target: `../${name}`, path: `/dev/char/${maj}:${min}`, inRoot: true },
     );
   }
   if (ctx.devices.tun) {
     ops.push(
       // without a private network a missing tun node is not worth failing for
-      { kind: "mknod", path: "/dev/net/tun", mode: S_IF.CHR | 0o666, dev: makedev(10, 200), inRoot: true, ignoreErrors: !s.privateNetwork },
+      node("/dev/net/tun", 10, 200, !s.privateNetwork),
       { kind: "symlink", target: "../net/tun", path: "/dev/char/10:200", inRoot: true, ignoreErrors: !s.privateNetwork },
     );
   }
@@ -228,10 +335,15 @@ function procOps(s: Settings, ctx: RunContext): Op[] {
   return ops;
 }
 
-function sysOps(_s: Settings, ctx: RunContext): Op[] {
-  const ops: Op[] = [
-    m({ src: "sysfs", dst: "/sys", dstInRoot: true, mkdir: true, fstype: "sysfs", flags: API_ATTRS | MS.RDONLY }),
-  ];
+function sysOps(s: Settings, ctx: RunContext): Op[] {
+  const ops: Op[] = [];
+  if (ctx.userns && !(cloneFlags(s, ctx) & CLONE.NEWNET)) {
+    // a user namespace may mount sysfs only for a network namespace it owns:
+    // sharing the host's network, the container gets the host's /sys, read-only
+    ops.push(m({ src: "/sys", dst: "/sys", dstInRoot: true, mkdir: true, flags: MS.BIND | MS.REC, attrsAfter: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC, recursive: true, what: "binding the host's /sys into the container" }));
+  } else {
+    ops.push(m({ src: "sysfs", dst: "/sys", dstInRoot: true, mkdir: true, fstype: "sysfs", flags: API_ATTRS | MS.RDONLY }));
+  }
   ops.push(...cgroupOps(ctx));
   return ops;
 }
@@ -265,6 +377,13 @@ function customMountOps(s: Settings, ctx: RunContext): Op[] {
   type Entry = { dst: string; ops: Op[] };
   const entries: Entry[] = [];
   for (const b of ctx.binds) {
+    const slot = bindSlot(ctx, b);
+    if (slot !== undefined) {
+      const ops: Op[] = [{ kind: "moveMount", slot, dst: b.destination, dstInRoot: true, mkdir: b.isDir, mkfile: !b.isDir }];
+      if (b.readOnly) ops.push(ro(b.destination, b.recursive));
+      entries.push({ dst: b.destination, ops });
+      continue;
+    }
     const ops: Op[] = [
       m({
         src: b.hostSource, srcInRoot: b.sourceInImage, dst: b.destination, dstInRoot: true,
@@ -280,9 +399,9 @@ function customMountOps(s: Settings, ctx: RunContext): Op[] {
   }
   for (const o of ctx.overlays) {
     const lower = o.lower.map(escapeOverlayPath).join(":");
-    const data = o.readOnly || !o.upper
+    const data = (o.readOnly || !o.upper
       ? `lowerdir=${lower}`
-      : `lowerdir=${lower},upperdir=${escapeOverlayPath(o.upper)},workdir=${escapeOverlayPath(o.work!)}`;
+      : `lowerdir=${lower},upperdir=${escapeOverlayPath(o.upper)},workdir=${escapeOverlayPath(o.work!)}`) + (ctx.userns ? ",userxattr" : "");
     entries.push({
       dst: o.destination,
       ops: [m({ src: "overlay", dst: o.destination, dstInRoot: true, mkdir: true, fstype: "overlay", flags: o.readOnly ? MS.RDONLY : 0, data })],
@@ -330,9 +449,10 @@ export function formatUuid(hex: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-export function cloneFlags(s: Settings): number {
+export function cloneFlags(s: Settings, ctx?: RunContext): number {
   let f = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
   if (s.privateNetwork && !s.networkNamespacePath) f |= CLONE.NEWNET;
+  if (ctx?.userns) f |= CLONE.NEWUSER;
   return f;
 }
 
@@ -359,6 +479,13 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     // die with the supervisor: a SIGKILLed spawnctl leaves no container behind
     { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
   ];
+  if (ctx.userns) {
+    // the parent writes our id maps, then sends the idmapped mounts
+    ops.push({ kind: "barrier", id: 1 });
+    idmapSources(s, ctx).forEach((_, slot) => ops.push({ kind: "recvFd", slot }));
+    // we still are the host's root, which the namespace cannot map: become its root
+    ops.push({ kind: "setgroups", gids: [] }, { kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
+  }
   for (const t of ctx.cgroupJoin) ops.push({ kind: "write", path: t, data: "0", mode: 0, inRoot: false });
   if (s.networkNamespacePath) ops.push({ kind: "setns", path: s.networkNamespacePath, nstype: CLONE.NEWNET });
   if (ctx.cgroupNamespace) ops.push({ kind: "unshare", flags: CLONE.NEWCGROUP });
@@ -377,8 +504,11 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   }
   ops.push(...customMountOps(s, ctx));
   if (ctx.treeHasEtc) {
-    ops.push(...fileActionOps("/etc/resolv.conf", ctx.resolvConf));
-    ops.push(...fileActionOps("/etc/localtime", ctx.timezone));
+    const fileOps = [...fileActionOps("/etc/resolv.conf", ctx.resolvConf), ...fileActionOps("/etc/localtime", ctx.timezone)];
+    // the container's root may not own the tree's /etc (ownership off, or a
+    // tree owned by another range): as nspawn, that is worth no failure
+    if (ctx.userns) for (const op of fileOps) op.ignoreErrors = true;
+    ops.push(...fileOps);
   }
   // /run/host is read-only once filled
   ops.push(bindSelf("/run/host", false, true, MOUNT_ATTR.RDONLY));
@@ -423,7 +553,7 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   if (s.asPid2) ops.push({ kind: "stubInit" });
   ops.push({ kind: "closeFrom", fd: 3 }, { kind: "sigreset" });
   ops.push(...execOps(s, ctx));
-  return { cloneFlags: cloneFlags(s), ops, root: ctx.tree };
+  return { cloneFlags: cloneFlags(s, ctx), ops, root: ctx.tree };
 }
 
 export { MNT_DETACH };

@@ -10,6 +10,8 @@ import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOve
 import type { HostFacts } from "./host.ts";
 import { loadFilter } from "./seccomp/load.ts";
 import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
+import { bindOwners, makeDevDir, prepareUserns } from "../userns/setup.ts";
+import { deviceNodes } from "./build-plan.ts";
 
 export const RUNTIME_DIR = "/run/spawnctl";
 export const STAGE_DIR = `${RUNTIME_DIR}/root`;
@@ -264,6 +266,11 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
   } else {
     user = resolveUser(tree, "root") ?? { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] };
   }
+  const pu = prepareUserns(s, tree);
+  if (pu?.lock) {
+    const lock = pu.lock;
+    cleanup.push(() => lock.release());
+  }
   const machineId = treeMachineId(tree);
   const uuid = machineId ?? (s.uuid || randomUuid());
   mkdirSync(STAGE_DIR, { recursive: true, mode: 0o755 });
@@ -282,7 +289,7 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     bootId: uuidDashed(randomUuid()),
     env: buildEnvironment(s, user, uuid, facts.osRelease),
     seccomp: loadFilter(s.capability, s.syscallAllow, s.syscallDeny, s.suppressSync || process.env.SYSTEMD_SUPPRESS_SYNC === "1"),
-    binds: prepareBinds(s, tree, cleanup),
+    binds: prepareBinds(s, tree, cleanup).map((b) => (pu ? bindOwners(b, tree) : b)),
     overlays: prepareOverlays(s, tree, cleanup),
     resolvConf: resolvConfAction(s, facts),
     timezone: timezoneAction(s, facts, tree),
@@ -293,6 +300,13 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     usrLinks: s.volatile === "yes" ? usrLinks(tree) : [],
     nofileHard: nofileHard(),
     networkBarrier: s.privateNetwork && !s.networkNamespacePath,
+    userns: pu?.userns,
+    rangeLock: pu?.lock,
   };
+  if (r.userns) {
+    const dir = makeDevDir(deviceNodes(r), r.userns.shift);
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    r.userns = { ...r.userns, devDir: dir };
+  }
   return r;
 }

@@ -19,10 +19,9 @@ export interface Spawned {
 }
 
 export interface SpawnHooks {
-  /** called at each BARRIER; the child waits until it returns */
-  barrier?(id: number, pid: number): void;
-  /** an fd the child sends along with a barrier-less message, answered with one of ours (RECV_FD) */
-  provideFd?(pid: number): number | undefined;
+  /** called at each BARRIER; the child waits until it returns. The fds it
+   * returns are sent after the go-ahead (for the child's RECV_FD ops), then closed. */
+  barrier?(id: number, pid: number): number[] | void;
 }
 
 // (syscall, errno) → a hint for the kernel's misleading answers
@@ -88,9 +87,17 @@ export function driveChild(plan: Plan, pid: number, sync: number, hooks: SpawnHo
       const type = dv.getUint32(0, true), index = dv.getUint32(4, true), err = dv.getInt32(8, true), arg = dv.getUint32(12, true);
       if (type === MSG.ERROR) throw opFailure(plan, index, err);
       if (type === MSG.BARRIER) {
-        hooks.barrier?.(arg, pid);
-        const r = sh.nsh_send(sync, "g".charCodeAt(0), -1) as number;
-        if (r < 0) throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
+        const send = hooks.barrier?.(arg, pid) ?? [];
+        try {
+          const r = sh.nsh_send(sync, "g".charCodeAt(0), -1) as number;
+          if (r < 0) throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
+          for (const fd of send) {
+            const r2 = sh.nsh_send(sync, "f".charCodeAt(0), fd) as number;
+            if (r2 < 0) throw new SpawnctlError(`sending a mount to the container process: ${strerror(-r2)}`, { errno: -r2 });
+          }
+        } finally {
+          for (const fd of send) closeSync(fd);
+        }
       } else if (type === MSG.FD) {
         const fd = fdOut[0]!;
         if (arg === FD_TAG.CONSOLE) out.consoleFd = fd;

@@ -2,7 +2,7 @@
 // the plan, relay the console, pass on SIGTERM/SIGINT, and when the container
 // ends work out the exit status (poweroff, reboot, exit code, signal), clean
 // up in reverse order and, on reboot, start again.
-import { closeSync, openSync, constants } from "node:fs";
+import { closeSync, openSync, rmSync, constants } from "node:fs";
 import type { Settings } from "../settings/types.ts";
 import { signalName } from "../settings/parse.ts";
 import { shim, pipe, closeQuietly, isatty } from "../sys/ffi.ts";
@@ -17,6 +17,7 @@ import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, type Cleanup } from "./prepare.ts";
 import { spawnPlan } from "./spawn.ts";
+import { delegateMachineCgroups, usernsBarrier } from "../userns/setup.ts";
 import { populateFromTemplate } from "./template.ts";
 
 
@@ -121,6 +122,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     }
     cg = createMachineCgroup(facts.cgroup, s.machine);
     if (s.properties.length > 0) applyProperties(s.properties.map(parseProperty), facts.cgroup, s.machine);
+    if (ctx.userns) delegateMachineCgroups(facts.cgroup, cg.paths, ctx.userns.shift);
     trace("cgroup created");
     const cgRef = cg;
     cleanup.push(() => cgRef.destroy());
@@ -147,6 +149,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     }
     const child = spawnPlan(plan, {
       barrier: (id, pid) => {
+        if (id === 1) return usernsBarrier(s, ctx, pid);
         if (id !== 2 || !net || !netplan) return;
         // held until the clean-up: moved interfaces go back before the netns dies
         netnsFd = openSync(`/proc/${pid}/ns/net`, "r");
@@ -162,6 +165,8 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);
     });
+    // bound into the container's /dev by now
+    if (ctx.userns?.devDir) rmSync(ctx.userns.devDir, { recursive: true, force: true });
     trace("spawned");
     const exited = waitExit(child.pid);
     let escaped = false;

@@ -22,6 +22,14 @@ export async function bindInto(m: MachineState, src: string, dst: string, o: { r
     { kind: "openTree", path: src, flags: OPEN_TREE_CLONE | AT_RECURSIVE, slot: 0, inRoot: false },
   ];
   if (o.readOnly) ops.push({ kind: "setattr", slot: 0, set: MOUNT_ATTR.RDONLY, recursive: true });
+  if (m.uidShift !== undefined) {
+    // a user-namespaced machine's root cannot hold what the host's root
+    // creates (the --mkdir target): become the machine's root first
+    ops.push(
+      { kind: "setns", path: `/proc/${m.leader}/ns/user`, nstype: CLONE.NEWUSER },
+      { kind: "setgroups", gids: [] }, { kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 },
+    );
+  }
   ops.push(
     { kind: "setns", path: `/proc/${m.leader}/ns/mnt`, nstype: CLONE.NEWNS },
     { kind: "setRoot", path: "/" },

@@ -7,9 +7,36 @@ import { O } from "../sys/consts.ts";
 import { RESOLVE, chmodFd, closeFd, lchownat, mkdirat, openInRoot, openat2, readlinkat, symlinkat, tryOpenat2, unlinkat, utimesAt } from "../sys/at.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { warn } from "../util/log.ts";
+import { shim, strerror } from "../sys/ffi.ts";
 import type { MachineState } from "./registry.ts";
 
 const ONE = RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS;
+
+// Owners across a user namespace: a container's uid u is host uid shift+u.
+// Files copied in get the host owner's id shifted into the machine's range,
+// files copied out get their id in the machine; what does not fit is nobody.
+let toMachine = (id: number) => id;
+let fromMachine = (id: number) => id;
+
+function withShift<T>(m: MachineState, into: boolean, f: () => T): T {
+  if (m.uidShift === undefined) return f();
+  const shift = m.uidShift, range = m.uidRange ?? 65536;
+  toMachine = (id) => shift + (id < range ? id : Math.min(65534, range - 1));
+  fromMachine = (id) => (id >= shift && id < shift + range ? id - shift : 65534);
+  // created files start out owned by the machine's root: an idmapped root
+  // refuses a host root it cannot map
+  if (into) {
+    const r = shim().nsh_set_fsids(shift, shift) as number;
+    if (r < 0) throw new SpawnctlError(`switching to the machine's root to copy: ${strerror(-r)}`);
+  }
+  try {
+    return f();
+  } finally {
+    if (into) shim().nsh_set_fsids(0, 0);
+    toMachine = (id) => id;
+    fromMachine = (id) => id;
+  }
+}
 
 function split(path: string): { dir: string; name: string } {
   const p = path.replace(/\/+$/, "");
@@ -36,7 +63,7 @@ function copyIn(src: string, st: Stats, dirfd: number, name: string, force: bool
     const fd = openat2(dirfd, name, O.PATH | O.DIRECTORY, 0, ONE, what("opening"));
     try {
       for (const child of readdirSync(src)) copyIn(`${src}/${child}`, lstatSync(`${src}/${child}`), fd, child, force);
-      lchownat(fd, "", st.uid, st.gid, what("changing owner of"));
+      lchownat(fd, "", toMachine(st.uid), toMachine(st.gid), what("changing owner of"));
       chmodFd(fd, st.mode & 0o7777, what("changing mode of"));
       utimesAt(fd, "", st.atimeMs / 1000, st.mtimeMs / 1000);
     } finally {
@@ -54,7 +81,7 @@ function copyIn(src: string, st: Stats, dirfd: number, name: string, force: bool
   }
   if (st.isSymbolicLink()) {
     symlinkat(readlinkSync(src), dirfd, name, what("creating symlink"));
-    lchownat(dirfd, name, st.uid, st.gid, what("changing owner of"));
+    lchownat(dirfd, name, toMachine(st.uid), toMachine(st.gid), what("changing owner of"));
     utimesAt(dirfd, name, st.atimeMs / 1000, st.mtimeMs / 1000);
     return;
   }
@@ -66,7 +93,7 @@ function copyIn(src: string, st: Stats, dirfd: number, name: string, force: bool
   const inp = openSync(src, "r");
   try {
     copyData(inp, out);
-    lchownat(out, "", st.uid, st.gid, what("changing owner of"));
+    lchownat(out, "", toMachine(st.uid), toMachine(st.gid), what("changing owner of"));
     chmodFd(out, st.mode & 0o7777, what("changing mode of"));
     utimesAt(out, "", st.atimeMs / 1000, st.mtimeMs / 1000);
   } finally {
@@ -87,7 +114,7 @@ export function copyTo(m: MachineState, src: string, dst: string, force: boolean
     const { dir, name } = split(dst.startsWith("/") ? dst : `/${dst}`);
     const dirfd = openInRoot(root, dir, O.PATH | O.DIRECTORY, `opening ${dir} in machine ${m.name}`);
     try {
-      copyIn(src, st, dirfd, name, force);
+      withShift(m, true, () => copyIn(src, st, dirfd, name, force));
     } finally {
       closeFd(dirfd);
     }
@@ -110,7 +137,7 @@ function copyOut(dirfd: number, name: string, dst: string, force: boolean): void
       } finally {
         closeFd(dfd);
       }
-      lchownSync(dst, st.uid, st.gid);
+      lchownSync(dst, fromMachine(st.uid), fromMachine(st.gid));
       chmodSync(dst, st.mode & 0o7777);
       utimesSync(dst, st.atime, st.mtime);
       return;
@@ -121,7 +148,7 @@ function copyOut(dirfd: number, name: string, dst: string, force: boolean): void
     }
     if (st.isSymbolicLink()) {
       symlinkSync(readlinkat(dirfd, name, `reading link ${name} in the machine`), dst);
-      lchownSync(dst, st.uid, st.gid);
+      lchownSync(dst, fromMachine(st.uid), fromMachine(st.gid));
       lutimesSync(dst, st.atime, st.mtime);
       return;
     }
@@ -137,7 +164,7 @@ function copyOut(dirfd: number, name: string, dst: string, force: boolean): void
       closeFd(inp);
       closeSync(out);
     }
-    lchownSync(dst, st.uid, st.gid);
+    lchownSync(dst, fromMachine(st.uid), fromMachine(st.gid));
     chmodSync(dst, st.mode & 0o7777);
     utimesSync(dst, st.atime, st.mtime);
   } finally {
@@ -159,7 +186,7 @@ export function copyFrom(m: MachineState, src: string, dst: string, force: boole
     const { dir, name } = split(src.startsWith("/") ? src : `/${src}`);
     const dirfd = openInRoot(root, dir, O.PATH | O.DIRECTORY, `opening ${dir} in machine ${m.name}`);
     try {
-      copyOut(dirfd, name, dst, force);
+      withShift(m, false, () => copyOut(dirfd, name, dst, force));
     } finally {
       closeFd(dirfd);
     }

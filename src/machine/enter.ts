@@ -15,8 +15,10 @@ import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
 import { loadFilter } from "../container/seccomp/load.ts";
 import type { MachineState } from "./registry.ts";
 
+// the user namespace first: it owns the others, and joining it gives the
+// capabilities in it that joining them needs
 const NAMESPACES: Array<[name: string, flag: number]> = [
-  ["cgroup", CLONE.NEWCGROUP], ["ipc", CLONE.NEWIPC], ["uts", CLONE.NEWUTS], ["net", CLONE.NEWNET], ["pid", CLONE.NEWPID], ["mnt", CLONE.NEWNS],
+  ["user", CLONE.NEWUSER], ["cgroup", CLONE.NEWCGROUP], ["ipc", CLONE.NEWIPC], ["uts", CLONE.NEWUTS], ["net", CLONE.NEWNET], ["pid", CLONE.NEWPID], ["mnt", CLONE.NEWNS],
 ];
 
 /** The namespaces of `pid` that differ from ours. */
@@ -68,7 +70,10 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
   if (o.user.uid !== 0 || o.user.gid !== 0) {
     ops.push({ kind: "setgroups", gids: o.user.groups }, { kind: "setgid", gid: o.user.gid }, { kind: "setuid", uid: o.user.uid }, { kind: "caps", set: 0n, ambient: 0n });
   } else {
-    ops.push({ kind: "setgroups", gids: [] }, { kind: "caps", set: caps, ambient: 0n });
+    ops.push({ kind: "setgroups", gids: [] });
+    // the host's root is nobody in a user namespace: become its root
+    if (joins.some(([n]) => n === "user")) ops.push({ kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
+    ops.push({ kind: "caps", set: caps, ambient: 0n });
   }
   ops.push({ kind: "chdir", path: o.cwd, optional: true }, { kind: "closeFrom", fd: 3 }, { kind: "sigreset" });
   const file = o.argv[0]!;

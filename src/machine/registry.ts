@@ -31,6 +31,9 @@ export interface MachineState {
   poweroffSignal?: number;
   /** the capability bounding set, hex */
   capability: string;
+  /** the user namespace's range (container uid 0 = host uid uidShift), if any */
+  uidShift?: number;
+  uidRange?: number;
   privateNetwork: boolean;
   netns?: boolean;
   console?: { socket: string; log: string };

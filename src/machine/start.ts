@@ -5,7 +5,7 @@
 // set-up, gives the supervisor the console, records the machine and exits.
 // When the container ends the supervisor execs `spawnctl __machine-exited`,
 // which cleans up and, after a reboot, starts the machine again.
-import { closeSync, constants, mkdirSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readSync, rmSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { MSG, MSG_SIZE } from "../sys/abi.ts";
 import { COMPILED, closeQuietly, memfdWith, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
@@ -28,13 +28,14 @@ import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "./properties-store.ts";
 import { supervisorFd } from "./supervisor-bin.ts";
+import { delegateMachineCgroups, usernsBarrier } from "../userns/setup.ts";
 import { applyNetwork, dhcpSpec, needsNetworkSetup, planNetwork, teardownNetwork } from "../net/machine.ts";
 import {
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
 } from "./registry.ts";
 
-/** What systemd-nspawn@.service passes, minus what spawnctl cannot do yet (-U). */
-export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--network-veth", "--settings=override"];
+/** What systemd-nspawn@.service passes. */
+export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--network-veth", "-U", "--settings=override"];
 
 function runUndo(cleanup: Cleanup): void {
   while (cleanup.length) {
@@ -87,6 +88,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     const props = [...loadProperties(name), ...s.properties].map(parseProperty);
     if (props.length) applyProperties(props, facts.cgroup, s.machine);
     const ctx = prepareContext(s, facts, s.directory, cleanup);
+    if (ctx.userns) delegateMachineCgroups(facts.cgroup, cg.paths, ctx.userns.shift);
     const plan = buildPlan(s, ctx);
     const netplan = needsNetworkSetup(s) ? (teardownNetwork(s.machine), planNetwork(s)) : undefined;
     if (netplan) cleanup.push(() => teardownNetwork(s.machine));
@@ -105,7 +107,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     const exeFd = openSync(process.execPath, "r");
     mkdirSync("/var/log/spawnctl", { recursive: true, mode: 0o750 });
     const logFd = openSync(consoleLog(name), "a", 0o600);
-    const locks = [{ fd: machineLock.fd, path: `/run/spawnctl/machines/${name}.lock` }, ...treeLock.held()];
+    const locks = [{ fd: machineLock.fd, path: `/run/spawnctl/machines/${name}.lock` }, ...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])];
     const stdio = [devnull, devnull, logFd, selfFd, theirs, planFd, exeFd, cgfd, ...locks.map((l) => l.fd)];
     const inherited = locks.map((l, i) => ({ fd: 8 + i, path: l.path }));
     const cgroupProcs = facts.cgroup.v1.map((h) => `${h.mountpoint}/tasks`);
@@ -130,6 +132,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     const { pid, sync } = recvReply(ctl);
     const child = driveChild(plan, pid, sync, {
       barrier: (id, p) => {
+        if (id === 1) return usernsBarrier(s, ctx, p);
         if (id !== 2 || !netplan) return;
         applyNetwork(netplan, p);
         // the supervisor keeps the container's netns (to give moved interfaces
@@ -146,6 +149,8 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
         }
       },
     }, false);
+    // bound into the container's /dev by now
+    if (ctx.userns?.devDir) rmSync(ctx.userns.devDir, { recursive: true, force: true });
     if (child.consoleFd !== undefined) {
       shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);
       closeQuietly(child.consoleFd);
@@ -167,6 +172,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
       killSignal: s.killSignal,
       poweroffSignal,
       capability: s.capability.toString(16),
+      ...(ctx.userns ? { uidShift: ctx.userns.shift, uidRange: ctx.userns.range } : {}),
       privateNetwork: s.privateNetwork,
       netifs: netplan?.veth ? [netplan.veth.host] : [],
       console: { socket: consoleSocket(name), log: consoleLog(name) },
@@ -182,7 +188,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     // from here on the supervisor owns the locks, the cgroup and the state
     machineLock.release = () => {};
     closeSync(machineLock.fd);
-    for (const l of treeLock.held()) closeQuietly(l.fd);
+    for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);
     return st;
   } catch (e) {
     runUndo(cleanup);

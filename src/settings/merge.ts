@@ -133,6 +133,9 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv): Setting
   const boot = m.boot ?? false;
   let caps = (DEFAULT_CAP_MASK | (m.capability ?? 0n)) & ~(m.dropCapability ?? 0n);
   if (privateNetwork && !((m.dropCapability ?? 0n) & capBit("NET_ADMIN"))) caps |= capBit("NET_ADMIN");
+  // in a user namespace sharing the host's network, binding low ports is not the container's business
+  const userns = (m.privateUsers?.mode ?? "no") !== "no";
+  if (userns && !privateNetwork && !((m.capability ?? 0n) & capBit("NET_BIND_SERVICE"))) caps &= ~capBit("NET_BIND_SERVICE");
   // the default set quietly shrinks to what the host allows; explicitly
   // requested capabilities that the host lacks are worth a warning
   const missing = caps & ~env.boundingSet & (m.capability ?? 0n);

@@ -186,6 +186,10 @@ export const SHIM_SYMBOLS = {
   nsh_wait_async: { args: ["i32", "i32"], returns: "i32" },
   // (pid, timeout ms) -> wait status, or -errno (-ETIMEDOUT)
   nsh_wait: { args: ["i32", "i32"], returns: "i32" },
+  // (path, recursive) -> a detached copy of the mount(s) at path (open_tree OPEN_TREE_CLONE), or -errno
+  nsh_clone_tree: { args: ["cstring", "i32"], returns: "i32" },
+  // (fsuid, fsgid) -> 0 or -errno: this thread's file system ids, effective capabilities kept
+  nsh_set_fsids: { args: ["u32", "u32"], returns: "i32" },
   // (fd, on) -> 0 or -errno
   nsh_set_nonblock: { args: ["i32", "i32"], returns: "i32" },
   // (fd, on) -> 0 or -errno: whether the fd survives exec

@@ -15,7 +15,8 @@ export interface Lock {
 const GLOBAL_DIR = "/run/systemd/nspawn/locks";
 const EWOULDBLOCK = 11;
 
-function takeFile(path: string, shared: boolean, busy: () => SpawnctlError): { fd: number; path: string } {
+/** Take a lock file (flock, non-blocking); `busy` makes the error when another process holds it. */
+export function takeFile(path: string, shared: boolean, busy: () => SpawnctlError): { fd: number; path: string } {
   for (;;) {
     const fd = openSync(path, "a", 0o600);
     const r = flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB);
@@ -50,7 +51,8 @@ export function releaseInherited(locks: Array<{ fd: number; path: string }>): vo
   }
 }
 
-function releaseFile(h: { fd: number; path: string }): void {
+/** Release a lock file taken with takeFile, removing it when nobody else holds it. */
+export function releaseFile(h: { fd: number; path: string }): void {
   // remove the file only when nobody else holds it
   if (flock(h.fd, LOCK_EX | LOCK_NB) === 0) {
     try {

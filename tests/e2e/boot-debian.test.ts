@@ -28,24 +28,30 @@ async function readUntil(stream: ReadableStream<Uint8Array>, needle: RegExp, ms:
 }
 
 describe("booting Debian bookworm with systemd", () => {
-  test("run -b reaches the login prompt and powers off on one SIGTERM with exit 0", async () => {
-    const before = leftovers();
-    const p = Bun.spawn([SPAWNCTL, "run", "-b", "-x", "--console=read-only", "-D", tree, "-M", "e2e-debian"], { stdout: "pipe", stderr: "pipe" });
-    let out: string;
-    try {
-      out = await readUntil(p.stdout, /login: /, 120_000);
-    } catch (e) {
-      p.kill("SIGKILL");
-      await p.exited;
-      throw e;
-    }
-    expect(out).toContain("Debian GNU/Linux 12");
-    p.kill("SIGTERM");
-    const code = await p.exited;
-    const err = await new Response(p.stderr).text();
-    expect(err).toContain("Container e2e-debian");
-    expect(err).toContain("has been shut down.");
-    expect(code).toBe(0);
-    expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
-  }, 180_000);
+  // without and with a user namespace (nspawn 252 fails the latter on this
+  // kind of host: "Failed to create /init.scope control group")
+  for (const [label, extra] of [["", []], [" under -U", ["-U"]]] as Array<[string, string[]]>) {
+    test(`run -b${label} reaches the login prompt and powers off on one SIGTERM with exit 0`, async () => {
+      const before = leftovers();
+      const p = Bun.spawn([SPAWNCTL, "run", "-b", "-x", ...extra, "--console=read-only", "-D", tree, "-M", "e2e-debian"], { stdout: "pipe", stderr: "pipe" });
+      let out: string;
+      try {
+        out = await readUntil(p.stdout, /login: /, 120_000);
+      } catch (e) {
+        p.kill("SIGKILL");
+        await p.exited;
+        throw e;
+      }
+      expect(out).toContain("Debian GNU/Linux 12");
+      expect(out).not.toContain("control group");
+      expect(out).not.toContain("FAILED");
+      p.kill("SIGTERM");
+      const code = await p.exited;
+      const err = await new Response(p.stderr).text();
+      expect(err).toContain("Container e2e-debian");
+      expect(err).toContain("has been shut down.");
+      expect(code).toBe(0);
+      expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+    }, 180_000);
+  }
 });

@@ -39,7 +39,7 @@ beforeAll(() => {
   // passwordless root for `login`
   writeFileSync(`${IMAGE}/etc/passwd`, "root::0:0:root:/root:/bin/sh\ntester:x:1000:1000:Test User:/home/tester:/bin/sh\n");
   mkdirSync("/etc/systemd/nspawn", { recursive: true });
-  writeFileSync(NSPAWN, `[Files]\nBind=${log}:/log\n`);
+  writeFileSync(NSPAWN, `[Files]\nBind=${log}:/log:idmap\n`);
 });
 
 afterAll(() => {
@@ -206,14 +206,14 @@ describe("machines", () => {
     expect(run(["poweroff", NAME]).code).toBe(0);
     await waitFor(() => !running());
     expect(events()).toContain("sig-38");
-    writeFileSync(NSPAWN, `[Exec]\nKillSignal=SIGUSR2\n[Files]\nBind=${log}:/log\n`);
+    writeFileSync(NSPAWN, `[Exec]\nKillSignal=SIGUSR2\n[Files]\nBind=${log}:/log:idmap\n`);
     try {
       await fresh();
       run(["poweroff", NAME]);
       await waitFor(() => !running());
       expect(events()).toContain("sig-12");
     } finally {
-      writeFileSync(NSPAWN, `[Files]\nBind=${log}:/log\n`);
+      writeFileSync(NSPAWN, `[Files]\nBind=${log}:/log:idmap\n`);
     }
     // the clean-up after the container ends removes the state last
     await waitFor(() => !existsSync(`/run/spawnctl/machines/${NAME}.json`));

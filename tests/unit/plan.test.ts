@@ -6,7 +6,7 @@ import { parseCommandLine } from "../../src/settings/cli.ts";
 import { resolveSettings, type MergeEnv } from "../../src/settings/merge.ts";
 import { CLONE, MS, MOUNT_ATTR } from "../../src/sys/consts.ts";
 import { formatPlan, type Op } from "../../src/sys/plan.ts";
-import { PROC_INACCESSIBLE } from "../../src/container/build-plan.ts";
+import { PROC_INACCESSIBLE, idmapSources } from "../../src/container/build-plan.ts";
 
 const HYBRID = [
   "30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755",
@@ -167,5 +167,71 @@ describe("cgroup layout detection", () => {
     expect(detectCgroups(HYBRID.split("\n").slice(0, 4).join("\n")).layout).toBe("legacy");
     const co = detectCgroups("30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n31 30 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct");
     expect(co.v1[0]).toMatchObject({ dirName: "cpu,cpuacct", controllers: ["cpu", "cpuacct"] });
+  });
+});
+
+describe("plan with a user namespace", () => {
+  const userns = { shift: 524288, range: 65536, idmapRoot: true, devDir: "/run/spawnctl/dev-x" };
+
+  test("a new user namespace; the maps and idmapped mounts arrive before anything else", () => {
+    const p = plan(["-U", "-D", "/m/web", "true"], { userns });
+    expect(p.cloneFlags & CLONE.NEWUSER).toBeTruthy();
+    expect(p.ops[1]).toMatchObject({ kind: "barrier", id: 1 });
+    expect(p.ops[2]).toMatchObject({ kind: "recvFd", slot: 0 });
+    // then the child takes the namespace's root ids, and joins its cgroups (the tasks files are delegated)
+    expect(p.ops.slice(3, 6).map((o) => o.kind)).toEqual(["setgroups", "setgid", "setuid"]);
+    expect(p.ops[6]).toMatchObject({ kind: "write", data: "0" });
+    // the root is the idmapped tree, not a bind
+    expect(p.ops.find((o) => o.kind === "moveMount")).toMatchObject({ slot: 0, dst: "/run/spawnctl/root" });
+    expect(p.ops.find((o) => o.kind === "mount" && o.src === "/m/web")).toBeUndefined();
+  });
+
+  test("with chown or off ownership the root still comes from the parent (the child may not look up its path)", () => {
+    const p = plan(["--private-users=pick", "--private-users-ownership=chown", "-D", "/m/web", "true"], { userns: { ...userns, idmapRoot: false } });
+    expect(p.ops.filter((o) => o.kind === "recvFd").length).toBe(1);
+    expect(p.ops.find((o) => o.kind === "moveMount")).toMatchObject({ slot: 0, dst: "/run/spawnctl/root" });
+    expect(idmapSources(resolveSettings(parseCommandLine(["-U", "-D", "/m/web", "true"], "/"), env).settings, ctx({ userns: { ...userns, idmapRoot: false } }))).toEqual([{ hostPath: "/m/web", recursive: true, map: "none" }]);
+  });
+
+  test("device nodes are the host's, bound; sysfs is the host's without a network namespace", () => {
+    const { ops } = plan(["-U", "-D", "/m/web", "true"], { userns });
+    expect(ops.some((o) => o.kind === "mknod" && o.path === "/dev/null")).toBe(false);
+    expect(ops.find(mountAt("/dev/null"))).toMatchObject({ src: "/run/spawnctl/dev-x/null", flags: MS.BIND, mkfile: true });
+    expect(ops.find(mountAt("/dev/net/tun"))).toMatchObject({ src: "/run/spawnctl/dev-x/net-tun", ignoreErrors: true });
+    expect(ops.find(mountAt("/sys"))).toMatchObject({ src: "/sys", flags: MS.BIND | MS.REC, recursive: true });
+    const net = plan(["-U", "--private-network", "-D", "/m/web", "true"], { userns }).ops;
+    expect(net.find(mountAt("/sys"))).toMatchObject({ fstype: "sysfs" });
+  });
+
+  test("-x puts the overlay over the idmapped tree, with user xattrs", () => {
+    const { ops } = plan(["-U", "-x", "-D", "/m/web", "true"], { userns });
+    expect(ops.find((o) => o.kind === "moveMount")).toMatchObject({ slot: 0, dst: "/run/spawnctl/scratch/lower", dstInRoot: false });
+    const ov = ops.find((o) => o.kind === "mount" && o.fstype === "overlay") as { data: string };
+    expect(ov.data).toContain("lowerdir=/run/spawnctl/scratch/lower");
+    expect(ov.data).toContain("userxattr");
+  });
+
+  test("binds with idmap options come as idmapped mounts in slot order", () => {
+    const binds = [
+      { source: "/a", sourceInImage: false, destination: "/a", readOnly: false, recursive: true, idmap: "none" as const, hostSource: "/a", isDir: true },
+      { source: "/b", sourceInImage: false, destination: "/b", readOnly: true, recursive: true, idmap: "idmap" as const, hostSource: "/b", isDir: true },
+      { source: "/c", sourceInImage: false, destination: "/c", readOnly: false, recursive: false, idmap: "rootidmap" as const, hostSource: "/c", isDir: true, sourceOwner: { uid: 1000, gid: 1000 } },
+    ];
+    const { ops } = plan(["-U", "-D", "/m/web", "true"], { userns, binds });
+    // every host directory comes from the parent: the child may not be allowed to look its path up
+    expect(ops.filter((o) => o.kind === "recvFd").length).toBe(4);
+    expect(ops.find((o) => o.kind === "moveMount" && o.dst === "/a")).toMatchObject({ slot: 1, dstInRoot: true });
+    expect(ops.find((o) => o.kind === "moveMount" && o.dst === "/b")).toMatchObject({ slot: 2, dstInRoot: true });
+    expect(ops.find((o) => o.kind === "moveMount" && o.dst === "/c")).toMatchObject({ slot: 3 });
+    expect(ops.find((o) => o.kind === "setattr" && o.dst === "/b")).toMatchObject({ set: MOUNT_ATTR.RDONLY });
+    const s = resolveSettings(parseCommandLine(["-U", "-D", "/m/web", "true"], "/"), env).settings;
+    expect(idmapSources(s, ctx({ userns, binds })).map((x) => x.map)).toEqual(["container", "none", "container", { hostUid: 1000, hostGid: 1000, uid: 0, gid: 0 }]);
+  });
+
+  test("NET_BIND_SERVICE is dropped without a private network", () => {
+    const s = resolveSettings(parseCommandLine(["-U", "-D", "/m/web", "true"], "/"), env).settings;
+    expect(s.capability & (1n << 10n)).toBe(0n);
+    const n = resolveSettings(parseCommandLine(["-U", "--private-network", "-D", "/m/web", "true"], "/"), env).settings;
+    expect(n.capability & (1n << 10n)).toBe(1n << 10n);
   });
 });

@@ -1,0 +1,201 @@
+// The host's side of a container's user namespace: choosing the range and
+// matching the tree's ownership to it before the start (prepare), writing
+// the child's id maps and making its idmapped mounts at barrier 1, and
+// delegating the machine's cgroups to the container's root.
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
+import type { Settings } from "../settings/types.ts";
+import { SpawnctlError, fsMessage } from "../util/errors.ts";
+import { chaseInRoot } from "../util/tree.ts";
+import type { Lock } from "../util/lock.ts";
+import type { CgroupFacts } from "../container/host.ts";
+import { closeQuietly, mknod, shim, strerror } from "../sys/ffi.ts";
+import { S_IF, makedev } from "../sys/consts.ts";
+import { devNodeName, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
+import { chooseRange } from "./range.ts";
+import { ensureOwnership, idmappedTree, makeUserns, supportsIdmap } from "./ownership.ts";
+
+export interface PreparedUserns {
+  userns: UsernsContext;
+  lock?: Lock;
+  /** what was done to the tree's ownership, for the log */
+  chowned: boolean;
+}
+
+/**
+ * Pick the range and bring the tree's ownership in line with it
+ * (--private-users-ownership): map = idmapped mounts (nothing written),
+ * chown = a recursive shift unless the tree's root is owned by the range
+ * already, auto = map where the tree's file system allows it, else chown.
+ */
+export function prepareUserns(s: Settings, tree: string): PreparedUserns | undefined {
+  if (s.privateUsers.mode === "no") return undefined;
+  const r = chooseRange(s.privateUsers, tree, s.machine);
+  try {
+    let ownership = s.privateUsersOwnership;
+    const rootPath = s.volatile === "yes" ? `${tree === "/" ? "" : tree}/usr` : tree;
+    if (ownership === "auto") ownership = supportsIdmap(rootPath) ? "map" : "chown";
+    let chowned = false;
+    if (ownership === "chown") {
+      if (s.ephemeral || s.volatile === "overlay") throw new SpawnctlError("--private-users-ownership=chown may not be combined with --ephemeral or --volatile=overlay: the tree itself would be rewritten.");
+      if (s.volatile === "yes") throw new SpawnctlError("--private-users-ownership=chown may not be combined with --volatile=yes.");
+      if (r.range !== 65536 || r.shift % 65536 !== 0) throw new SpawnctlError(`--private-users-ownership=chown needs a range of 65536 starting at a multiple of 65536 (got ${r.shift}:${r.range}).`);
+      chowned = ensureOwnership(tree, r.shift);
+    } else if (ownership === "map" && !supportsIdmap(rootPath)) {
+      throw new SpawnctlError(`--private-users-ownership=map: the file system of ${rootPath} does not support idmapped mounts.`);
+    }
+    let rootBase = 0;
+    if (ownership === "map") {
+      const st = statSync(rootPath);
+      // a tree shifted to some range earlier (uid and gid in the same one) is mapped from there
+      if (st.uid >>> 16 === st.gid >>> 16) rootBase = st.uid - (st.uid % 65536);
+    }
+    return { userns: { shift: r.shift, range: r.range, idmapRoot: ownership === "map", rootBase }, lock: r.lock, chowned };
+  } catch (e) {
+    r.lock?.release();
+    throw e;
+  }
+}
+
+/**
+ * The container's device nodes, made on the host (a user namespace may make
+ * none, and nodes on its own tmpfs do not work) and owned by its root, so
+ * they show as root's inside as under nspawn. The child binds them into its
+ * /dev; the directory can go as soon as it has.
+ */
+export function makeDevDir(nodes: Array<[name: string, major: number, minor: number]>, shift: number): string {
+  mkdirSync("/run/spawnctl", { recursive: true, mode: 0o755 });
+  const dir = mkdtempSync("/run/spawnctl/dev-");
+  try {
+    chmodSync(dir, 0o755);
+    for (const [name, maj, min] of nodes) {
+      const p = `${dir}/${devNodeName(`/dev/${name}`)}`;
+      const e = mknod(p, S_IF.CHR | 0o666, makedev(maj, min));
+      if (e !== 0) throw new SpawnctlError(`creating device node ${p}: ${strerror(e)}`, { errno: e });
+      chmodSync(p, 0o666);
+      chownSync(p, shift, shift);
+    }
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return dir;
+}
+
+/** rootidmap/owneridmap need the owners of a bind's source and of its target in the tree. */
+export function bindOwners(b: PreparedBind, tree: string): PreparedBind {
+  if (b.idmap !== "rootidmap" && b.idmap !== "owneridmap") return b;
+  const out = { ...b };
+  try {
+    const st = statSync(b.hostSource);
+    out.sourceOwner = { uid: st.uid, gid: st.gid };
+  } catch (e) {
+    throw new SpawnctlError(`Failed to stat ${b.hostSource}: ${fsMessage(e)}`);
+  }
+  if (b.idmap === "owneridmap") {
+    const p = chaseInRoot(tree, b.destination);
+    if (p) {
+      const st = statSync(p);
+      out.targetOwner = { uid: st.uid, gid: st.gid };
+    }
+  }
+  return out;
+}
+
+/** A detached copy of the mounts at `path` (open_tree OPEN_TREE_CLONE). */
+export function cloneTree(path: string, recursive: boolean): number {
+  const fd = shim().nsh_clone_tree(Buffer.from(`${path}\0`), recursive ? 1 : 0) as number;
+  if (fd < 0) throw new SpawnctlError(`cloning the mount at ${path}: open_tree: ${strerror(-fd)}`, { errno: -fd });
+  return fd;
+}
+
+function writeMap(pid: number, file: "uid_map" | "gid_map", line: string): void {
+  try {
+    const fd = openSync(`/proc/${pid}/${file}`, "w");
+    try {
+      // one write: the kernel takes the whole map at once
+      writeSync(fd, line);
+    } finally {
+      closeQuietly(fd);
+    }
+  } catch (e) {
+    throw new SpawnctlError(`writing /proc/${pid}/${file} (${line.trim()}): ${fsMessage(e)}`);
+  }
+}
+
+/**
+ * Barrier 1: the child exists in its new user namespace; give it its id maps
+ * and make the idmapped mounts it is waiting for (in the order of
+ * idmapSources). Returns their fds; the caller sends and closes them.
+ */
+export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number[] {
+  const u = ctx.userns!;
+  const line = `0 ${u.shift} ${u.range}\n`;
+  writeMap(pid, "uid_map", line);
+  writeMap(pid, "gid_map", line);
+  const fds: number[] = [];
+  const sources = idmapSources(s, ctx);
+  if (sources.length === 0) return fds;
+  const own = openSync(`/proc/${pid}/ns/user`, "r");
+  try {
+    for (const src of sources) {
+      if (src.map === "none") {
+        fds.push(cloneTree(src.hostPath, src.recursive));
+        continue;
+      }
+      let nsfd = own;
+      if (src.map !== "container") {
+        const m = src.map;
+        nsfd = makeUserns(`${m.hostUid} ${u.shift + m.uid} ${m.count ?? 1}\n`, `${m.hostGid} ${u.shift + m.gid} ${m.count ?? 1}\n`);
+      }
+      try {
+        let fd: number;
+        try {
+          fd = idmappedTree(src.hostPath, nsfd, src.recursive);
+        } catch (e) {
+          // a mount below the tree whose file system cannot be idmapped (the
+          // host's /proc under -D /): map the tree's own file system alone
+          if (!src.recursive) throw e;
+          fd = idmappedTree(src.hostPath, nsfd, false);
+        }
+        fds.push(fd);
+      } finally {
+        if (nsfd !== own) closeQuietly(nsfd);
+      }
+    }
+  } catch (e) {
+    for (const fd of fds) closeQuietly(fd);
+    throw e;
+  } finally {
+    closeQuietly(own);
+  }
+  return fds;
+}
+
+// what a delegated cgroup's owner must be able to write (systemd's list)
+const DELEGATED_FILES = ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "tasks", "cgroup.clone_children", "notify_on_release"];
+
+/**
+ * Hand the machine's cgroups to the container's root: in the hierarchies its
+ * init manages (cgroup2, and name=systemd on v1/hybrid hosts) the directory
+ * and its delegation files, elsewhere only "tasks", which the child writes
+ * to join them itself.
+ */
+export function delegateCgroups(paths: string[], managed: (path: string) => boolean, shift: number): void {
+  for (const dir of paths) {
+    const all = managed(dir);
+    const files = all ? DELEGATED_FILES : ["tasks"];
+    try {
+      if (all) chownSync(dir, shift, shift);
+      for (const f of files) if (existsSync(`${dir}/${f}`)) chownSync(`${dir}/${f}`, shift, shift);
+    } catch (e) {
+      throw new SpawnctlError(`delegating cgroup ${dir} to the container's root: ${fsMessage(e)}`);
+    }
+  }
+}
+
+/** Delegate a machine's cgroups (see delegateCgroups) on this host's layout. */
+export function delegateMachineCgroups(facts: CgroupFacts, paths: string[], shift: number): void {
+  const managed = (p: string) =>
+    (!!facts.unified && p.startsWith(`${facts.unified}/`)) || facts.v1.some((h) => !!h.name && p.startsWith(`${h.mountpoint}/`));
+  delegateCgroups(paths, managed, shift);
+}
