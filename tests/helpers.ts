@@ -24,8 +24,11 @@ export const rootTest = needs("root", IS_ROOT);
 
 export interface Result { code: number; stdout: string; stderr: string }
 
-export function run(args: string[], opts: { stdin?: string; env?: Record<string, string>; timeout?: number; cwd?: string } = {}): Result {
-  const p = Bun.spawnSync([SPAWNCTL, ...args], {
+export function run(args: string[], opts: { stdin?: string; env?: Record<string, string>; timeout?: number; cwd?: string; netns?: boolean } = {}): Result {
+  // netns: in a network namespace of its own, so that what a machine's start
+  // does to the network (veth links, forwarding, firewall rules) never
+  // touches this host's; it lives as long as the machine's supervisor
+  const p = Bun.spawnSync([...(opts.netns ? ["unshare", "--net"] : []), SPAWNCTL, ...args], {
     stdin: opts.stdin !== undefined ? Buffer.from(opts.stdin) : "ignore",
     stdout: "pipe",
     stderr: "pipe",

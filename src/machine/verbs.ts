@@ -247,22 +247,15 @@ export function killMachine(st: MachineState, whom: "leader" | "all", sig: numbe
   cg.kill(sig);
 }
 
-/** Wait until a machine's state file is gone (its clean-up has run). */
-export async function waitGone(name: string, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (!existsSync(`/run/spawnctl/machines/${name}.json`)) return true;
-    await Bun.sleep(10);
-  }
-  return false;
-}
-
 /** terminate: kill every process of the machine; clean up here if its supervisor is gone too. */
 export async function terminate(st: MachineState): Promise<void> {
   const cg = openMachineCgroup(hostFacts().cgroup, st.name);
   cg.kill(9);
   if (supervisorAlive(st)) {
-    if (await waitGone(st.name, 10_000)) return;
+    // done when its supervisor has cleaned up and released the locks
+    const end = Date.now() + 10_000;
+    while (supervisorAlive(st) && Date.now() < end) await Bun.sleep(10);
+    if (!supervisorAlive(st) && !existsSync(`/run/spawnctl/machines/${st.name}.json`)) return;
   }
   // no supervisor to clean up after the machine: do it here
   cg.destroy();

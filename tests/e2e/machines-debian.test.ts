@@ -38,7 +38,7 @@ async function until(pred: () => boolean, ms: number): Promise<void> {
 
 describe("a booted Debian machine", () => {
   test("start, shell into systemd's world, poweroff", async () => {
-    const r = run(["start", NAME]);
+    const r = run(["start", NAME], { netns: true });
     expect(r.stderr).toBe("");
     const name = run(["list", "--no-legend"]).stdout.split("\n")[0]!.split(/\s+/)[0]!;
     expect(name.startsWith(NAME)).toBe(true);

@@ -69,7 +69,7 @@ async function fresh(): Promise<void> {
     await waitFor(() => !running());
   }
   writeFileSync(`${log}/events`, "");
-  const r = run(["start", NAME]);
+  const r = run(["start", NAME], { netns: true });
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
   await waitFor(() => events().includes("boot"));
@@ -108,7 +108,7 @@ describe("machines", () => {
   });
 
   test("a second start of the same machine is refused; unknown names are errors", () => {
-    const again = run(["start", NAME]);
+    const again = run(["start", NAME], { netns: true });
     expect(again.code).toBe(1);
     expect(again.stderr).toBe(`Machine '${NAME}' already exists.\n`);
     expect(run(["start", "sctest-nothere"]).stderr).toBe("No image for machine 'sctest-nothere'.\n");
@@ -247,10 +247,10 @@ describe("machines", () => {
   test("enable, autostart and disable (a host without systemd)", async () => {
     expect(run(["enable", NAME]).code).toBe(0);
     expect(existsSync(`/etc/spawnctl/autostart/${NAME}`)).toBe(true);
-    expect(run(["autostart"]).code).toBe(0);
+    expect(run(["autostart"], { netns: true }).code).toBe(0);
     await waitFor(() => running());
     // a second autostart leaves running machines alone
-    expect(run(["autostart"]).code).toBe(0);
+    expect(run(["autostart"], { netns: true }).code).toBe(0);
     expect(run(["disable", "--now", NAME]).code).toBe(0);
     expect(existsSync(`/etc/spawnctl/autostart/${NAME}`)).toBe(false);
     await waitFor(() => !running());
