@@ -230,6 +230,72 @@ async function benchBootstrap(): Promise<void> {
 }
 benches.bootstrap = () => benchBootstrap();
 
+// network: the extra start cost of -n (a veth pair, addresses, DHCP, NAT) over
+// --private-network, and of -p on top; paired runs, all of it inside a
+// network namespace of the bench's own (nothing on this host's network)
+function benchNetwork(): void {
+  const base = tempDir("spawnctl-bench-");
+  try {
+    const tree = makeBusyboxTree(`${base}/bb`);
+    const r = (...o: string[]) => ["unshare", "--net", SPAWNCTL, "run", "-q", "-P", ...o, "-D", tree, "/bin/true"];
+    const res = runPaired({
+      "--private-network": r("--private-network"),
+      "-n": r("-n"),
+      "-n -p 8080:80": r("-n", "-p", "tcp:8080:80"),
+    }, RUNS);
+    const p = res["--private-network"]!.med;
+    console.log(`start→exit of /bin/true, ${RUNS} paired runs (median), each in a fresh network namespace`);
+    for (const [n, v] of Object.entries(res)) console.log(`  ${n.padEnd(20)} ${v.med.toFixed(2).padStart(7)} ms  p90 ${v.p90.toFixed(2).padStart(7)} ms  +${(v.med - p).toFixed(2)} ms over --private-network`);
+    console.log(`  -n costs ${(res["-n"]!.med - p).toFixed(2)} ms more (goal ≤ 2 ms); -p ${(res["-n -p 8080:80"]!.med - res["-n"]!.med).toFixed(2)} ms more than -n`);
+  } finally {
+    removeTree(base);
+  }
+}
+benches.network = benchNetwork;
+
+// userns: start cost of -U (ownership map: idmapped root) against none, on a
+// small busybox tree and on a Debian tree (the cost must not grow with the
+// tree); and a recursive chown of the Debian tree there and back
+function benchUserns(): void {
+  const fs = require("node:fs");
+  const base = tempDir("spawnctl-bench-");
+  try {
+    const tree = makeBusyboxTree(`${base}/bb`);
+    const debian = "/var/cache/spawnctl-test/debian-bookworm-systemd-v2";
+    const cmds: Record<string, string[]> = {
+      "busybox": [SPAWNCTL, "run", "-q", "-P", "--read-only", "-D", tree, "/bin/true"],
+      "busybox -U": [SPAWNCTL, "run", "-q", "-P", "--read-only", "-U", "-D", tree, "/bin/true"],
+    };
+    const haveDebian = fs.existsSync(`${debian}/usr/bin/true`);
+    if (haveDebian) {
+      cmds.debian = [SPAWNCTL, "run", "-q", "-P", "--read-only", "-D", debian, "/bin/true"];
+      cmds["debian -U"] = [SPAWNCTL, "run", "-q", "-P", "--read-only", "-U", "-D", debian, "/bin/true"];
+    }
+    const r = runPaired(cmds, RUNS);
+    console.log(`start→exit of /bin/true with and without -U (ownership map), ${RUNS} paired runs (median)`);
+    for (const [n, v] of Object.entries(r)) console.log(`  ${n.padEnd(12)} ${v.med.toFixed(2).padStart(7)} ms  p90 ${v.p90.toFixed(2).padStart(7)} ms`);
+    console.log(`  -U costs +${(r["busybox -U"]!.med - r.busybox!.med).toFixed(2)} ms on busybox${haveDebian ? `, +${(r["debian -U"]!.med - r.debian!.med).toFixed(2)} ms on Debian` : ""} (goal ≤ 1 ms, independent of the tree)`);
+    if (haveDebian) {
+      // chown: a copy of the Debian tree shifted into a range and back, through the binary
+      const copy = `${base}/debian`;
+      Bun.spawnSync(["cp", "-a", debian, copy]);
+      const files = Number(Bun.spawnSync(["sh", "-c", `find ${copy} -xdev | wc -l`]).stdout.toString().trim());
+      const plain = runPaired({ plain: [SPAWNCTL, "run", "-q", "-P", "-D", copy, "/bin/true"] }, 5).plain!.med;
+      const times: number[] = [];
+      for (const shift of ["1966080", "0", "1966080", "0"]) {
+        const t0 = performance.now();
+        const p = Bun.spawnSync([SPAWNCTL, "run", "-q", "-P", `--private-users=${shift}`, "--private-users-chown", "-D", copy, "/bin/true"], { stdout: "ignore", stderr: "pipe" });
+        if (p.exitCode !== 0) throw new Error(p.stderr.toString());
+        times.push(performance.now() - t0 - plain);
+      }
+      console.log(`  chown of the Debian tree (${files} files): ${times.map((t) => (t / 1000).toFixed(3)).join(", ")} s (there, back, there, back; start time subtracted)`);
+    }
+  } finally {
+    removeTree(base);
+  }
+}
+benches.userns = benchUserns;
+
 for (const b of which.length ? which : Object.keys(benches)) {
   const f = benches[b];
   if (!f) throw new Error(`unknown benchmark ${b}; have: ${Object.keys(benches).join(", ")}`);

@@ -33,6 +33,8 @@ export interface UsernsContext {
   idmapRoot: boolean;
   /** the tree's own base (its root's owner, rounded down to 65536): what the idmapping maps to the range */
   rootBase?: number;
+  /** ownership auto: where the root cannot be idmapped, chown the tree (at barrier 1) and send it plain */
+  fallbackChown?: boolean;
   /** a host directory of device nodes owned by the container's root, bound into its /dev
    * (a user namespace can neither make nodes nor use those on its own tmpfs) */
   devDir?: string;

@@ -5,6 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync } from "node:fs";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
+import { trace } from "../util/log.ts";
 import { chaseInRoot, existsInRoot, parseOsRelease, readInRoot, resolveUser, statInRoot, type ResolvedUser } from "../util/tree.ts";
 import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOverlay, type RunContext } from "./build-plan.ts";
 import type { HostFacts } from "./host.ts";
@@ -118,9 +119,11 @@ function timezoneAction(s: Settings, facts: HostFacts, tree: string): FileAction
   const lt = facts.localtime;
   let mode = s.timezone;
   if (mode === "auto") {
-    if (!lt) mode = "delete";
+    // as nspawn: a read-only tree cannot take a new link, so it gets a bind
+    if (!lt) mode = s.readOnly ? "off" : "delete";
+    else if (s.readOnly) mode = "bind";
     else if (lt.symlinkZone && existsInRoot(tree, `/usr/share/zoneinfo/${lt.symlinkZone}`)) mode = "symlink";
-    else mode = s.readOnly ? "bind" : "copy";
+    else mode = "copy";
   }
   switch (mode) {
     case "off": return { op: "none" };
@@ -304,7 +307,9 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     rangeLock: pu?.lock,
   };
   if (r.userns) {
+    trace("userns: dev dir");
     const dir = makeDevDir(deviceNodes(r), r.userns.shift);
+    trace("userns: dev dir made");
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
     r.userns = { ...r.userns, devDir: dir };
   }

@@ -7,18 +7,17 @@ import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { chaseInRoot } from "../util/tree.ts";
 import type { Lock } from "../util/lock.ts";
+import { trace } from "../util/log.ts";
 import type { CgroupFacts } from "../container/host.ts";
 import { closeQuietly, mknod, shim, strerror } from "../sys/ffi.ts";
 import { S_IF, makedev } from "../sys/consts.ts";
 import { devNodeName, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
 import { chooseRange } from "./range.ts";
-import { ensureOwnership, idmappedTree, makeUserns, supportsIdmap } from "./ownership.ts";
+import { ensureOwnership, idmappedTree, makeUserns } from "./ownership.ts";
 
 export interface PreparedUserns {
   userns: UsernsContext;
   lock?: Lock;
-  /** what was done to the tree's ownership, for the log */
-  chowned: boolean;
 }
 
 /**
@@ -29,19 +28,19 @@ export interface PreparedUserns {
  */
 export function prepareUserns(s: Settings, tree: string): PreparedUserns | undefined {
   if (s.privateUsers.mode === "no") return undefined;
+  trace("userns: choosing range");
   const r = chooseRange(s.privateUsers, tree, s.machine);
+  trace("userns: range chosen");
   try {
     let ownership = s.privateUsersOwnership;
     const rootPath = s.volatile === "yes" ? `${tree === "/" ? "" : tree}/usr` : tree;
-    if (ownership === "auto") ownership = supportsIdmap(rootPath) ? "map" : "chown";
-    let chowned = false;
+    // auto is tried as map when the parent makes the root's mount (a probe
+    // here would cost a user namespace per start); chown is the fallback
+    const fallbackChown = ownership === "auto";
+    if (fallbackChown) ownership = "map";
     if (ownership === "chown") {
-      if (s.ephemeral || s.volatile === "overlay") throw new SpawnctlError("--private-users-ownership=chown may not be combined with --ephemeral or --volatile=overlay: the tree itself would be rewritten.");
-      if (s.volatile === "yes") throw new SpawnctlError("--private-users-ownership=chown may not be combined with --volatile=yes.");
-      if (r.range !== 65536 || r.shift % 65536 !== 0) throw new SpawnctlError(`--private-users-ownership=chown needs a range of 65536 starting at a multiple of 65536 (got ${r.shift}:${r.range}).`);
-      chowned = ensureOwnership(tree, r.shift);
-    } else if (ownership === "map" && !supportsIdmap(rootPath)) {
-      throw new SpawnctlError(`--private-users-ownership=map: the file system of ${rootPath} does not support idmapped mounts.`);
+      checkChown(s, r);
+      ensureOwnership(tree, r.shift);
     }
     let rootBase = 0;
     if (ownership === "map") {
@@ -49,7 +48,7 @@ export function prepareUserns(s: Settings, tree: string): PreparedUserns | undef
       // a tree shifted to some range earlier (uid and gid in the same one) is mapped from there
       if (st.uid >>> 16 === st.gid >>> 16) rootBase = st.uid - (st.uid % 65536);
     }
-    return { userns: { shift: r.shift, range: r.range, idmapRoot: ownership === "map", rootBase }, lock: r.lock, chowned };
+    return { userns: { shift: r.shift, range: r.range, idmapRoot: ownership === "map", rootBase, fallbackChown }, lock: r.lock };
   } catch (e) {
     r.lock?.release();
     throw e;
@@ -79,6 +78,12 @@ export function makeDevDir(nodes: Array<[name: string, major: number, minor: num
     throw e;
   }
   return dir;
+}
+
+function checkChown(s: Settings, r: { shift: number; range: number }): void {
+  if (s.ephemeral || s.volatile === "overlay") throw new SpawnctlError("--private-users-ownership=chown may not be combined with --ephemeral or --volatile=overlay: the tree itself would be rewritten.");
+  if (s.volatile === "yes") throw new SpawnctlError("--private-users-ownership=chown may not be combined with --volatile=yes.");
+  if (r.range !== 65536 || r.shift % 65536 !== 0) throw new SpawnctlError(`--private-users-ownership=chown needs a range of 65536 starting at a multiple of 65536 (got ${r.shift}:${r.range}).`);
 }
 
 /** rootidmap/owneridmap need the owners of a bind's source and of its target in the tree. */
@@ -128,6 +133,7 @@ function writeMap(pid: number, file: "uid_map" | "gid_map", line: string): void 
  * idmapSources). Returns their fds; the caller sends and closes them.
  */
 export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number[] {
+  trace("userns: barrier");
   const u = ctx.userns!;
   const line = `0 ${u.shift} ${u.range}\n`;
   writeMap(pid, "uid_map", line);
@@ -150,12 +156,22 @@ export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number
       try {
         let fd: number;
         try {
-          fd = idmappedTree(src.hostPath, nsfd, src.recursive);
+          try {
+            fd = idmappedTree(src.hostPath, nsfd, src.recursive);
+          } catch (e) {
+            // a mount below the tree whose file system cannot be idmapped (the
+            // host's /proc under -D /): map the tree's own file system alone
+            if (!src.recursive) throw e;
+            fd = idmappedTree(src.hostPath, nsfd, false);
+          }
         } catch (e) {
-          // a mount below the tree whose file system cannot be idmapped (the
-          // host's /proc under -D /): map the tree's own file system alone
-          if (!src.recursive) throw e;
-          fd = idmappedTree(src.hostPath, nsfd, false);
+          const unsupported = e instanceof SpawnctlError && [1, 22, 95].includes(e.errno ?? 0);
+          if (fds.length > 0 || !unsupported) throw e;
+          if (!u.fallbackChown) throw new SpawnctlError(`--private-users-ownership=map: the file system of ${src.hostPath} does not support idmapped mounts (${e.message}).`);
+          // ownership auto on a file system without idmapped mounts: chown
+          checkChown(s, u);
+          ensureOwnership(ctx.tree, u.shift);
+          fd = cloneTree(src.hostPath, src.recursive);
         }
         fds.push(fd);
       } finally {
@@ -168,6 +184,7 @@ export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number
   } finally {
     closeQuietly(own);
   }
+  trace("userns: barrier done");
   return fds;
 }
 
