@@ -231,22 +231,42 @@ async function benchBootstrap(): Promise<void> {
 benches.bootstrap = () => benchBootstrap();
 
 // network: the extra start cost of -n (a veth pair, addresses, DHCP, NAT) over
-// --private-network, and of -p on top; paired runs, all of it inside a
-// network namespace of the bench's own (nothing on this host's network)
-function benchNetwork(): void {
+// --private-network, and of -p on top: the time until the payload runs (it
+// writes to a fifo the bench waits on) and until spawnctl has exited; paired
+// runs, each inside a network namespace of the bench's own
+async function benchNetwork(): Promise<void> {
+  const fs = require("node:fs");
   const base = tempDir("spawnctl-bench-");
   try {
     const tree = makeBusyboxTree(`${base}/bb`);
-    const r = (...o: string[]) => ["unshare", "--net", SPAWNCTL, "run", "-q", "-P", ...o, "-D", tree, "/bin/true"];
-    const res = runPaired({
-      "--private-network": r("--private-network"),
-      "-n": r("-n"),
-      "-n -p 8080:80": r("-n", "-p", "tcp:8080:80"),
-    }, RUNS);
-    const p = res["--private-network"]!.med;
-    console.log(`start→exit of /bin/true, ${RUNS} paired runs (median), each in a fresh network namespace`);
-    for (const [n, v] of Object.entries(res)) console.log(`  ${n.padEnd(20)} ${v.med.toFixed(2).padStart(7)} ms  p90 ${v.p90.toFixed(2).padStart(7)} ms  +${(v.med - p).toFixed(2)} ms over --private-network`);
-    console.log(`  -n costs ${(res["-n"]!.med - p).toFixed(2)} ms more (goal ≤ 2 ms); -p ${(res["-n -p 8080:80"]!.med - res["-n"]!.med).toFixed(2)} ms more than -n`);
+    const fifo = `${base}/started`;
+    Bun.spawnSync(["mkfifo", fifo]);
+    const cmds: Record<string, string[]> = {
+      "--private-network": ["--private-network"],
+      "-n": ["-n"],
+      "-n -p 8080:80": ["-n", "-p", "tcp:8080:80"],
+    };
+    const once = async (o: string[]) => {
+      const t0 = performance.now();
+      const p = Bun.spawn(["unshare", "--net", SPAWNCTL, "run", "-q", "-P", ...o, `--bind=${fifo}:/started`, "-D", tree, "/bin/sh", "-c", "echo > /started"], { stdout: "ignore", stderr: "pipe" });
+      const fd = fs.openSync(fifo, "r"); // returns once the payload opens it
+      const t1 = performance.now();
+      fs.readSync(fd, Buffer.alloc(1));
+      fs.closeSync(fd);
+      const code = await p.exited;
+      if (code !== 0) throw new Error(`${o.join(" ")}: ${await new Response(p.stderr).text()}`);
+      return { start: t1 - t0, total: performance.now() - t0 };
+    };
+    const names = Object.keys(cmds);
+    const samples: Record<string, Array<{ start: number; total: number }>> = Object.fromEntries(names.map((n) => [n, []]));
+    for (const n of names) await once(cmds[n]!);
+    for (let i = 0; i < RUNS; i++) for (const n of i % 2 ? [...names].reverse() : names) samples[n]!.push(await once(cmds[n]!));
+    const med = (xs: number[]) => median(xs);
+    const st = (n: string) => med(samples[n]!.map((x) => x.start));
+    const tt = (n: string) => med(samples[n]!.map((x) => x.total));
+    console.log(`${RUNS} paired runs (median), each in a fresh network namespace: time until the payload runs, and until spawnctl has exited`);
+    for (const n of names) console.log(`  ${n.padEnd(20)} start ${st(n).toFixed(2).padStart(7)} ms (+${(st(n) - st(names[0]!)).toFixed(2)})   exit ${tt(n).toFixed(2).padStart(7)} ms (+${(tt(n) - tt(names[0]!)).toFixed(2)})`);
+    console.log(`  -n adds ${(st("-n") - st(names[0]!)).toFixed(2)} ms to the start (goal ≤ 2 ms); -p adds ${(st("-n -p 8080:80") - st("-n")).toFixed(2)} ms to -n`);
   } finally {
     removeTree(base);
   }
