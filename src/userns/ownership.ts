@@ -1,7 +1,7 @@
 // Matching a tree's file ownership to a user namespace range: the recursive
 // shift (--private-users-ownership=chown, done in C by shim/shift.c) and the
 // idmapped-mount alternative (map), plus the probe that chooses between them.
-import { closeSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { cstr, shim, strerror } from "../sys/ffi.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
@@ -77,19 +77,3 @@ export function idmappedTree(path: string, usernsFd: number, recursive: boolean)
   return fd;
 }
 
-/** Whether the file system at `path` can be mounted idmapped (what
- * --private-users-ownership=auto tries before falling back to chown). */
-export function supportsIdmap(path: string): boolean {
-  let userns = -1;
-  let mnt = -1;
-  try {
-    userns = makeUserns(`0 ${0x80000} ${SHIFT_RANGE}\n`, `0 ${0x80000} ${SHIFT_RANGE}\n`);
-    mnt = idmappedTree(path, userns, false);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    if (mnt >= 0) closeSync(mnt);
-    if (userns >= 0) closeSync(userns);
-  }
-}

@@ -51,6 +51,7 @@ describe("a booted Debian machine", () => {
     expect(run(["status", name]).stdout).toContain("OS: Debian GNU/Linux 12 (bookworm)");
     expect(run(["poweroff", name]).code).toBe(0);
     await until(() => !run(["list", "--no-legend"]).stdout.includes(NAME), 60_000);
-    expect(existsSync(`/run/spawnctl/machines/${name}.json`)).toBe(false);
+    // its supervisor then cleans up: the state file goes, then the locks
+    await until(() => !existsSync(`/run/spawnctl/machines/${name}.json`) && !existsSync(`/run/spawnctl/machines/${name}.lock`), 10_000);
   }, 300_000);
 });

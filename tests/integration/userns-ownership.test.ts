@@ -19,7 +19,7 @@ import {
 import { IS_ROOT, leftovers, needs, removeTree, rootTest, tempDir } from "../helpers.ts";
 import { listXattrs, mknod } from "../../src/sys/ffi.ts";
 import { S_IF, makedev } from "../../src/sys/consts.ts";
-import { ensureOwnership, idmappedTree, makeUserns, shiftTree, supportsIdmap, treeOwner } from "../../src/userns/ownership.ts";
+import { ensureOwnership, idmappedTree, makeUserns, shiftTree, treeOwner } from "../../src/userns/ownership.ts";
 import { BUSY_BASE, LOCK_DIR, chooseRange, nameCandidate } from "../../src/userns/range.ts";
 import { SpawnctlError } from "../../src/util/errors.ts";
 
@@ -279,9 +279,21 @@ describe("shiftTree", () => {
 });
 
 describe("idmapped mounts", () => {
-  test("ext4 under /var/tmp supports them, /proc does not", () => {
-    expect(supportsIdmap(base)).toBe(true);
-    expect(supportsIdmap("/proc")).toBe(false);
+  test("ext4 under /var/tmp supports them; /proc is refused with an errno auto's chown fallback knows", () => {
+    const map = `0 ${SHIFT} 65536\n`;
+    const ns = makeUserns(map, map);
+    try {
+      closeSync(idmappedTree(base, ns, false));
+      let errno: number | undefined;
+      try {
+        closeSync(idmappedTree("/proc", ns, false));
+      } catch (e) {
+        errno = (e as SpawnctlError).errno;
+      }
+      expect([1, 22, 95]).toContain(errno!);
+    } finally {
+      closeSync(ns);
+    }
   });
   test("makeUserns + idmappedTree: the detached mount shows the tree shifted", () => {
     const map = `0 ${SHIFT} 65536\n`;
