@@ -309,14 +309,11 @@ export async function machinectlMain(argv: string[]): Promise<number> {
     case "terminate":
       need(args, 1, verb);
       for (const n of args) {
-        // a machine whose supervisor died is cleaned up here, not refused
+        // also a machine whose supervisor died (cleaned up here, not refused)
+        // or is cleaning up after it (waited for)
         const { readState } = await import("../machine/registry.ts");
         const st = readState(n);
-        if (st && !M.isRunning(st)) {
-          M.reapStale(st);
-          continue;
-        }
-        await M.terminate(M.runningMachine(n));
+        await M.terminate(st ?? M.runningMachine(n));
       }
       return 0;
     case "kill":

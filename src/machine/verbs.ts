@@ -1,7 +1,8 @@
 // machinectl's machine verbs against spawnctl's own registry: list, status,
 // show, poweroff/reboot/terminate/kill, shell, login, console attach.
-import { readFileSync, readdirSync, existsSync, unlinkSync, writeSync } from "node:fs";
+import { readFileSync, readdirSync, existsSync, writeSync } from "node:fs";
 import { ptr } from "bun:ffi";
+import { releaseFile, takeFile } from "../util/lock.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { formatAgo, formatBytes, formatTimestamp } from "../util/table.ts";
 import { readOsRelease, type ResolvedUser } from "../util/tree.ts";
@@ -32,6 +33,13 @@ export function runningMachine(name: string): MachineState {
 /** A machine whose supervisor and leader are both gone: clean up after it. */
 export function reapStale(st: MachineState): void {
   if (supervisorAlive(st) || leaderAlive(st)) return;
+  cleanUpAfter(st);
+}
+
+/** What a machine's supervisor does when the machine ends, done by someone
+ * else: its cgroup, state, network, and the lock files nobody holds any more
+ * (its own, the tree's, its user namespace range). */
+function cleanUpAfter(st: MachineState): void {
   try {
     openMachineCgroup(hostFacts().cgroup, st.name).destroy();
   } catch {
@@ -39,10 +47,13 @@ export function reapStale(st: MachineState): void {
   }
   removeState(st.name);
   teardownNetworkQuietly(st.name);
-  try {
-    unlinkSync(lockPath(st.name));
-  } catch {
-    /* gone */
+  for (const path of [lockPath(st.name), ...(st.locks ?? []).map((l) => l.path)]) {
+    if (!existsSync(path)) continue;
+    try {
+      releaseFile(takeFile(path, false, () => new SpawnctlError(`${path} is held`)));
+    } catch {
+      /* still held by a live process: not ours to remove */
+    }
   }
 }
 
@@ -52,10 +63,6 @@ function teardownNetworkQuietly(name: string): void {
   } catch {
     /* best effort: the next start reconciles */
   }
-}
-
-export function isRunning(st: MachineState): boolean {
-  return leaderAlive(st);
 }
 
 export function runningMachines(): MachineState[] {
@@ -258,14 +265,7 @@ export async function terminate(st: MachineState): Promise<void> {
     if (!supervisorAlive(st) && !existsSync(`/run/spawnctl/machines/${st.name}.json`)) return;
   }
   // no supervisor to clean up after the machine: do it here
-  cg.destroy();
-  removeState(st.name);
-  teardownNetworkQuietly(st.name);
-  try {
-    unlinkSync(lockPath(st.name));
-  } catch {
-    /* gone */
-  }
+  cleanUpAfter(st);
 }
 
 export interface ShellOptions {
