@@ -139,9 +139,10 @@ export function lockMachine(name: string): MachineLock {
     if (r !== 0) {
       closeSync(fd);
       if (r !== 11) throw new SpawnctlError(`locking machine ${name}: ${strerror(r)}`);
-      // a machine that has stopped but is still being cleaned up: wait for it
+      // a machine that has stopped but is still being cleaned up (its state
+      // may be gone already, the locks go last), or one still starting: wait
       const st = readState(name);
-      if (st && !leaderAlive(st) && Date.now() < deadline) {
+      if ((!st || !leaderAlive(st)) && Date.now() < deadline) {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
         continue;
       }
