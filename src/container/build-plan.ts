@@ -481,9 +481,13 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     // die with the supervisor: a SIGKILLed spawnctl leaves no container behind
     { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
   ];
-  if (ctx.userns) {
-    // the parent writes our id maps, then sends the idmapped mounts
+  if (ctx.userns || ctx.networkBarrier) {
+    // barrier 1, right after the clone: the parent writes our id maps and
+    // sends the idmapped mounts, and, once we go on, sets up the network
+    // while we mount (barrier 2 waits for that)
     ops.push({ kind: "barrier", id: 1 });
+  }
+  if (ctx.userns) {
     idmapSources(s, ctx).forEach((_, slot) => ops.push({ kind: "recvFd", slot }));
     // we still are the host's root, which the namespace cannot map: become its root
     ops.push({ kind: "setgroups", gids: [] }, { kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
@@ -535,7 +539,7 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     ops.push({ kind: "affinity", mask: bytes });
   }
   if (s.personality === "x86") ops.push({ kind: "personality", persona: 0x0008 /* PER_LINUX32 */ });
-  // links, addresses and firewall rules are made by the supervisor meanwhile
+  // links, addresses and firewall rules were made meanwhile: wait for them
   if (ctx.networkBarrier) ops.push({ kind: "barrier", id: 2 });
   ops.push({ kind: "setsid", ctty: s.console !== "pipe", cttyStdin: s.console === "pipe" });
   ops.push({ kind: "capbset", keep: s.capability });

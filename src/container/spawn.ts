@@ -22,6 +22,9 @@ export interface SpawnHooks {
   /** called at each BARRIER; the child waits until it returns. The fds it
    * returns are sent after the go-ahead (for the child's RECV_FD ops), then closed. */
   barrier?(id: number, pid: number): number[] | void;
+  /** called once the child goes on from a barrier: work done here overlaps
+   * with the child's own until its next barrier is answered */
+  afterGo?(id: number, pid: number): void;
 }
 
 // (syscall, errno) → a hint for the kernel's misleading answers
@@ -98,6 +101,7 @@ export function driveChild(plan: Plan, pid: number, sync: number, hooks: SpawnHo
         } finally {
           for (const fd of send) closeSync(fd);
         }
+        hooks.afterGo?.(arg, pid);
       } else if (type === MSG.FD) {
         const fd = fdOut[0]!;
         if (arg === FD_TAG.CONSOLE) out.consoleFd = fd;

@@ -148,9 +148,9 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       plan.cgroupFd = fd;
     }
     const child = spawnPlan(plan, {
-      barrier: (id, pid) => {
-        if (id === 1) return usernsBarrier(s, ctx, pid);
-        if (id !== 2 || !net || !netplan) return;
+      barrier: (id, pid) => (id === 1 && ctx.userns ? usernsBarrier(s, ctx, pid) : undefined),
+      afterGo: (id, pid) => {
+        if (id !== 1 || !net || !netplan) return;
         // held until the clean-up: moved interfaces go back before the netns dies
         netnsFd = openSync(`/proc/${pid}/ns/net`, "r");
         net.applyNetwork(netplan, pid);

@@ -131,9 +131,9 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     });
     const { pid, sync } = recvReply(ctl);
     const child = driveChild(plan, pid, sync, {
-      barrier: (id, p) => {
-        if (id === 1) return usernsBarrier(s, ctx, p);
-        if (id !== 2 || !netplan) return;
+      barrier: (id, p) => (id === 1 && ctx.userns ? usernsBarrier(s, ctx, p) : undefined),
+      afterGo: (id, p) => {
+        if (id !== 1 || !netplan) return;
         applyNetwork(netplan, p);
         // the supervisor keeps the container's netns (to give moved interfaces
         // back) and starts answering DHCP before the container goes on
