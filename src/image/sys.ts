@@ -2,9 +2,9 @@
 // ioctl (file attributes, btrfs, block devices, reflinks), statfs,
 // renameat2(RENAME_NOREPLACE) and lseek(SEEK_DATA/SEEK_HOLE). Loaded lazily;
 // every function returns an errno (0 on success) or throws a sentence.
-import { dlopen, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { closeSync, constants, openSync } from "node:fs";
-import { cstr, errno, strerror } from "../sys/ffi.ts";
+import { type Lib, cstr, dlopenLibc, errno, strerror } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
 
 const SYMBOLS = {
@@ -15,19 +15,10 @@ const SYMBOLS = {
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
 } as const;
 
-// biome-ignore lint: ffi signatures are dynamic
-let lib: Record<keyof typeof SYMBOLS, (...a: any[]) => any> | undefined;
-function c(): NonNullable<typeof lib> {
-  if (!lib) {
-    let l;
-    try {
-      l = dlopen("libc.so.6", SYMBOLS as never);
-    } catch {
-      l = dlopen("libc.musl-x86_64.so.1", SYMBOLS as never);
-    }
-    lib = l.symbols as never;
-  }
-  return lib!;
+let lib: Lib<typeof SYMBOLS> | undefined;
+function c(): Lib<typeof SYMBOLS> {
+  if (!lib) lib = dlopenLibc(SYMBOLS);
+  return lib;
 }
 
 export const EPERM = 1;

@@ -188,6 +188,15 @@ export const SHIM_SYMBOLS = {
   nsh_wait: { args: ["i32", "i32"], returns: "i32" },
   // (path, recursive) -> a detached copy of the mount(s) at path (open_tree OPEN_TREE_CLONE), or -errno
   nsh_clone_tree: { args: ["cstring", "i32"], returns: "i32" },
+  // shim/shift.c, linked into the same shared object:
+  // (path, shift, stats_out u64[2]: visited, changed) -> 0 or -errno
+  nsh_shift_tree: { args: ["cstring", "u32", "ptr"], returns: "i32" },
+  // () -> the path the last nsh_shift_tree failed on
+  nsh_shift_error_path: { args: [], returns: "cstring" },
+  // (uid_map, gid_map) -> user namespace fd or -errno
+  nsh_make_userns: { args: ["cstring", "cstring"], returns: "i32" },
+  // (path, userns fd, recursive) -> detached idmapped mount fd or -errno
+  nsh_idmapped_tree: { args: ["cstring", "i32", "i32"], returns: "i32" },
   // (fsuid, fsgid) -> 0 or -errno: this thread's file system ids, effective capabilities kept
   nsh_set_fsids: { args: ["u32", "u32"], returns: "i32" },
   // (fd, on) -> 0 or -errno

@@ -36,39 +36,27 @@ const LIBC_SYMBOLS = {
   lsetxattr: { args: ["cstring", "cstring", "ptr", "u64", "i32"], returns: "i32" },
 } as const;
 
-type Lib<T extends Record<string, { args: readonly string[]; returns: string }>> = {
+export type Lib<T extends Record<string, { args: readonly string[]; returns: string }>> = {
   // biome-ignore lint: ffi function signatures are dynamic
   [K in keyof T]: (...args: any[]) => any;
 };
 
-/** The exports of shim/shift.c, which build.ts links into the same shared
- * object as nsh.c; they are outside the plan ABI, so they live here. */
-export const USERNS_SYMBOLS = {
-  // (path, shift, stats_out u64[2]: visited, changed) -> 0 or -errno
-  nsh_shift_tree: { args: ["cstring", "u32", "ptr"], returns: "i32" },
-  // () -> the path the last nsh_shift_tree failed on
-  nsh_shift_error_path: { args: [], returns: "cstring" },
-  // (uid_map, gid_map) -> user namespace fd or -errno
-  nsh_make_userns: { args: ["cstring", "cstring"], returns: "i32" },
-  // (path, userns fd, recursive) -> detached idmapped mount fd or -errno
-  nsh_idmapped_tree: { args: ["cstring", "i32", "i32"], returns: "i32" },
-} as const;
 
 let libcCache: Lib<typeof LIBC_SYMBOLS> | undefined;
-let shimCache: Lib<typeof SHIM_SYMBOLS & typeof USERNS_SYMBOLS> | undefined;
+let shimCache: Lib<typeof SHIM_SYMBOLS> | undefined;
+
+/** The C library's functions `symbols` (glibc, or musl when spawnctl runs on a musl build of Bun). */
+export function dlopenLibc<T extends Record<string, { args: readonly string[]; returns: string }>>(symbols: T): Lib<T> {
+  try {
+    return dlopen("libc.so.6", symbols as never).symbols as never;
+  } catch {
+    return dlopen("libc.musl-x86_64.so.1", symbols as never).symbols as never;
+  }
+}
 
 export function libc(): Lib<typeof LIBC_SYMBOLS> {
-  if (!libcCache) {
-    // glibc, or musl when spawnctl runs on a musl build of Bun
-    let lib;
-    try {
-      lib = dlopen("libc.so.6", LIBC_SYMBOLS as never);
-    } catch {
-      lib = dlopen("libc.musl-x86_64.so.1", LIBC_SYMBOLS as never);
-    }
-    libcCache = lib.symbols as never;
-  }
-  return libcCache!;
+  if (!libcCache) libcCache = dlopenLibc(LIBC_SYMBOLS);
+  return libcCache;
 }
 
 export function errno(): number {
@@ -99,9 +87,9 @@ function shimPath(): string {
   return `/proc/self/fd/${fd}`;
 }
 
-export function shim(): Lib<typeof SHIM_SYMBOLS & typeof USERNS_SYMBOLS> {
+export function shim(): Lib<typeof SHIM_SYMBOLS> {
   if (!shimCache) {
-    const lib = dlopen(shimPath(), { ...SHIM_SYMBOLS, ...USERNS_SYMBOLS } as never);
+    const lib = dlopen(shimPath(), SHIM_SYMBOLS as never);
     shimCache = lib.symbols as never;
     const v = shimCache!.nsh_abi_version();
     if (v !== ABI_VERSION) throw new Error(`the embedded shim speaks ABI ${v}, this program ${ABI_VERSION}`);
