@@ -48,14 +48,15 @@
 // (a signature by a listed key is refused); the embedded keyring has no such
 // list, and the web-of-trust check is not done: every key in the keyring is
 // trusted as a signer. Use a keyring that holds only keys you trust.
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, rmdirSync, utimesSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
 import { warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
-import type { Cleanup } from "../container/prepare.ts";
+import { runCleanup, type Cleanup } from "../container/prepare.ts";
+import { prepareTarget } from "./target.ts";
 import type { TreeCommand } from "../container/exec.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll } from "./fetch.ts";
@@ -113,31 +114,6 @@ interface Extracted {
   files: string;
 }
 
-function runUndo(cleanup: Cleanup): void {
-  while (cleanup.length) {
-    try {
-      cleanup.pop()!();
-    } catch (e) {
-      warn(`cleaning up: ${e instanceof Error ? e.message : e}`);
-    }
-  }
-}
-
-/** The temporary tree beside DEST (renamed at the end), removed again on failure. */
-function prepareTarget(dest: string, cleanup: Cleanup): string {
-  if (dest === "/" || dest === "") throw new SpawnctlError("Refusing to bootstrap into the root directory.");
-  if (existsSync(dest)) {
-    if (!statSync(dest).isDirectory()) throw new SpawnctlError(`${dest} exists and is not a directory.`);
-    if (readdirSync(dest).some((e) => e !== "lost+found")) throw new SpawnctlError(`${dest} exists and is not empty.`);
-  }
-  const parent = dest.replace(/\/[^/]+\/?$/, "") || "/";
-  mkdirSync(parent, { recursive: true });
-  const name = dest.slice(parent.length + 1).replace(/\/$/, "");
-  const tmp = mkdtempSync(`${parent}/.#${name}.bootstrap-`);
-  cleanup.push(() => rmSync(tmp, { recursive: true, force: true }));
-  chmodSync(tmp, 0o755);
-  return tmp;
-}
 
 function chooseSource(o: ArchOptions): Source {
   let mirror = o.mirror ?? (o.cacheDir === undefined ? process.env.SPAWNCTL_ARCH_MIRROR || undefined : undefined);
@@ -540,6 +516,6 @@ export async function bootstrapArch(o: ArchOptions): Promise<void> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    runUndo(cleanup);
+    runCleanup(cleanup);
   }
 }

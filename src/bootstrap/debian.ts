@@ -11,12 +11,13 @@
 // With --download-only --bundle=FILE the first four phases write one file (a
 // small mirror: the signed InRelease, the indices and the .debs) that
 // --from-bundle=FILE installs from with no network, verifying it all again.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync, writeSync, symlinkSync, openSync, closeSync, statSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync, writeSync, symlinkSync, openSync, closeSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
 import { trace, warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
-import type { Cleanup } from "../container/prepare.ts";
+import { runCleanup, type Cleanup } from "../container/prepare.ts";
+import { prepareTarget } from "./target.ts";
 import { defaultMirror } from "./mirror.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll, fetchIndex } from "./fetch.ts";
@@ -74,32 +75,6 @@ export function cleartext(text: string): string {
   return m[1]!.split("\n").map((l) => (l.startsWith("- ") ? l.slice(2) : l)).join("\n");
 }
 
-function runUndo(cleanup: Cleanup): void {
-  while (cleanup.length) {
-    try {
-      cleanup.pop()!();
-    } catch (e) {
-      warn(`cleaning up: ${e instanceof Error ? e.message : e}`);
-    }
-  }
-}
-
-/** Paths of the target tree: a temporary name beside DEST, renamed at the end. */
-function prepareTarget(dest: string, cleanup: Cleanup): string {
-  if (dest === "/" || dest === "") throw new SpawnctlError("Refusing to bootstrap into the root directory.");
-  if (existsSync(dest)) {
-    const st = statSync(dest);
-    if (!st.isDirectory()) throw new SpawnctlError(`${dest} exists and is not a directory.`);
-    if (readdirSync(dest).some((e) => e !== "lost+found")) throw new SpawnctlError(`${dest} exists and is not empty.`);
-  }
-  const parent = dest.replace(/\/[^/]+\/?$/, "") || "/";
-  mkdirSync(parent, { recursive: true });
-  const name = dest.slice(parent.length + 1).replace(/\/$/, "");
-  const tmp = mkdtempSync(`${parent}/.#${name}.bootstrap-`);
-  chmodSync(tmp, 0o755);
-  cleanup.push(() => rmSync(tmp, { recursive: true, force: true }));
-  return tmp;
-}
 
 function finish(tmp: string, dest: string): void {
   if (existsSync(dest)) rmdirSync(dest); // an empty directory given as DEST
@@ -365,6 +340,6 @@ export async function bootstrapDebian(o: DebianOptions): Promise<void> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    runUndo(cleanup);
+    runCleanup(cleanup);
   }
 }

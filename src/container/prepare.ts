@@ -5,7 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync } from "node:fs";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
-import { trace } from "../util/log.ts";
+import { trace, warn } from "../util/log.ts";
 import { chaseInRoot, existsInRoot, parseOsRelease, readInRoot, resolveUser, statInRoot, type ResolvedUser } from "../util/tree.ts";
 import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOverlay, type RunContext } from "./build-plan.ts";
 import type { HostFacts } from "./host.ts";
@@ -19,6 +19,18 @@ export const STAGE_DIR = `${RUNTIME_DIR}/root`;
 export const SCRATCH_DIR = `${RUNTIME_DIR}/scratch`;
 
 export type Cleanup = Array<() => void>;
+
+/** Undo what a cleanup stack holds, newest first; a failing step is a warning, not the end. */
+export function runCleanup(cleanup: Cleanup): void {
+  while (cleanup.length > 0) {
+    const undo = cleanup.pop()!;
+    try {
+      undo();
+    } catch (e) {
+      warn(`cleaning up: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+}
 
 // Web Crypto's generator: node:crypto costs milliseconds to load at start-up
 function randomBytes(n: number): Buffer {

@@ -8,14 +8,14 @@ import { signalName } from "../settings/parse.ts";
 import { shim, pipe, closeQuietly, isatty } from "../sys/ffi.ts";
 import { formatPlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
-import { info, print, trace, warn } from "../util/log.ts";
+import { info, print, trace } from "../util/log.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "./build-plan.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
-import { checkTree, prepareContext, type Cleanup } from "./prepare.ts";
+import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
 import { spawnPlan } from "./spawn.ts";
 import { delegateMachineCgroups, usernsBarrier } from "../userns/setup.ts";
 import { populateFromTemplate } from "./template.ts";
@@ -35,17 +35,6 @@ export function classify(status: number): Outcome {
   if (sig === 1) return { kind: "reboot" };
   if (sig === 2) return { kind: "poweroff" };
   return { kind: "signaled", signal: sig };
-}
-
-function runCleanup(cleanup: Cleanup): void {
-  while (cleanup.length > 0) {
-    const undo = cleanup.pop()!;
-    try {
-      undo();
-    } catch (e) {
-      warn(`cleaning up: ${e instanceof Error ? e.message : e}`);
-    }
-  }
 }
 
 /** Wait for a pid through a waiter thread in the shim; resolves with the wait status. */

@@ -21,7 +21,7 @@ import { createMachineCgroup, openMachineCgroup } from "../cgroup/cgroup.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
 import { hostFacts } from "../container/host.ts";
-import { checkTree, prepareContext, type Cleanup } from "../container/prepare.ts";
+import { checkTree, prepareContext, runCleanup, type Cleanup } from "../container/prepare.ts";
 import { cloneFailure, driveChild } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
@@ -36,16 +36,6 @@ import {
 
 /** What systemd-nspawn@.service passes. */
 export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--network-veth", "-U", "--settings=override"];
-
-function runUndo(cleanup: Cleanup): void {
-  while (cleanup.length) {
-    try {
-      cleanup.pop()!();
-    } catch (e) {
-      warn(`cleaning up: ${e instanceof Error ? e.message : e}`);
-    }
-  }
-}
 
 export function machineSettings(name: string, extra: string[] = []): { settings: Settings; poweroffSignal: number } {
   const dir = findImage(name, mergeEnv());
@@ -191,7 +181,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
     for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);
     return st;
   } catch (e) {
-    runUndo(cleanup);
+    runCleanup(cleanup);
     throw e;
   }
 }
