@@ -122,7 +122,10 @@ export function machineAddresses(st: MachineState): string[] {
 
 function cmdline(pid: number): string {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+    const c = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+    // none (a kernel thread, a zombie, or a process caught between fork and
+    // exec): its name in brackets, as ps and systemd-cgls show it
+    return c || `[${readFileSync(`/proc/${pid}/comm`, "utf8").trim()}]`;
   } catch {
     return "";
   }

@@ -95,10 +95,11 @@ describe("machines", () => {
     expect(list.stdout).toMatch(new RegExp(`^MACHINE +CLASS +SERVICE +OS +VERSION +ADDRESSES\\n${NAME} +container +spawnctl +busybox +1 +-\\n\\n1 machines listed\\.\\n$`));
     const json = JSON.parse(run(["list", "--json=short"]).stdout);
     expect(json).toEqual([{ machine: NAME, class: "container", service: "spawnctl", os: "busybox", version: "1", addresses: [] }]);
-    const status = run(["status", NAME]).stdout;
+    // the init forks a sleep every 50 ms: look until one is caught after its exec
+    let status = "";
+    await waitFor(() => (status = run(["status", NAME]).stdout).includes("sleep 0.05"), 3000);
     expect(status).toContain(`Root: ${IMAGE}`);
     expect(status).toMatch(/Leader: \d+ \(sh\)/);
-    expect(status).toContain("sleep 0.05");
     const leader = Number(run(["show", NAME, "-p", "Leader", "--value"]).stdout.trim());
     expect(leader).toBeGreaterThan(1);
     expect(readFileSync(`/proc/${leader}/cmdline`, "utf8")).toContain("init");
