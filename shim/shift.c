@@ -669,3 +669,87 @@ int nsh_idmapped_tree(const char *path, int userns_fd, int recursive)
 	}
 	return fd;
 }
+
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#define NSH_FSCONFIG_SET_STRING 1
+#define NSH_FSCONFIG_CMD_CREATE 6
+#define NSH_MOUNT_ATTR_NOSUID 0x00000002
+#define NSH_MOUNT_ATTR_STRICTATIME 0x00000020
+
+/*
+ * The /dev of a container in a user namespace: a tmpfs made here, by the
+ * host's root, as a detached mount (a tmpfs mounted inside the namespace
+ * could hold device nodes that never open), with its nodes already made.
+ * `names` holds n NUL-terminated paths relative to /dev ("null",
+ * "net/tun"), devs their device numbers. The directory, its subdirectories
+ * and the nodes (mode 0666) are owned by uid:gid, the container's root.
+ * Returns the mount fd (the child attaches it with move_mount) or -errno;
+ * *failed_at is the index of the node that could not be made, else -1.
+ */
+int nsh_make_devfs(const char *names, const uint64_t *devs, int n, uint32_t uid, uint32_t gid, int32_t *failed_at)
+{
+	char num[24];
+	*failed_at = -1;
+	int fs = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
+	if (fs < 0)
+		return -errno;
+	const char *opts[][2] = { { "mode", "0755" }, { "size", "4m" }, { "nr_inodes", "64k" } };
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+		if (syscall(SYS_fsconfig, fs, NSH_FSCONFIG_SET_STRING, opts[i][0], opts[i][1], 0) < 0)
+			goto fail_fs;
+	}
+	snprintf(num, sizeof num, "%u", uid);
+	if (syscall(SYS_fsconfig, fs, NSH_FSCONFIG_SET_STRING, "uid", num, 0) < 0)
+		goto fail_fs;
+	snprintf(num, sizeof num, "%u", gid);
+	if (syscall(SYS_fsconfig, fs, NSH_FSCONFIG_SET_STRING, "gid", num, 0) < 0)
+		goto fail_fs;
+	if (syscall(SYS_fsconfig, fs, NSH_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto fail_fs;
+	int mnt = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, NSH_MOUNT_ATTR_NOSUID | NSH_MOUNT_ATTR_STRICTATIME);
+	if (mnt < 0)
+		goto fail_fs;
+	close(fs);
+	const char *name = names;
+	for (int i = 0; i < n; i++, name += strlen(name) + 1) {
+		/* a node in a subdirectory: make the directory first */
+		const char *slash = strrchr(name, '/');
+		if (slash) {
+			char dir[64];
+			size_t len = (size_t)(slash - name);
+			if (len >= sizeof dir) {
+				errno = ENAMETOOLONG;
+				goto fail_node;
+			}
+			memcpy(dir, name, len);
+			dir[len] = 0;
+			if (mkdirat(mnt, dir, 0755) < 0 && errno != EEXIST)
+				goto fail_node;
+			if (fchownat(mnt, dir, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+				goto fail_node;
+		}
+		/* the umask would narrow the mode: set it after */
+		if (mknodat(mnt, name, S_IFCHR | 0666, (dev_t)devs[i]) < 0 || fchmodat(mnt, name, 0666, 0) < 0 ||
+		    fchownat(mnt, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			goto fail_node;
+		continue;
+	fail_node:;
+		int e = errno;
+		*failed_at = i;
+		close(mnt);
+		return -e;
+	}
+	return mnt;
+fail_fs:;
+	int e = errno;
+	close(fs);
+	return -e;
+}

@@ -292,8 +292,8 @@ export async function machinectlMain(argv: string[]): Promise<number> {
     }
     case "start": {
       need(args, 1, verb);
-      const { startMachine } = await import("../machine/start.ts");
-      for (const n of args) startMachine(n);
+      const { startMachines } = await import("../machine/start.ts");
+      startMachines(args);
       return 0;
     }
     case "poweroff":

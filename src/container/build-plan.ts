@@ -35,9 +35,6 @@ export interface UsernsContext {
   rootBase?: number;
   /** ownership auto: where the root cannot be idmapped, chown the tree (at barrier 1) and send it plain */
   fallbackChown?: boolean;
-  /** a host directory of device nodes owned by the container's root, bound into its /dev
-   * (a user namespace can neither make nodes nor use those on its own tmpfs) */
-  devDir?: string;
 }
 
 /** A detached mount the parent makes after writing the id maps, and sends in
@@ -267,36 +264,34 @@ export function deviceNodes(ctx: Pick<RunContext, "devices">): Array<[name: stri
   return nodes;
 }
 
-/** A node's file name in UsernsContext.devDir. */
-export function devNodeName(path: string): string {
-  return path.replace(/^\/dev\//, "").replace(/\//g, "-");
+/** In a user namespace the container's /dev arrives made, with its nodes, in the slot after the mounts. */
+export function devSlot(s: Settings, ctx: RunContext): number {
+  return idmapSources(s, ctx).length;
 }
 
 function devOps(s: Settings, ctx: RunContext): Op[] {
-  const ops: Op[] = [
-    m({ src: "tmpfs", dst: "/dev", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.STRICTATIME, data: "mode=0755,size=4m,nr_inodes=64k" }),
-  ];
+  const ops: Op[] = ctx.userns
+    ? [{ kind: "moveMount", slot: devSlot(s, ctx), dst: "/dev", dstInRoot: true, mkdir: true }]
+    : [m({ src: "tmpfs", dst: "/dev", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.STRICTATIME, data: "mode=0755,size=4m,nr_inodes=64k" })];
   const nodes = [...DEV_NODES];
   if (ctx.devices.fuse) nodes.push(["fuse", 10, 229]);
-  // a user namespace may not make device nodes: nodes the host made for it are bound instead
-  const devDir = ctx.userns?.devDir;
-  const node = (path: string, maj: number, min: number, ignoreErrors = false): Op => {
-    const op: Op = devDir
-      ? m({ src: `${devDir}/${devNodeName(path)}`, dst: path, dstInRoot: true, mkfile: true, flags: MS.BIND, what: `binding a device node to ${path}` })
-      : { kind: "mknod", path, mode: S_IF.CHR | 0o666, dev: makedev(maj, min), inRoot: true };
+  // a user namespace may not make device nodes: its /dev came with them
+  const node = (path: string, maj: number, min: number, ignoreErrors = false): Op[] => {
+    if (ctx.userns) return [];
+    const op: Op = { kind: "mknod", path, mode: S_IF.CHR | 0o666, dev: makedev(maj, min), inRoot: true };
     if (ignoreErrors) op.ignoreErrors = true;
-    return op;
+    return [op];
   };
   for (const [name, maj, min] of nodes) {
     ops.push(
-      node(`/dev/${name}`, maj, min),
+      ...node(`/dev/${name}`, maj, min),
       { kind: "symlink", target: `../${name}`, path: `/dev/char/${maj}:${min}`, inRoot: true },
     );
   }
   if (ctx.devices.tun) {
     ops.push(
       // without a private network a missing tun node is not worth failing for
-      node("/dev/net/tun", 10, 200, !s.privateNetwork),
+      ...node("/dev/net/tun", 10, 200, !s.privateNetwork),
       { kind: "symlink", target: "../net/tun", path: "/dev/char/10:200", inRoot: true, ignoreErrors: !s.privateNetwork },
     );
   }
@@ -488,7 +483,8 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     ops.push({ kind: "barrier", id: 1 });
   }
   if (ctx.userns) {
-    idmapSources(s, ctx).forEach((_, slot) => ops.push({ kind: "recvFd", slot }));
+    // the mounts, then the container's /dev (devSlot)
+    for (let slot = 0; slot <= devSlot(s, ctx); slot++) ops.push({ kind: "recvFd", slot });
     // we still are the host's root, which the namespace cannot map: become its root
     ops.push({ kind: "setgroups", gids: [] }, { kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
   }

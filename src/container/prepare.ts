@@ -11,8 +11,7 @@ import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOve
 import type { HostFacts } from "./host.ts";
 import { loadFilter } from "./seccomp/load.ts";
 import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
-import { bindOwners, makeDevDir, prepareUserns } from "../userns/setup.ts";
-import { deviceNodes } from "./build-plan.ts";
+import { bindOwners, prepareUserns } from "../userns/setup.ts";
 
 export const RUNTIME_DIR = "/run/spawnctl";
 export const STAGE_DIR = `${RUNTIME_DIR}/root`;
@@ -318,12 +317,5 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     userns: pu?.userns,
     rangeLock: pu?.lock,
   };
-  if (r.userns) {
-    trace("userns: dev dir");
-    const dir = makeDevDir(deviceNodes(r), r.userns.shift);
-    trace("userns: dev dir made");
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    r.userns = { ...r.userns, devDir: dir };
-  }
   return r;
 }

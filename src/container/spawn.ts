@@ -77,6 +77,20 @@ export function cloneFailure(e: number): SpawnctlError {
  * and reaped unless it is someone else's child (the machine supervisor's).
  */
 export function driveChild(plan: Plan, pid: number, sync: number, hooks: SpawnHooks = {}, reapOnFailure = true): Spawned {
+  const steps = driveChildSteps(plan, pid, sync, hooks, reapOnFailure);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * driveChild in steps: yields the barrier's id after each afterGo hook, so a
+ * caller starting several containers can prepare the next one while this
+ * child does its mounts (resume with next(); abandon with throw(), which
+ * kills the child and closes what was received).
+ */
+export function* driveChildSteps(plan: Plan, pid: number, sync: number, hooks: SpawnHooks = {}, reapOnFailure = true): Generator<number, Spawned, void> {
   const sh = shim();
   const out: Spawned = { pid, fds: new Map() };
   const msg = new Uint8Array(MSG_SIZE);
@@ -102,6 +116,7 @@ export function driveChild(plan: Plan, pid: number, sync: number, hooks: SpawnHo
           for (const fd of send) closeSync(fd);
         }
         hooks.afterGo?.(arg, pid);
+        yield arg;
       } else if (type === MSG.FD) {
         const fd = fdOut[0]!;
         if (arg === FD_TAG.CONSOLE) out.consoleFd = fd;

@@ -154,8 +154,6 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);
     });
-    // bound into the container's /dev by now
-    if (ctx.userns?.devDir) rmSync(ctx.userns.devDir, { recursive: true, force: true });
     trace("spawned");
     const exited = waitExit(child.pid);
     let escaped = false;

@@ -71,17 +71,15 @@ export function enabled(): string[] {
 
 /** Start every enabled machine that is not running; 1 if any failed. */
 export async function autostart(): Promise<number> {
-  const { startMachine } = await import("./start.ts");
+  const { startMachines } = await import("./start.ts");
   let failed = 0;
-  for (const name of enabled()) {
+  const names = enabled().filter((name) => {
     const st = readState(name);
-    if (st && leaderAlive(st)) continue;
-    try {
-      startMachine(name);
-    } catch (e) {
-      warn(`Failed to start machine ${name}: ${e instanceof Error ? e.message : e}`);
-      failed++;
-    }
-  }
+    return !(st && leaderAlive(st));
+  });
+  startMachines(names, (name, e) => {
+    warn(`Failed to start machine ${name}: ${e instanceof Error ? e.message : e}`);
+    failed++;
+  });
   return failed ? 1 : 0;
 }

@@ -5,13 +5,13 @@
 // set-up, gives the supervisor the console, records the machine and exits.
 // When the container ends the supervisor execs `spawnctl __machine-exited`,
 // which cleans up and, after a reboot, starts the machine again.
-import { closeSync, constants, mkdirSync, openSync, readSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { MSG, MSG_SIZE } from "../sys/abi.ts";
 import { COMPILED, closeQuietly, memfdWith, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
-import { info, warn } from "../util/log.ts";
+import { info, trace, warn } from "../util/log.ts";
 import { lockTree, releaseInherited } from "../util/lock.ts";
 import { parseCommandLine } from "../settings/cli.ts";
 import { resolveSettings } from "../settings/merge.ts";
@@ -22,7 +22,7 @@ import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
 import { hostFacts } from "../container/host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "../container/prepare.ts";
-import { cloneFailure, driveChild } from "../container/spawn.ts";
+import { type Spawned, cloneFailure, driveChildSteps } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
@@ -63,26 +63,85 @@ function recvReply(ctl: number): { pid: number; sync: number } {
 
 /** Start one machine; returns its state. Everything done is undone on failure. */
 export function startMachine(name: string, extra: string[] = []): MachineState {
+  return beginMachine(name, extra).finish();
+}
+
+/** A machine whose child is doing its set-up: finish() waits for it and hands it to its supervisor. */
+export interface PendingMachine {
+  name: string;
+  finish(): MachineState;
+  /** undo everything (after a failure elsewhere) */
+  abort(): void;
+}
+
+/**
+ * Start machines one after the other as `start NAME...` does, but prepare
+ * the next one while the previous one's child does its mounts: stops at the
+ * first failure (the machines before it keep running, the ones begun after
+ * it are undone) and throws it.
+ */
+export function startMachines(names: string[], onError?: (name: string, e: unknown) => void): void {
+  let pending: PendingMachine | undefined;
+  const settle = (): void => {
+    const p = pending;
+    pending = undefined;
+    if (!p) return;
+    try {
+      p.finish();
+    } catch (e) {
+      if (!onError) throw e;
+      onError(p.name, e);
+    }
+  };
+  for (const name of names) {
+    let next: PendingMachine;
+    try {
+      next = beginMachine(name);
+    } catch (e) {
+      settle();
+      if (!onError) throw e;
+      onError(name, e);
+      continue;
+    }
+    try {
+      settle();
+    } catch (e) {
+      next.abort();
+      throw e;
+    }
+    pending = next;
+  }
+  settle();
+}
+
+/** The first half of starting a machine: up to its child's first barrier (and its network). */
+export function beginMachine(name: string, extra: string[] = []): PendingMachine {
   if (!COMPILED) throw new SpawnctlError("Starting machines in the background needs the built binary (dist/spawnctl).");
   const cleanup: Cleanup = [];
   try {
     const machineLock = lockMachine(name);
     cleanup.push(() => machineLock.release());
+    trace(`machine ${name}: locked`);
     const { settings: s, poweroffSignal } = machineSettings(name, extra);
     const facts = hostFacts();
     checkTree(s);
     const treeLock = lockTree(s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
     cleanup.push(() => treeLock.release());
+    trace("machine: settings, facts, tree lock");
     const cg = createMachineCgroup(facts.cgroup, s.machine);
+    trace("machine: cgroup");
     cleanup.push(() => cg.destroy());
     const props = [...loadProperties(name), ...s.properties].map(parseProperty);
     if (props.length) applyProperties(props, facts.cgroup, s.machine);
     const ctx = prepareContext(s, facts, s.directory, cleanup);
     if (ctx.userns) delegateMachineCgroups(facts.cgroup, cg.paths, ctx.userns.shift);
+    trace("machine: context, delegation");
     const plan = buildPlan(s, ctx);
+    trace("machine: plan");
     const netplan = needsNetworkSetup(s) ? (teardownNetwork(s.machine), planNetwork(s)) : undefined;
     if (netplan) cleanup.push(() => teardownNetwork(s.machine));
     const dhcp = netplan ? dhcpSpec(netplan) : undefined;
+    trace("machine: network planned");
 
     // the fds the supervisor inherits, by position: 3 itself, 4 control socket,
     // 5 the plan, 6 spawnctl (to exec for clean-up), 7 the cgroup2 directory,
@@ -110,6 +169,7 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
       { stdio: stdio as never, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } },
     );
     sup.unref();
+    trace("machine: supervisor spawned");
     for (const fd of [theirs, planFd, selfFd, exeFd, logFd, devnull]) closeQuietly(fd);
     if (cgfd !== devnull) closeQuietly(cgfd);
     cleanup.push(() => {
@@ -120,66 +180,106 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
       }
     });
     const { pid, sync } = recvReply(ctl);
-    const child = driveChild(plan, pid, sync, {
+    trace("machine: child cloned");
+    let dhcpAsked = false;
+    const steps = driveChildSteps(plan, pid, sync, {
       barrier: (id, p) => (id === 1 && ctx.userns ? usernsBarrier(s, ctx, p) : undefined),
       afterGo: (id, p) => {
         if (id !== 1 || !netplan) return;
+        trace("machine: network");
         applyNetwork(netplan, p);
+        trace("machine: network applied");
         // the supervisor keeps the container's netns (to give moved interfaces
         // back) and starts answering DHCP before the container goes on
         const nsfd = openSync(`/proc/${p}/ns/net`, "r");
         shim().nsh_send(ctl, "s".charCodeAt(0), nsfd);
         closeQuietly(nsfd);
         if (dhcp) {
+          // its answer is awaited in finish(), before the child goes on
           shim().nsh_send(ctl, "n".charCodeAt(0), -1);
-          const reply = Buffer.alloc(1);
-          if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== "N".charCodeAt(0)) {
-            throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp.split(",")[0]}`);
-          }
+          dhcpAsked = true;
         }
       },
     }, false);
-    // bound into the container's /dev by now
-    if (ctx.userns?.devDir) rmSync(ctx.userns.devDir, { recursive: true, force: true });
-    if (child.consoleFd !== undefined) {
-      shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);
-      closeQuietly(child.consoleFd);
-    }
-    const st: MachineState = {
-      name: s.machine,
-      class: "container",
-      service: "spawnctl",
-      leader: pid,
-      leaderStart: processStart(pid) ?? "",
-      supervisor: sup.pid,
-      supervisorStart: processStart(sup.pid) ?? "",
-      root: s.directory,
-      image: name,
-      uuid: ctx.uuid,
-      since: Math.round((performance.timeOrigin + performance.now()) * 1000),
-      cgroups: cg.paths,
-      unifiedCgroup: cg.unified,
-      killSignal: s.killSignal,
-      poweroffSignal,
-      capability: s.capability.toString(16),
-      ...(ctx.userns ? { uidShift: ctx.userns.shift, uidRange: ctx.userns.range } : {}),
-      privateNetwork: s.privateNetwork,
-      netifs: netplan?.veth ? [netplan.veth.host] : [],
-      console: { socket: consoleSocket(name), log: consoleLog(name) },
-      locks: inherited,
-      boot: s.boot,
-      startArgs: extra,
+    const handOver = (child: Spawned): MachineState => {
+      trace("machine: child exec'd");
+      if (child.consoleFd !== undefined) {
+        shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);
+        closeQuietly(child.consoleFd);
+      }
+      const st: MachineState = {
+        name: s.machine,
+        class: "container",
+        service: "spawnctl",
+        leader: pid,
+        leaderStart: processStart(pid) ?? "",
+        supervisor: sup.pid,
+        supervisorStart: processStart(sup.pid) ?? "",
+        root: s.directory,
+        image: name,
+        uuid: ctx.uuid,
+        since: Math.round((performance.timeOrigin + performance.now()) * 1000),
+        cgroups: cg.paths,
+        unifiedCgroup: cg.unified,
+        killSignal: s.killSignal,
+        poweroffSignal,
+        capability: s.capability.toString(16),
+        ...(ctx.userns ? { uidShift: ctx.userns.shift, uidRange: ctx.userns.range } : {}),
+        privateNetwork: s.privateNetwork,
+        netifs: netplan?.veth ? [netplan.veth.host] : [],
+        console: { socket: consoleSocket(name), log: consoleLog(name) },
+        locks: inherited,
+        boot: s.boot,
+        startArgs: extra,
+      };
+      writeState(st);
+      trace("machine: state written");
+      cleanup.push(() => removeState(name));
+      const go = shim().nsh_send(ctl, "g".charCodeAt(0), -1) as number;
+      if (go < 0) throw new SpawnctlError(`handing machine ${name} to its supervisor: ${strerror(-go)}`);
+      closeQuietly(ctl);
+      // from here on the supervisor owns the locks, the cgroup and the state
+      machineLock.release = () => {};
+      closeSync(machineLock.fd);
+      for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);
+      return st;
     };
-    writeState(st);
-    cleanup.push(() => removeState(name));
-    const go = shim().nsh_send(ctl, "g".charCodeAt(0), -1) as number;
-    if (go < 0) throw new SpawnctlError(`handing machine ${name} to its supervisor: ${strerror(-go)}`);
-    closeQuietly(ctl);
-    // from here on the supervisor owns the locks, the cgroup and the state
-    machineLock.release = () => {};
-    closeSync(machineLock.fd);
-    for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);
-    return st;
+    // the first barrier (or the child's exec, when it has none)
+    let r = steps.next();
+    return {
+      name,
+      abort() {
+        try {
+          if (!r.done) steps.throw(new SpawnctlError("aborted"));
+        } catch {
+          /* the child is killed */
+        }
+        runCleanup(cleanup);
+      },
+      finish() {
+        try {
+          if (dhcpAsked) {
+            dhcpAsked = false;
+            const reply = Buffer.alloc(1);
+            if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== "N".charCodeAt(0)) {
+              throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
+            }
+          }
+          while (!r.done) r = steps.next();
+          return handOver(r.value);
+        } catch (e) {
+          if (!r.done) {
+            try {
+              steps.throw(e);
+            } catch {
+              /* the child is killed */
+            }
+          }
+          runCleanup(cleanup);
+          throw e;
+        }
+      },
+    };
   } catch (e) {
     runCleanup(cleanup);
     throw e;

@@ -197,6 +197,9 @@ export const SHIM_SYMBOLS = {
   nsh_make_userns: { args: ["cstring", "cstring"], returns: "i32" },
   // (path, userns fd, recursive) -> detached idmapped mount fd or -errno
   nsh_idmapped_tree: { args: ["cstring", "i32", "i32"], returns: "i32" },
+  // (names NUL-separated, devs u64[n], n, uid, gid, failed_at i32 out) -> a detached tmpfs
+  // mount fd holding those device nodes, owned by uid:gid, or -errno
+  nsh_make_devfs: { args: ["ptr", "ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
   // (fsuid, fsgid) -> 0 or -errno: this thread's file system ids, effective capabilities kept
   nsh_set_fsids: { args: ["u32", "u32"], returns: "i32" },
   // (fd, on) -> 0 or -errno

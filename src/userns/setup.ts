@@ -2,16 +2,17 @@
 // matching the tree's ownership to it before the start (prepare), writing
 // the child's id maps and making its idmapped mounts at barrier 1, and
 // delegating the machine's cgroups to the container's root.
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
+import { chownSync, existsSync, openSync, statSync, writeSync } from "node:fs";
+import { ptr } from "bun:ffi";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { chaseInRoot } from "../util/tree.ts";
 import type { Lock } from "../util/lock.ts";
 import { trace } from "../util/log.ts";
 import type { CgroupFacts } from "../container/host.ts";
-import { closeQuietly, mknod, shim, strerror } from "../sys/ffi.ts";
-import { S_IF, makedev } from "../sys/consts.ts";
-import { devNodeName, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
+import { closeQuietly, shim, strerror } from "../sys/ffi.ts";
+import { makedev } from "../sys/consts.ts";
+import { deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
 import { chooseRange } from "./range.ts";
 import { ensureOwnership, idmappedTree, makeUserns } from "./ownership.ts";
 
@@ -56,28 +57,22 @@ export function prepareUserns(s: Settings, tree: string): PreparedUserns | undef
 }
 
 /**
- * The container's device nodes, made on the host (a user namespace may make
- * none, and nodes on its own tmpfs do not work) and owned by its root, so
- * they show as root's inside as under nspawn. The child binds them into its
- * /dev; the directory can go as soon as it has.
+ * The container's /dev: a tmpfs the host's root makes (a user namespace may
+ * make no device nodes, and nodes on a tmpfs of its own do not open) with
+ * the nodes in it, owned by the container's root so they show as root's
+ * inside, as under nspawn. Returned as a detached mount's fd for the child
+ * to attach; nothing is left on the host's file systems.
  */
-export function makeDevDir(nodes: Array<[name: string, major: number, minor: number]>, shift: number): string {
-  mkdirSync("/run/spawnctl", { recursive: true, mode: 0o755 });
-  const dir = mkdtempSync("/run/spawnctl/dev-");
-  try {
-    chmodSync(dir, 0o755);
-    for (const [name, maj, min] of nodes) {
-      const p = `${dir}/${devNodeName(`/dev/${name}`)}`;
-      const e = mknod(p, S_IF.CHR | 0o666, makedev(maj, min));
-      if (e !== 0) throw new SpawnctlError(`creating device node ${p}: ${strerror(e)}`, { errno: e });
-      chmodSync(p, 0o666);
-      chownSync(p, shift, shift);
-    }
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
+export function makeDevFs(nodes: Array<[name: string, major: number, minor: number]>, shift: number): number {
+  const names = Buffer.from(nodes.map(([n]) => `${n}\0`).join(""));
+  const devs = new BigUint64Array(nodes.map(([, maj, min]) => BigInt(makedev(maj, min))));
+  const failedAt = new Int32Array(1);
+  const fd = shim().nsh_make_devfs(ptr(names), ptr(devs), nodes.length, shift, shift, ptr(failedAt)) as number;
+  if (fd < 0) {
+    const at = failedAt[0]! >= 0 ? `creating device node /dev/${nodes[failedAt[0]!]![0]}` : "creating the container's /dev (tmpfs)";
+    throw new SpawnctlError(`${at}: ${strerror(-fd)}`, { errno: -fd });
   }
-  return dir;
+  return fd;
 }
 
 function checkChown(s: Settings, r: { shift: number; range: number }): void {
@@ -140,7 +135,6 @@ export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number
   writeMap(pid, "gid_map", line);
   const fds: number[] = [];
   const sources = idmapSources(s, ctx);
-  if (sources.length === 0) return fds;
   const own = openSync(`/proc/${pid}/ns/user`, "r");
   try {
     for (const src of sources) {
@@ -178,6 +172,8 @@ export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number
         if (nsfd !== own) closeQuietly(nsfd);
       }
     }
+    // the slot after the mounts: the container's /dev
+    fds.push(makeDevFs(deviceNodes(ctx), u.shift));
   } catch (e) {
     for (const fd of fds) closeQuietly(fd);
     throw e;

@@ -171,16 +171,18 @@ describe("cgroup layout detection", () => {
 });
 
 describe("plan with a user namespace", () => {
-  const userns = { shift: 524288, range: 65536, idmapRoot: true, devDir: "/run/spawnctl/dev-x" };
+  const userns = { shift: 524288, range: 65536, idmapRoot: true };
 
   test("a new user namespace; the maps and idmapped mounts arrive before anything else", () => {
     const p = plan(["-U", "-D", "/m/web", "true"], { userns });
     expect(p.cloneFlags & CLONE.NEWUSER).toBeTruthy();
     expect(p.ops[1]).toMatchObject({ kind: "barrier", id: 1 });
     expect(p.ops[2]).toMatchObject({ kind: "recvFd", slot: 0 });
+    // slot 1: the container's /dev
+    expect(p.ops[3]).toMatchObject({ kind: "recvFd", slot: 1 });
     // then the child takes the namespace's root ids, and joins its cgroups (the tasks files are delegated)
-    expect(p.ops.slice(3, 6).map((o) => o.kind)).toEqual(["setgroups", "setgid", "setuid"]);
-    expect(p.ops[6]).toMatchObject({ kind: "write", data: "0" });
+    expect(p.ops.slice(4, 7).map((o) => o.kind)).toEqual(["setgroups", "setgid", "setuid"]);
+    expect(p.ops[7]).toMatchObject({ kind: "write", data: "0" });
     // the root is the idmapped tree, not a bind
     expect(p.ops.find((o) => o.kind === "moveMount")).toMatchObject({ slot: 0, dst: "/run/spawnctl/root" });
     expect(p.ops.find((o) => o.kind === "mount" && o.src === "/m/web")).toBeUndefined();
@@ -188,16 +190,20 @@ describe("plan with a user namespace", () => {
 
   test("with chown or off ownership the root still comes from the parent (the child may not look up its path)", () => {
     const p = plan(["--private-users=pick", "--private-users-ownership=chown", "-D", "/m/web", "true"], { userns: { ...userns, idmapRoot: false } });
-    expect(p.ops.filter((o) => o.kind === "recvFd").length).toBe(1);
+    expect(p.ops.filter((o) => o.kind === "recvFd").length).toBe(2);
     expect(p.ops.find((o) => o.kind === "moveMount")).toMatchObject({ slot: 0, dst: "/run/spawnctl/root" });
     expect(idmapSources(resolveSettings(parseCommandLine(["-U", "-D", "/m/web", "true"], "/"), env).settings, ctx({ userns: { ...userns, idmapRoot: false } }))).toEqual([{ hostPath: "/m/web", recursive: true, map: "none" }]);
   });
 
-  test("device nodes are the host's, bound; sysfs is the host's without a network namespace", () => {
+  test("/dev comes made, with its nodes, in the slot after the mounts; sysfs is the host's without a network namespace", () => {
     const { ops } = plan(["-U", "-D", "/m/web", "true"], { userns });
-    expect(ops.some((o) => o.kind === "mknod" && o.path === "/dev/null")).toBe(false);
-    expect(ops.find(mountAt("/dev/null"))).toMatchObject({ src: "/run/spawnctl/dev-x/null", flags: MS.BIND, mkfile: true });
-    expect(ops.find(mountAt("/dev/net/tun"))).toMatchObject({ src: "/run/spawnctl/dev-x/net-tun", ignoreErrors: true });
+    expect(ops.some((o) => o.kind === "mknod" && o.path.startsWith("/dev/"))).toBe(false);
+    expect(ops.find(mountAt("/dev"))).toBeUndefined();
+    expect(ops.find((o) => o.kind === "moveMount" && o.dst === "/dev")).toMatchObject({ slot: 1, dstInRoot: true, mkdir: true });
+    expect(ops.find(mountAt("/dev/null"))).toBeUndefined();
+    // what lives in /dev is still made there
+    expect(ops.find((o) => o.kind === "symlink" && o.path === "/dev/char/1:3")).toBeDefined();
+    expect(ops.find(mountAt("/dev/pts"))).toMatchObject({ fstype: "devpts" });
     expect(ops.find(mountAt("/sys"))).toMatchObject({ src: "/sys", flags: MS.BIND | MS.REC, recursive: true });
     const net = plan(["-U", "--private-network", "-D", "/m/web", "true"], { userns }).ops;
     expect(net.find(mountAt("/sys"))).toMatchObject({ fstype: "sysfs" });
@@ -219,7 +225,9 @@ describe("plan with a user namespace", () => {
     ];
     const { ops } = plan(["-U", "-D", "/m/web", "true"], { userns, binds });
     // every host directory comes from the parent: the child may not be allowed to look its path up
-    expect(ops.filter((o) => o.kind === "recvFd").length).toBe(4);
+    // and /dev after them
+    expect(ops.filter((o) => o.kind === "recvFd").length).toBe(5);
+    expect(ops.find((o) => o.kind === "moveMount" && o.dst === "/dev")).toMatchObject({ slot: 4 });
     expect(ops.find((o) => o.kind === "moveMount" && o.dst === "/a")).toMatchObject({ slot: 1, dstInRoot: true });
     expect(ops.find((o) => o.kind === "moveMount" && o.dst === "/b")).toMatchObject({ slot: 2, dstInRoot: true });
     expect(ops.find((o) => o.kind === "moveMount" && o.dst === "/c")).toMatchObject({ slot: 3 });
