@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <net/if.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -160,7 +161,7 @@ static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len)
 		return -EINVAL;
 	for (uint32_t i = 0; i < p->nops; i++) {
 		const struct nsh_op *o = &p->ops[i];
-		if (o->kind > NSH_OP_EXIT)
+		if (o->kind > NSH_OP_IFUP)
 			return -EINVAL;
 		switch (o->kind) {
 		case NSH_OP_WRITE:
@@ -1192,6 +1193,27 @@ static int run_op(struct ctx *c, uint32_t i)
 	}
 	case NSH_OP_EXIT:
 		_exit((int)o->n[0]);
+	case NSH_OP_IFUP: {
+		/* an ioctl on any socket of the namespace: no netlink needed for lo */
+		const char *name = S(c, o->s[1]);
+		struct ifreq ifr;
+		if (strlen(name) >= sizeof ifr.ifr_name) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memset(&ifr, 0, sizeof ifr);
+		memcpy(ifr.ifr_name, name, strlen(name));
+		int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (sk < 0)
+			return -1;
+		int r = ioctl(sk, SIOCGIFFLAGS, &ifr);
+		if (r == 0 && !(ifr.ifr_flags & IFF_UP)) {
+			ifr.ifr_flags |= IFF_UP;
+			r = ioctl(sk, SIOCSIFFLAGS, &ifr);
+		}
+		xclose(sk);
+		return r;
+	}
 	case NSH_OP_SEND_PID: {
 		struct nsh_msg m = { NSH_MSG_PID, i, 0, 0 };
 		struct iovec iov = { &m, sizeof(m) };

@@ -489,6 +489,8 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     ops.push({ kind: "setgroups", gids: [] }, { kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
   }
   for (const t of ctx.cgroupJoin) ops.push({ kind: "write", path: t, data: "0", mode: 0, inRoot: false });
+  // a network namespace of our own starts with its loopback down
+  if (s.privateNetwork && !s.networkNamespacePath) ops.push({ kind: "ifUp", name: "lo" });
   if (s.networkNamespacePath) ops.push({ kind: "setns", path: s.networkNamespacePath, nstype: CLONE.NEWNET });
   if (ctx.cgroupNamespace) ops.push({ kind: "unshare", flags: CLONE.NEWCGROUP });
   // our mounts must not propagate back to the host
@@ -537,6 +539,9 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   if (s.personality === "x86") ops.push({ kind: "personality", persona: 0x0008 /* PER_LINUX32 */ });
   // links, addresses and firewall rules were made meanwhile: wait for them
   if (ctx.networkBarrier) ops.push({ kind: "barrier", id: 2 });
+  // the veth's end here: the host creates it up on its side only (the kernel
+  // cannot bring up a peer before the pair is joined)
+  if (ctx.networkBarrier && s.networkVeth) ops.push({ kind: "ifUp", name: "host0" });
   ops.push({ kind: "setsid", ctty: s.console !== "pipe", cttyStdin: s.console === "pipe" });
   ops.push({ kind: "capbset", keep: s.capability });
   ops.push({ kind: "seccomp", program: ctx.seccomp });

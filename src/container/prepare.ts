@@ -3,7 +3,7 @@
 // temporary directories) into a RunContext. Undo steps for what it creates
 // are pushed onto the caller's cleanup stack before the side effect.
 import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync } from "node:fs";
-import type { Settings } from "../settings/types.ts";
+import { type Settings, needsNetworkSetup } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { trace, warn } from "../util/log.ts";
 import { chaseInRoot, existsInRoot, parseOsRelease, readInRoot, resolveUser, statInRoot, type ResolvedUser } from "../util/tree.ts";
@@ -313,7 +313,7 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     procMasks: PROC_INACCESSIBLE,
     usrLinks: s.volatile === "yes" ? usrLinks(tree) : [],
     nofileHard: nofileHard(),
-    networkBarrier: s.privateNetwork && !s.networkNamespacePath,
+    networkBarrier: needsNetworkSetup(s),
     userns: pu?.userns,
     rangeLock: pu?.lock,
   };

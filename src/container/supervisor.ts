@@ -3,7 +3,7 @@
 // ends work out the exit status (poweroff, reboot, exit code, signal), clean
 // up in reverse order and, on reboot, start again.
 import { closeSync, openSync, rmSync, constants } from "node:fs";
-import type { Settings } from "../settings/types.ts";
+import { type Settings, needsNetworkSetup } from "../settings/types.ts";
 import { signalName } from "../settings/parse.ts";
 import { shim, pipe, closeQuietly, isatty } from "../sys/ffi.ts";
 import { formatPlan } from "../sys/plan.ts";
@@ -117,7 +117,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     cleanup.push(() => cgRef.destroy());
     let netplan: import("../net/machine.ts").NetPlan | undefined;
     // loaded only when needed: the network code is not on the common start path
-    const net = s.privateNetwork && !s.networkNamespacePath ? await import("../net/machine.ts") : undefined;
+    const net = needsNetworkSetup(s) ? await import("../net/machine.ts") : undefined;
     const dhcpMod = net ? await import("../machine/supervisor-bin.ts") : undefined;
     let netnsFd: number | undefined;
     if (net) {

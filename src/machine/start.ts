@@ -15,7 +15,7 @@ import { info, trace, warn } from "../util/log.ts";
 import { lockTree, releaseInherited } from "../util/lock.ts";
 import { parseCommandLine } from "../settings/cli.ts";
 import { resolveSettings } from "../settings/merge.ts";
-import type { Settings } from "../settings/types.ts";
+import { type Settings, needsNetworkSetup } from "../settings/types.ts";
 import { mergeEnv } from "../cli/run.ts";
 import { createMachineCgroup, openMachineCgroup } from "../cgroup/cgroup.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
@@ -29,7 +29,7 @@ import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "./properties-store.ts";
 import { supervisorFd } from "./supervisor-bin.ts";
 import { delegateMachineCgroups, usernsBarrier } from "../userns/setup.ts";
-import { applyNetwork, dhcpSpec, needsNetworkSetup, planNetwork, teardownNetwork } from "../net/machine.ts";
+import { applyNetwork, dhcpSpec, planNetwork, teardownNetwork } from "../net/machine.ts";
 import {
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
 } from "./registry.ts";
@@ -63,59 +63,88 @@ function recvReply(ctl: number): { pid: number; sync: number } {
 
 /** Start one machine; returns its state. Everything done is undone on failure. */
 export function startMachine(name: string, extra: string[] = []): MachineState {
-  return beginMachine(name, extra).finish();
+  const steps = machineSteps(name, extra);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
 }
 
-/** A machine whose child is doing its set-up: finish() waits for it and hands it to its supervisor. */
-export interface PendingMachine {
-  name: string;
-  finish(): MachineState;
-  /** undo everything (after a failure elsewhere) */
-  abort(): void;
+/** How many machines `start` has in flight at once (see startMachines). */
+export const START_WINDOW = 3;
+
+/**
+ * Start machines as `start NAME...` does, in order, but with up to `window`
+ * of them in flight: each one's steps (machineSteps) take turns, so one is
+ * prepared while the supervisor of another starts and the child of a third
+ * does its mounts. The first failure stops it: the machines begun before
+ * the failed one are finished and keep running, the ones begun after it are
+ * undone, and the failure is thrown (or, with onError, reported and the
+ * rest started).
+ */
+export function startMachines(names: string[], onError?: (name: string, e: unknown) => void, window = START_WINDOW): void {
+  const flying: Array<{ name: string; steps: Generator<void, MachineState, void> }> = [];
+  let next = 0;
+  for (;;) {
+    while (flying.length < window && next < names.length) {
+      const name = names[next++]!;
+      flying.push({ name, steps: machineSteps(name) });
+    }
+    if (flying.length === 0) return;
+    // one step of each, oldest first
+    for (let k = 0; k < flying.length; k++) {
+      const m = flying[k]!;
+      let done: boolean;
+      try {
+        done = !!m.steps.next().done;
+      } catch (e) {
+        flying.splice(k, 1);
+        if (onError) {
+          onError(m.name, e);
+          k--;
+          continue;
+        }
+        for (const n of flying.slice(k)) abortSteps(n.steps);
+        for (const o of flying.slice(0, k)) {
+          try {
+            for (let r = o.steps.next(); !r.done; r = o.steps.next());
+          } catch {
+            /* its own failure: it is undone; the first one is reported */
+          }
+        }
+        // among several, say which one
+        if (names.length > 1 && e instanceof SpawnctlError) throw new SpawnctlError(`Failed to start machine ${m.name}: ${e.message}`, { errno: e.errno, exitCode: e.exitCode, cause: e });
+        throw e;
+      }
+      if (done) flying.splice(k--, 1);
+    }
+  }
+}
+
+/** Kill a child being driven (driveChildSteps) and close what it sent. */
+function abortChild(steps: Generator<number, Spawned, void>): void {
+  try {
+    steps.throw(new SpawnctlError("aborted"));
+  } catch {
+    /* killed */
+  }
+}
+
+function abortSteps(steps: Generator<void, MachineState, void>): void {
+  try {
+    steps.throw(new SpawnctlError("aborted"));
+  } catch {
+    /* undone */
+  }
 }
 
 /**
- * Start machines one after the other as `start NAME...` does, but prepare
- * the next one while the previous one's child does its mounts: stops at the
- * first failure (the machines before it keep running, the ones begun after
- * it are undone) and throws it.
+ * Starting one machine, in steps: it yields where it would otherwise wait
+ * (for its supervisor to start, for its child's mounts), so that
+ * startMachines can work on another machine meanwhile. Everything done is
+ * undone when it fails or is thrown into.
  */
-export function startMachines(names: string[], onError?: (name: string, e: unknown) => void): void {
-  let pending: PendingMachine | undefined;
-  const settle = (): void => {
-    const p = pending;
-    pending = undefined;
-    if (!p) return;
-    try {
-      p.finish();
-    } catch (e) {
-      if (!onError) throw e;
-      onError(p.name, e);
-    }
-  };
-  for (const name of names) {
-    let next: PendingMachine;
-    try {
-      next = beginMachine(name);
-    } catch (e) {
-      settle();
-      if (!onError) throw e;
-      onError(name, e);
-      continue;
-    }
-    try {
-      settle();
-    } catch (e) {
-      next.abort();
-      throw e;
-    }
-    pending = next;
-  }
-  settle();
-}
-
-/** The first half of starting a machine: up to its child's first barrier (and its network). */
-export function beginMachine(name: string, extra: string[] = []): PendingMachine {
+export function* machineSteps(name: string, extra: string[] = []): Generator<void, MachineState, void> {
   if (!COMPILED) throw new SpawnctlError("Starting machines in the background needs the built binary (dist/spawnctl).");
   const cleanup: Cleanup = [];
   try {
@@ -179,6 +208,8 @@ export function beginMachine(name: string, extra: string[] = []): PendingMachine
         /* gone */
       }
     });
+    // the supervisor starts and clones the child meanwhile
+    yield;
     const { pid, sync } = recvReply(ctl);
     trace("machine: child cloned");
     let dhcpAsked = false;
@@ -195,91 +226,69 @@ export function beginMachine(name: string, extra: string[] = []): PendingMachine
         shim().nsh_send(ctl, "s".charCodeAt(0), nsfd);
         closeQuietly(nsfd);
         if (dhcp) {
-          // its answer is awaited in finish(), before the child goes on
+          // its answer is awaited after a turn, before the child goes on
           shim().nsh_send(ctl, "n".charCodeAt(0), -1);
           dhcpAsked = true;
         }
       },
     }, false);
-    const handOver = (child: Spawned): MachineState => {
-      trace("machine: child exec'd");
-      if (child.consoleFd !== undefined) {
-        shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);
-        closeQuietly(child.consoleFd);
+    // the first barrier (or the child's exec, when it has none); then its mounts go on meanwhile
+    let r: IteratorResult<number, Spawned> | undefined;
+    cleanup.push(() => {
+      if (r && !r.done) abortChild(steps);
+    });
+    r = steps.next();
+    yield;
+    if (dhcpAsked) {
+      // the DHCP server answers before the child goes on (barrier 2)
+      const reply = Buffer.alloc(1);
+      if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== "N".charCodeAt(0)) {
+        throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
       }
-      const st: MachineState = {
-        name: s.machine,
-        class: "container",
-        service: "spawnctl",
-        leader: pid,
-        leaderStart: processStart(pid) ?? "",
-        supervisor: sup.pid,
-        supervisorStart: processStart(sup.pid) ?? "",
-        root: s.directory,
-        image: name,
-        uuid: ctx.uuid,
-        since: Math.round((performance.timeOrigin + performance.now()) * 1000),
-        cgroups: cg.paths,
-        unifiedCgroup: cg.unified,
-        killSignal: s.killSignal,
-        poweroffSignal,
-        capability: s.capability.toString(16),
-        ...(ctx.userns ? { uidShift: ctx.userns.shift, uidRange: ctx.userns.range } : {}),
-        privateNetwork: s.privateNetwork,
-        netifs: netplan?.veth ? [netplan.veth.host] : [],
-        console: { socket: consoleSocket(name), log: consoleLog(name) },
-        locks: inherited,
-        boot: s.boot,
-        startArgs: extra,
-      };
-      writeState(st);
-      trace("machine: state written");
-      cleanup.push(() => removeState(name));
-      const go = shim().nsh_send(ctl, "g".charCodeAt(0), -1) as number;
-      if (go < 0) throw new SpawnctlError(`handing machine ${name} to its supervisor: ${strerror(-go)}`);
-      closeQuietly(ctl);
-      // from here on the supervisor owns the locks, the cgroup and the state
-      machineLock.release = () => {};
-      closeSync(machineLock.fd);
-      for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);
-      return st;
+    }
+    while (!r.done) r = steps.next();
+    const child = r.value;
+    trace("machine: child exec'd");
+    if (child.consoleFd !== undefined) {
+      shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);
+      closeQuietly(child.consoleFd);
+    }
+    const st: MachineState = {
+      name: s.machine,
+      class: "container",
+      service: "spawnctl",
+      leader: pid,
+      leaderStart: processStart(pid) ?? "",
+      supervisor: sup.pid,
+      supervisorStart: processStart(sup.pid) ?? "",
+      root: s.directory,
+      image: name,
+      uuid: ctx.uuid,
+      since: Math.round((performance.timeOrigin + performance.now()) * 1000),
+      cgroups: cg.paths,
+      unifiedCgroup: cg.unified,
+      killSignal: s.killSignal,
+      poweroffSignal,
+      capability: s.capability.toString(16),
+      ...(ctx.userns ? { uidShift: ctx.userns.shift, uidRange: ctx.userns.range } : {}),
+      privateNetwork: s.privateNetwork,
+      netifs: netplan?.veth ? [netplan.veth.host] : [],
+      console: { socket: consoleSocket(name), log: consoleLog(name) },
+      locks: inherited,
+      boot: s.boot,
+      startArgs: extra,
     };
-    // the first barrier (or the child's exec, when it has none)
-    let r = steps.next();
-    return {
-      name,
-      abort() {
-        try {
-          if (!r.done) steps.throw(new SpawnctlError("aborted"));
-        } catch {
-          /* the child is killed */
-        }
-        runCleanup(cleanup);
-      },
-      finish() {
-        try {
-          if (dhcpAsked) {
-            dhcpAsked = false;
-            const reply = Buffer.alloc(1);
-            if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== "N".charCodeAt(0)) {
-              throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
-            }
-          }
-          while (!r.done) r = steps.next();
-          return handOver(r.value);
-        } catch (e) {
-          if (!r.done) {
-            try {
-              steps.throw(e);
-            } catch {
-              /* the child is killed */
-            }
-          }
-          runCleanup(cleanup);
-          throw e;
-        }
-      },
-    };
+    writeState(st);
+    trace("machine: state written");
+    cleanup.push(() => removeState(name));
+    const go = shim().nsh_send(ctl, "g".charCodeAt(0), -1) as number;
+    if (go < 0) throw new SpawnctlError(`handing machine ${name} to its supervisor: ${strerror(-go)}`);
+    closeQuietly(ctl);
+    // from here on the supervisor owns the locks, the cgroup and the state
+    machineLock.release = () => {};
+    closeSync(machineLock.fd);
+    for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);
+    return st;
   } catch (e) {
     runCleanup(cleanup);
     throw e;

@@ -42,11 +42,6 @@ export interface NetPlan {
   masquerade: boolean;
 }
 
-/** Anything to do on the host's side? (--private-network alone only needs lo up) */
-export function needsNetworkSetup(s: Settings): boolean {
-  return s.privateNetwork && !s.networkNamespacePath;
-}
-
 function withLock<T>(fn: () => T): T {
   mkdirSync(NET_DIR, { recursive: true, mode: 0o755 });
   const fd = openSync(`${NET_DIR}/.lock`, "a", 0o600);
@@ -251,13 +246,12 @@ function ensureZoneBridge(rt: Rtnl, z: NonNullable<NonNullable<NetPlan["veth"]>[
 /** Create everything in the plan for the container whose init is `pid`. */
 export function applyNetwork(plan: NetPlan, pid: number): void {
   const ns = { pid };
+  // the child brings its loopback and its end of the veth up itself
   const rt = Rtnl.open();
-  const inside = Rtnl.open(ns);
   try {
-    inside.setUp("lo");
     const v = plan.veth;
     if (v) {
-      rt.createVeth({ name: v.host, mac: v.hostMac, altname: v.altname, peer: { name: "host0", mac: v.containerMac, netns: ns } });
+      rt.createVeth({ name: v.host, mac: v.hostMac, altname: v.altname, up: true, peer: { name: "host0", mac: v.containerMac, netns: ns } });
       if (v.bridge) {
         if (!rt.link(v.bridge)) throw new SpawnctlError(`Bridge ${v.bridge} does not exist.`);
         rt.setMaster(v.host, v.bridge);
@@ -267,8 +261,6 @@ export function applyNetwork(plan: NetPlan, pid: number): void {
       } else if (v.subnet) {
         rt.addAddress(v.host, `${v.subnet.host}/${v.subnet.prefix}`);
       }
-      rt.setUp(v.host);
-      inside.setUp("host0");
     }
     for (const e of plan.extra) {
       rt.createVeth({ name: e.host, peer: { name: e.container, netns: ns } });
@@ -304,7 +296,6 @@ export function applyNetwork(plan: NetPlan, pid: number): void {
     }
   } finally {
     rt.close();
-    inside.close();
   }
 }
 

@@ -174,6 +174,9 @@ export interface VethSpec {
   mac?: string;
   /** set on this side after creation (for shortened names) */
   altname?: string;
+  /** created up (no separate RTM_SETLINK); the peer cannot be: the kernel
+   * configures it before the pair is joined (ENOTCONN) */
+  up?: boolean;
   peer: { name: string; mac?: string; netns?: NetnsRef };
 }
 
@@ -340,7 +343,8 @@ export function vethRequest(spec: VethSpec, peerNs?: Attr): Request {
   return {
     type: RTM.NEWLINK,
     flags: NLM_F.CREATE | NLM_F.EXCL,
-    header: ifinfomsg(),
+    // the kernel applies a new link's ifi_flags (and the peer's) once it exists
+    header: spec.up ? ifinfomsg(0, IFF_UP, IFF_UP) : ifinfomsg(),
     attrs: [
       ...(spec.mac ? [nla.bytes(IFLA.ADDRESS, parseMac(spec.mac))] : []),
       nla.str(IFLA.IFNAME, checkIfname(spec.name)),

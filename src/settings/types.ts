@@ -94,3 +94,11 @@ export interface Settings {
 }
 
 export type PartialSettings = Partial<Settings>;
+
+/** Whether the host has links, addresses or rules to make for the container
+ * (its own network namespace with more than a loopback, which the child
+ * brings up itself). */
+export function needsNetworkSetup(s: Settings): boolean {
+  return s.privateNetwork && !s.networkNamespacePath &&
+    (s.networkVeth || s.networkVethExtra.length > 0 || s.networkMacvlan.length > 0 || s.networkIpvlan.length > 0 || s.networkInterface.length > 0 || s.ports.length > 0);
+}

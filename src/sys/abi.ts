@@ -113,6 +113,8 @@ export const OP = {
   UNLINK: 42,
   /** _exit(n0): the end of a plan that runs no program (bind into a running machine) */
   EXIT: 43,
+  /** bring the link named s1 up in our network namespace (loopback) */
+  IFUP: 44,
 } as const;
 export type OpKind = (typeof OP)[keyof typeof OP];
 

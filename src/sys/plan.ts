@@ -62,6 +62,7 @@ export type Op = Common &
     | { kind: "openTree"; path: string; flags: number; slot: number; inRoot: boolean }
     | { kind: "sendPid" }
     | { kind: "exit"; code: number }
+    | { kind: "ifUp"; name: string }
   );
 
 export interface Plan {
@@ -213,6 +214,7 @@ export function encodePlan(plan: Plan): Uint8Array {
       case "openTree": kind = OP.OPEN_TREE; s[1] = st.add(op.path); n[0] = op.flags; n[2] = op.slot; flags |= inRoot(op.inRoot); break;
       case "sendPid": kind = OP.SEND_PID; break;
       case "exit": kind = OP.EXIT; n[0] = op.code; break;
+      case "ifUp": kind = OP.IFUP; s[1] = st.add(op.name); break;
     }
     const o = i * OP_SIZE;
     dv.setUint32(o, kind, true);
@@ -298,6 +300,7 @@ export function describeOp(op: Op, root?: string): { what: string; syscall: stri
     case "openTree": return { what: `cloning the mount at ${rp(root, op.path, op.inRoot)}`, syscall: "open_tree" };
     case "sendPid": return { what: "reporting the process id", syscall: "sendmsg" };
     case "exit": return { what: "exiting", syscall: "exit" };
+    case "ifUp": return { what: `bringing up network link ${op.name}`, syscall: "ioctl(SIOCSIFFLAGS)" };
   }
 }
 

@@ -116,6 +116,40 @@ describe("machines", () => {
     expect(run(["shell", "sctest-nothere", "/bin/true"]).stderr).toBe("No machine 'sctest-nothere' known\n");
   });
 
+  test("start of several: the ones before a failure keep running, the ones after it are undone", async () => {
+    const others = ["sctest-m2", "sctest-m3", "sctest-bad"];
+    try {
+      for (const n of others) {
+        makeBusyboxTree(`/var/lib/machines/${n}`, { inittab: "::respawn:/bin/sleep 1000\n" });
+        Bun.spawnSync(["ln", "-sf", "busybox", `/var/lib/machines/${n}/usr/bin/init`]);
+      }
+      // no init anywhere: its child fails at its exec, after the others were begun
+      rmSync("/var/lib/machines/sctest-bad/usr/bin/init");
+      const listed = () => run(["list", "--no-legend"]).stdout;
+      for (const [names, failing] of [[["sctest-m2", "sctest-bad", "sctest-m3"], "sctest-bad"], [["sctest-m2", "sctest-nothere", "sctest-m3"], "sctest-nothere"]] as const) {
+        const r = run(["start", ...names], { netns: true });
+        expect(r.code).toBe(1);
+        expect(r.stderr).toStartWith(`Failed to start machine ${failing}: `);
+        expect(r.stderr).toContain(failing === "sctest-bad" ? "init" : "No image for machine 'sctest-nothere'");
+        expect(listed()).toContain("sctest-m2");
+        expect(listed()).not.toContain("sctest-m3");
+        for (const n of ["sctest-m3", failing]) {
+          expect(existsSync(`/run/spawnctl/machines/${n}.json`)).toBe(false);
+          expect(existsSync(`/sys/fs/cgroup/pids/spawnctl/${n}`)).toBe(false);
+          expect(existsSync(`/run/spawnctl/net/${n}.json`)).toBe(false);
+        }
+        expect(run(["terminate", "sctest-m2"]).code).toBe(0);
+        await waitFor(() => !listed().includes("sctest-m2"));
+      }
+    } finally {
+      run(["terminate", ...others]);
+      for (const n of others) {
+        removeTree(`/var/lib/machines/${n}`);
+        rmSync(`/var/log/spawnctl/${n}.console`, { force: true });
+      }
+    }
+  });
+
   test("shell runs commands in the running machine, as a user, with its exit status", () => {
     const r = run(["shell", NAME, "/bin/sh", "-c", "echo pid=$$ host=$(hostname); grep -c . /proc/self/cgroup >/dev/null; cat /proc/1/cmdline | tr '\\0' ' '"]);
     expect(r.stdout).toMatch(/^pid=\d+ host=sctest-m1\n\/bin\/sh \/sbin\/init/);

@@ -4,6 +4,7 @@ import { buildPlan, type RunContext } from "../../src/container/build-plan.ts";
 import { detectCgroups } from "../../src/container/host.ts";
 import { parseCommandLine } from "../../src/settings/cli.ts";
 import { resolveSettings, type MergeEnv } from "../../src/settings/merge.ts";
+import { needsNetworkSetup } from "../../src/settings/types.ts";
 import { CLONE, MS, MOUNT_ATTR } from "../../src/sys/consts.ts";
 import { formatPlan, type Op } from "../../src/sys/plan.ts";
 import { PROC_INACCESSIBLE, idmapSources } from "../../src/container/build-plan.ts";
@@ -82,6 +83,27 @@ describe("plan", () => {
     expect(net).toBeGreaterThan(idx(p.ops, mountAt("/proc/sys")));
     expect(p.ops.find((o) => o.kind === "setattr" && o.dst === "/proc/sys/net")).toMatchObject({ set: 0, clear: MOUNT_ATTR.RDONLY });
     expect((p.ops.find((o) => o.kind === "capbset") as { keep: bigint }).keep & (1n << 12n)).toBeTruthy();
+  });
+
+  test("the child brings up its own loopback, and host0 once the host made the veth (barrier 2)", () => {
+    const only = resolveSettings(parseCommandLine(["--private-network", "-D", "/m/web", "true"], "/"), env).settings;
+    // a network namespace with only a loopback needs nothing from the host: no barrier
+    expect(needsNetworkSetup(only)).toBe(false);
+    const p = buildPlan(only, ctx({ networkBarrier: needsNetworkSetup(only) }));
+    expect(p.ops.filter((o) => o.kind === "ifUp").map((o) => (o as { name: string }).name)).toEqual(["lo"]);
+    expect(p.ops.some((o) => o.kind === "barrier")).toBe(false);
+    const veth = resolveSettings(parseCommandLine(["-n", "-D", "/m/web", "true"], "/"), env).settings;
+    expect(needsNetworkSetup(veth)).toBe(true);
+    const ops = buildPlan(veth, ctx({ networkBarrier: true })).ops;
+    const b2 = idx(ops, (o) => o.kind === "barrier" && o.id === 2);
+    expect(b2).toBeGreaterThan(0);
+    expect(idx(ops, (o) => o.kind === "ifUp" && o.name === "host0")).toBe(b2 + 1);
+    expect(idx(ops, (o) => o.kind === "ifUp" && o.name === "lo")).toBeLessThan(b2);
+    // -p alone still needs the host (it is refused there without an address); a given namespace is left alone
+    expect(needsNetworkSetup(resolveSettings(parseCommandLine(["--private-network", "-p", "80", "-D", "/m/web", "true"], "/"), env).settings)).toBe(true);
+    const given = resolveSettings(parseCommandLine(["--network-namespace-path=/run/netns/x", "-D", "/m/web", "true"], "/"), env).settings;
+    expect(needsNetworkSetup(given)).toBe(false);
+    expect(buildPlan(given, ctx()).ops.some((o) => o.kind === "ifUp")).toBe(false);
   });
 
   test("--read-only makes the staged root read-only recursively; -x mounts an overlay", () => {
