@@ -37,7 +37,13 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function runPaired(cmds: Record<string, string[]>, runs: number): Record<string, { med: number; p90: number; rss: number }> {
+/** The median of the differences a[i] - b[i] between runs made side by side:
+ * steadier than the difference of two medians on a machine whose speed drifts. */
+function pairedDiff(a: number[], b: number[]): number {
+  return median(a.map((x, i) => x - b[i]!));
+}
+
+function runPaired(cmds: Record<string, string[]>, runs: number): Record<string, { med: number; p90: number; rss: number; samples: number[] }> {
   const names = Object.keys(cmds);
   const samples: Record<string, Sample[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (const n of names) for (let i = 0; i < 3; i++) once(cmds[n]!); // warm-up
@@ -47,9 +53,10 @@ function runPaired(cmds: Record<string, string[]>, runs: number): Record<string,
     for (const n of order) samples[n]!.push(once(cmds[n]!));
   }
   return Object.fromEntries(names.map((n) => {
-    const ms = samples[n]!.map((s) => s.ms).sort((a, b) => a - b);
+    const raw = samples[n]!.map((s) => s.ms);
+    const ms = [...raw].sort((a, b) => a - b);
     const rss = median([0, 1, 2].map(() => once(cmds[n]!, true).rssKiB));
-    return [n, { med: median(ms), p90: ms[Math.floor(ms.length * 0.9)]!, rss }];
+    return [n, { med: median(ms), p90: ms[Math.floor(ms.length * 0.9)]!, rss, samples: raw }];
   }));
 }
 
@@ -267,6 +274,8 @@ async function benchNetwork(): Promise<void> {
     console.log(`${RUNS} paired runs (median), each in a fresh network namespace: time until the payload runs, and until spawnctl has exited`);
     for (const n of names) console.log(`  ${n.padEnd(20)} start ${st(n).toFixed(2).padStart(7)} ms (+${(st(n) - st(names[0]!)).toFixed(2)})   exit ${tt(n).toFixed(2).padStart(7)} ms (+${(tt(n) - tt(names[0]!)).toFixed(2)})`);
     console.log(`  -n adds ${(st("-n") - st(names[0]!)).toFixed(2)} ms to the start (goal ≤ 2 ms); -p adds ${(st("-n -p 8080:80") - st("-n")).toFixed(2)} ms to -n`);
+    const pd = (a: string, b: string) => pairedDiff(samples[a]!.map((x) => x.start), samples[b]!.map((x) => x.start));
+    console.log(`  median of the paired differences: -n adds ${pd("-n", names[0]!).toFixed(2)} ms, -p adds ${pd("-n -p 8080:80", "-n").toFixed(2)} ms`);
   } finally {
     removeTree(base);
   }
@@ -294,7 +303,9 @@ function benchUserns(): void {
     const r = runPaired(cmds, RUNS);
     console.log(`start→exit of /bin/true with and without -U (ownership map), ${RUNS} paired runs (median)`);
     for (const [n, v] of Object.entries(r)) console.log(`  ${n.padEnd(12)} ${v.med.toFixed(2).padStart(7)} ms  p90 ${v.p90.toFixed(2).padStart(7)} ms`);
-    console.log(`  -U costs +${(r["busybox -U"]!.med - r.busybox!.med).toFixed(2)} ms on busybox${haveDebian ? `, +${(r["debian -U"]!.med - r.debian!.med).toFixed(2)} ms on Debian` : ""} (goal ≤ 1 ms, independent of the tree)`);
+    const d = (a: string, b: string) => pairedDiff(r[a]!.samples, r[b]!.samples);
+    console.log(`  -U costs +${(r["busybox -U"]!.med - r.busybox!.med).toFixed(2)} ms on busybox${haveDebian ? `, +${(r["debian -U"]!.med - r.debian!.med).toFixed(2)} ms on Debian` : ""} (difference of the medians)`);
+    console.log(`  -U costs ${d("busybox -U", "busybox").toFixed(2)} ms on busybox${haveDebian ? `, ${d("debian -U", "debian").toFixed(2)} ms on Debian` : ""} (median of the paired differences; goal ≤ 1 ms, independent of the tree)`);
     if (haveDebian) {
       // chown: a copy of the Debian tree shifted into a range and back, through the binary
       const copy = `${base}/debian`;

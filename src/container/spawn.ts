@@ -19,6 +19,9 @@ export interface Spawned {
 }
 
 export interface SpawnHooks {
+  /** called right after the clone, before the first message from the child
+   * is awaited: work done here overlaps with the child's own start-up */
+  afterClone?(pid: number): void;
   /** called at each BARRIER; the child waits until it returns. The fds it
    * returns are sent after the go-ahead (for the child's RECV_FD ops), then closed. */
   barrier?(id: number, pid: number): number[] | void;
@@ -97,6 +100,7 @@ export function* driveChildSteps(plan: Plan, pid: number, sync: number, hooks: S
   const dv = new DataView(msg.buffer);
   const fdOut = new Int32Array(1);
   try {
+    hooks.afterClone?.(pid);
     for (;;) {
       const n = sh.nsh_recv(sync, ptr(msg), ptr(fdOut)) as number;
       if (n === 0) break; // EOF: exec succeeded

@@ -17,7 +17,7 @@ import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
 import { spawnPlan } from "./spawn.ts";
-import { delegateMachineCgroups, usernsBarrier } from "../userns/setup.ts";
+import { delegateMachineCgroups, usernsHooks } from "../userns/setup.ts";
 import { populateFromTemplate } from "./template.ts";
 
 
@@ -111,7 +111,6 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     }
     cg = createMachineCgroup(facts.cgroup, s.machine);
     if (s.properties.length > 0) applyProperties(s.properties.map(parseProperty), facts.cgroup, s.machine);
-    if (ctx.userns) delegateMachineCgroups(facts.cgroup, cg.paths, ctx.userns.shift);
     trace("cgroup created");
     const cgRef = cg;
     cleanup.push(() => cgRef.destroy());
@@ -119,9 +118,11 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     // loaded only when needed: the network code is not on the common start path
     const net = needsNetworkSetup(s) ? await import("../net/machine.ts") : undefined;
     const dhcpMod = net ? await import("../machine/supervisor-bin.ts") : undefined;
+    if (net) trace("net: imported");
     let netnsFd: number | undefined;
     if (net) {
       net.teardownNetwork(s.machine); // whatever a crashed run left
+      trace("net: stale torn down");
       cleanup.push(() => {
         try {
           net.teardownNetwork(s.machine, netnsFd);
@@ -130,23 +131,28 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
         }
       });
       netplan = net.planNetwork(s);
+      trace("net: planned");
     }
     if (cgRef.unified) {
       const fd = openSync(cgRef.unified, constants.O_RDONLY | constants.O_DIRECTORY);
       cleanup.push(() => closeQuietly(fd));
       plan.cgroupFd = fd;
     }
+    const u = ctx.userns;
     const child = spawnPlan(plan, {
-      barrier: (id, pid) => (id === 1 && ctx.userns ? usernsBarrier(s, ctx, pid) : undefined),
+      ...(u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cgRef.paths, u.shift)) : {}),
       afterGo: (id, pid) => {
         if (id !== 1 || !net || !netplan) return;
         // held until the clean-up: moved interfaces go back before the netns dies
         netnsFd = openSync(`/proc/${pid}/ns/net`, "r");
+        trace("net: apply");
         net.applyNetwork(netplan, pid);
+        trace("net: applied");
         const spec = net.dhcpSpec(netplan);
         if (spec) {
           const dhcp = dhcpMod!.startDhcpResponder(spec, s.hostname);
           cleanup.push(() => dhcp.kill());
+          trace("net: dhcp started");
         }
       },
     });

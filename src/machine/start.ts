@@ -28,7 +28,7 @@ import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "./properties-store.ts";
 import { supervisorFd } from "./supervisor-bin.ts";
-import { delegateMachineCgroups, usernsBarrier } from "../userns/setup.ts";
+import { delegateMachineCgroups, usernsHooks } from "../userns/setup.ts";
 import { applyNetwork, dhcpSpec, planNetwork, teardownNetwork } from "../net/machine.ts";
 import {
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
@@ -73,60 +73,59 @@ export function startMachine(name: string, extra: string[] = []): MachineState {
 /** How many machines `start` has in flight at once (see startMachines). */
 export const START_WINDOW = 3;
 
+type Flight = { name: string; steps: Generator<void, MachineState, void> };
+
 /**
- * Start machines as `start NAME...` does, in order, but with up to `window`
- * of them in flight: each one's steps (machineSteps) take turns, so one is
- * prepared while the supervisor of another starts and the child of a third
- * does its mounts. The first failure stops it: the machines begun before
- * the failed one are finished and keep running, the ones begun after it are
- * undone, and the failure is thrown (or, with onError, reported and the
- * rest started).
+ * Start machines as `start NAME...` does, in order. First every machine's
+ * cgroup is made (cgroup directories made while other containers join theirs
+ * wait for the kernel's cgroup lock), then up to `window` of them are in
+ * flight: their steps (machineSteps) take turns, so one is prepared while
+ * the supervisor of another starts and the child of a third does its mounts.
+ * The first failure stops it: the machines before the failed one are
+ * finished and keep running, the ones after it are undone, and the failure
+ * is thrown (or, with onError, reported and the rest started).
  */
 export function startMachines(names: string[], onError?: (name: string, e: unknown) => void, window = START_WINDOW): void {
-  const flying: Array<{ name: string; steps: Generator<void, MachineState, void> }> = [];
-  let next = 0;
-  for (;;) {
-    while (flying.length < window && next < names.length) {
-      const name = names[next++]!;
-      flying.push({ name, steps: machineSteps(name) });
+  const waiting: Flight[] = names.map((name) => ({ name, steps: machineSteps(name) }));
+  const flying: Flight[] = [];
+  // one step of m; false when it failed (and was dropped from `list`)
+  const step = (list: Flight[], k: number): boolean | "done" => {
+    const m = list[k]!;
+    try {
+      return m.steps.next().done ? "done" : true;
+    } catch (e) {
+      list.splice(k, 1);
+      if (onError) {
+        onError(m.name, e);
+        return false;
+      }
+      // the ones after it are undone, the ones before it finished
+      const before = list === flying ? flying.slice(0, k) : [...flying, ...waiting.slice(0, k)];
+      const after = list === flying ? [...flying.slice(k), ...waiting] : waiting.slice(k);
+      for (const n of after) abortSteps(n.steps);
+      for (const o of before) {
+        try {
+          for (let r = o.steps.next(); !r.done; r = o.steps.next());
+        } catch {
+          /* its own failure: it is undone; the first one is reported */
+        }
+      }
+      // among several, say which one
+      if (names.length > 1 && e instanceof SpawnctlError) throw new SpawnctlError(`Failed to start machine ${m.name}: ${e.message}`, { errno: e.errno, exitCode: e.exitCode, cause: e });
+      throw e;
     }
+  };
+  // every machine up to its cgroup
+  for (let k = 0; k < waiting.length; k++) if (step(waiting, k) === false) k--;
+  for (;;) {
+    while (flying.length < window && waiting.length > 0) flying.push(waiting.shift()!);
     if (flying.length === 0) return;
     // one step of each, oldest first
     for (let k = 0; k < flying.length; k++) {
-      const m = flying[k]!;
-      let done: boolean;
-      try {
-        done = !!m.steps.next().done;
-      } catch (e) {
-        flying.splice(k, 1);
-        if (onError) {
-          onError(m.name, e);
-          k--;
-          continue;
-        }
-        for (const n of flying.slice(k)) abortSteps(n.steps);
-        for (const o of flying.slice(0, k)) {
-          try {
-            for (let r = o.steps.next(); !r.done; r = o.steps.next());
-          } catch {
-            /* its own failure: it is undone; the first one is reported */
-          }
-        }
-        // among several, say which one
-        if (names.length > 1 && e instanceof SpawnctlError) throw new SpawnctlError(`Failed to start machine ${m.name}: ${e.message}`, { errno: e.errno, exitCode: e.exitCode, cause: e });
-        throw e;
-      }
-      if (done) flying.splice(k--, 1);
+      const r = step(flying, k);
+      if (r === false) k--;
+      else if (r === "done") flying.splice(k--, 1);
     }
-  }
-}
-
-/** Kill a child being driven (driveChildSteps) and close what it sent. */
-function abortChild(steps: Generator<number, Spawned, void>): void {
-  try {
-    steps.throw(new SpawnctlError("aborted"));
-  } catch {
-    /* killed */
   }
 }
 
@@ -160,11 +159,12 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const cg = createMachineCgroup(facts.cgroup, s.machine);
     trace("machine: cgroup");
     cleanup.push(() => cg.destroy());
+    // startMachines makes every machine's cgroup before it starts any
+    yield;
     const props = [...loadProperties(name), ...s.properties].map(parseProperty);
     if (props.length) applyProperties(props, facts.cgroup, s.machine);
     const ctx = prepareContext(s, facts, s.directory, cleanup);
-    if (ctx.userns) delegateMachineCgroups(facts.cgroup, cg.paths, ctx.userns.shift);
-    trace("machine: context, delegation");
+    trace("machine: context");
     const plan = buildPlan(s, ctx);
     trace("machine: plan");
     const netplan = needsNetworkSetup(s) ? (teardownNetwork(s.machine), planNetwork(s)) : undefined;
@@ -213,8 +213,9 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const { pid, sync } = recvReply(ctl);
     trace("machine: child cloned");
     let dhcpAsked = false;
+    const u = ctx.userns;
     const steps = driveChildSteps(plan, pid, sync, {
-      barrier: (id, p) => (id === 1 && ctx.userns ? usernsBarrier(s, ctx, p) : undefined),
+      ...(u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cg.paths, u.shift)) : {}),
       afterGo: (id, p) => {
         if (id !== 1 || !netplan) return;
         trace("machine: network");

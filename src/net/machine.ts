@@ -61,8 +61,15 @@ function intToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
+// hostPrefixes' last answer: `start` of many machines asks once per machine,
+// and the dump grows with every machine's link; what spawnctl itself adds is
+// in the allocations anyway
+let prefixCache: { at: number; prefixes: Array<[number, number]> } | undefined;
+const PREFIX_CACHE_MS = 1000;
+
 /** IPv4 prefixes the host already has (addresses and routes), which a container subnet must not overlap. */
 function hostPrefixes(): Array<[number, number]> {
+  if (prefixCache && performance.now() - prefixCache.at < PREFIX_CACHE_MS) return prefixCache.prefixes;
   const out: Array<[number, number]> = [];
   const rt = Rtnl.open();
   try {
@@ -75,6 +82,7 @@ function hostPrefixes(): Array<[number, number]> {
   } finally {
     rt.close();
   }
+  prefixCache = { at: performance.now(), prefixes: out };
   return out;
 }
 
@@ -250,6 +258,8 @@ export function applyNetwork(plan: NetPlan, pid: number): void {
   const rt = Rtnl.open();
   try {
     const v = plan.veth;
+    // the host end's ifindex, looked up once for the address and the forwarding setting
+    let hostIndex: number | undefined;
     if (v) {
       rt.createVeth({ name: v.host, mac: v.hostMac, altname: v.altname, up: true, peer: { name: "host0", mac: v.containerMac, netns: ns } });
       if (v.bridge) {
@@ -259,7 +269,8 @@ export function applyNetwork(plan: NetPlan, pid: number): void {
         withLock(() => ensureZoneBridge(rt, v.zone!));
         rt.setMaster(v.host, v.zone.bridge);
       } else if (v.subnet) {
-        rt.addAddress(v.host, `${v.subnet.host}/${v.subnet.prefix}`);
+        hostIndex = rt.index(v.host);
+        rt.addAddress(hostIndex, `${v.subnet.host}/${v.subnet.prefix}`);
       }
     }
     for (const e of plan.extra) {
@@ -277,7 +288,7 @@ export function applyNetwork(plan: NetPlan, pid: number): void {
       rt.moveLink(i.host, ns, i.container !== i.host ? i.container : undefined);
     }
     const sub = v?.zone?.subnet ?? v?.subnet;
-    const hostLink = v?.zone ? v.zone.bridge : v?.host;
+    const hostLink = v?.zone ? v.zone.bridge : hostIndex ?? v?.host;
     if (plan.masquerade && sub && hostLink) {
       const nft = Nft.open();
       try {

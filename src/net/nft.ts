@@ -515,6 +515,9 @@ export function missingFeature(e: unknown, context: { exprs?: string[]; chainTyp
 // ------------------------------------------------------------------- Nft
 
 export class Nft {
+  /** the layout ensureTable found or made through this socket */
+  private known?: Layout;
+
   private constructor(private readonly sock: NetlinkSocket) {}
 
   /** nfnetlink in the given network namespace, or the caller's. */
@@ -565,6 +568,11 @@ export class Nft {
    * an existing table is kept as it is.
    */
   ensureTable(opts: { layout?: Layout } = {}): Layout {
+    this.known = this.makeTable(opts);
+    return this.known;
+  }
+
+  private makeTable(opts: { layout?: Layout }): Layout {
     const existing = this.layout();
     if (existing) return existing;
     const candidates: Layout[] = opts.layout ? [opts.layout] : ["inet", "split"];
@@ -592,6 +600,7 @@ export class Nft {
 
   /** Remove spawnctl's tables with every chain and rule in them. */
   deleteTable(): void {
+    this.known = undefined;
     const families = this.tables();
     if (!families.length) return;
     try {
@@ -658,6 +667,8 @@ export class Nft {
   }
 
   private requireLayout(): Layout {
+    // what ensureTable just found or made on this socket
+    if (this.known) return this.known;
     const l = this.layout();
     if (!l) throw new SpawnctlError(`nftables table ${TABLE} does not exist (ensureTable creates it)`);
     return l;

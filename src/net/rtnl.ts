@@ -807,17 +807,24 @@ export function interfaceNameForMachine(prefix: "ve-" | "vb-" | "vz-" | "mv-" | 
   return full.length < ALTIFNAMSIZ ? { name: short, altname: prefix + name } : { name: short };
 }
 
-/** /etc/machine-id (or D-Bus's copy) as 16 bytes; undefined on a host without one. */
+let machineIdCache: { id: Uint8Array | undefined } | undefined;
+
+/** /etc/machine-id (or D-Bus's copy) as 16 bytes; undefined on a host without one. Read once per process. */
 export function hostMachineId(): Uint8Array | undefined {
+  if (machineIdCache) return machineIdCache.id;
+  machineIdCache = { id: undefined };
   for (const path of ["/etc/machine-id", "/var/lib/dbus/machine-id"]) {
     try {
       const hex = readFileSync(path, "utf8").trim();
-      if (/^[0-9a-f]{32}$/i.test(hex)) return key(hex.toLowerCase());
+      if (/^[0-9a-f]{32}$/i.test(hex)) {
+        machineIdCache.id = key(hex.toLowerCase());
+        break;
+      }
     } catch {
       /* try the next */
     }
   }
-  return undefined;
+  return machineIdCache.id;
 }
 
 /**

@@ -2,7 +2,7 @@
 // matching the tree's ownership to it before the start (prepare), writing
 // the child's id maps and making its idmapped mounts at barrier 1, and
 // delegating the machine's cgroups to the container's root.
-import { chownSync, existsSync, openSync, statSync, writeSync } from "node:fs";
+import { chownSync, openSync, statSync, writeSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
@@ -10,6 +10,7 @@ import { chaseInRoot } from "../util/tree.ts";
 import type { Lock } from "../util/lock.ts";
 import { trace } from "../util/log.ts";
 import type { CgroupFacts } from "../container/host.ts";
+import type { SpawnHooks } from "../container/spawn.ts";
 import { closeQuietly, shim, strerror } from "../sys/ffi.ts";
 import { makedev } from "../sys/consts.ts";
 import { deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
@@ -123,9 +124,10 @@ function writeMap(pid: number, file: "uid_map" | "gid_map", line: string): void 
 }
 
 /**
- * Barrier 1: the child exists in its new user namespace; give it its id maps
- * and make the idmapped mounts it is waiting for (in the order of
- * idmapSources). Returns their fds; the caller sends and closes them.
+ * The child exists in its new user namespace (it waits at barrier 1): give it
+ * its id maps and make the mounts it will receive there (in the order of
+ * idmapSources, then its /dev). Returns their fds; the caller sends and
+ * closes them.
  */
 export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number[] {
   trace("userns: barrier");
@@ -184,8 +186,36 @@ export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number
   return fds;
 }
 
-// what a delegated cgroup's owner must be able to write (systemd's list)
-const DELEGATED_FILES = ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "tasks", "cgroup.clone_children", "notify_on_release"];
+/**
+ * The user namespace's part in driving a child: right after the clone, while
+ * the child is still starting up, delegate its cgroups (before it joins them
+ * after barrier 1), write its maps and make its mounts; hand those over at
+ * barrier 1.
+ */
+export function usernsHooks(s: Settings, ctx: RunContext, delegate: () => void): Pick<SpawnHooks, "afterClone" | "barrier"> {
+  let fds: number[] = [];
+  return {
+    afterClone(pid) {
+      delegate();
+      fds = usernsBarrier(s, ctx, pid);
+    },
+    barrier(id) {
+      if (id !== 1) return undefined;
+      const out = fds;
+      fds = [];
+      return out;
+    },
+  };
+}
+
+// what a delegated cgroup's owner must be able to write (systemd's list), by
+// the kind of hierarchy: cgroup2, and the v1 hierarchies the container's init
+// manages (name=systemd); in the other v1 ones the child only joins (tasks)
+const DELEGATED_FILES = {
+  v2: ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"],
+  managed: ["cgroup.procs", "tasks", "cgroup.clone_children", "notify_on_release"],
+  joined: ["tasks"],
+};
 
 /**
  * Hand the machine's cgroups to the container's root: in the hierarchies its
@@ -193,13 +223,12 @@ const DELEGATED_FILES = ["cgroup.procs", "cgroup.threads", "cgroup.subtree_contr
  * and its delegation files, elsewhere only "tasks", which the child writes
  * to join them itself.
  */
-export function delegateCgroups(paths: string[], managed: (path: string) => boolean, shift: number): void {
+export function delegateCgroups(paths: string[], kind: (path: string) => keyof typeof DELEGATED_FILES, shift: number): void {
   for (const dir of paths) {
-    const all = managed(dir);
-    const files = all ? DELEGATED_FILES : ["tasks"];
+    const k = kind(dir);
     try {
-      if (all) chownSync(dir, shift, shift);
-      for (const f of files) if (existsSync(`${dir}/${f}`)) chownSync(`${dir}/${f}`, shift, shift);
+      if (k !== "joined") chownSync(dir, shift, shift);
+      for (const f of DELEGATED_FILES[k]) chownSync(`${dir}/${f}`, shift, shift);
     } catch (e) {
       throw new SpawnctlError(`delegating cgroup ${dir} to the container's root: ${fsMessage(e)}`);
     }
@@ -208,7 +237,8 @@ export function delegateCgroups(paths: string[], managed: (path: string) => bool
 
 /** Delegate a machine's cgroups (see delegateCgroups) on this host's layout. */
 export function delegateMachineCgroups(facts: CgroupFacts, paths: string[], shift: number): void {
-  const managed = (p: string) =>
-    (!!facts.unified && p.startsWith(`${facts.unified}/`)) || facts.v1.some((h) => !!h.name && p.startsWith(`${h.mountpoint}/`));
-  delegateCgroups(paths, managed, shift);
+  delegateCgroups(paths, (p) => {
+    if (facts.unified && p.startsWith(`${facts.unified}/`)) return "v2";
+    return facts.v1.some((h) => !!h.name && p.startsWith(`${h.mountpoint}/`)) ? "managed" : "joined";
+  }, shift);
 }
