@@ -22,7 +22,7 @@ import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
 import { hostFacts } from "../container/host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "../container/prepare.ts";
-import { type Spawned, cloneFailure, driveChildSteps } from "../container/spawn.ts";
+import { ChildDriver, cloneFailure } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
@@ -214,7 +214,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     trace("machine: child cloned");
     let dhcpAsked = false;
     const u = ctx.userns;
-    const steps = driveChildSteps(plan, pid, sync, {
+    const driver = new ChildDriver(plan, pid, sync, {
       ...(u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cg.paths, u.shift)) : {}),
       afterGo: (id, p) => {
         if (id !== 1 || !netplan) return;
@@ -234,11 +234,8 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
       },
     }, false);
     // the first barrier (or the child's exec, when it has none); then its mounts go on meanwhile
-    let r: IteratorResult<number, Spawned> | undefined;
-    cleanup.push(() => {
-      if (r && !r.done) abortChild(steps);
-    });
-    r = steps.next();
+    cleanup.push(() => driver.abort());
+    driver.step();
     yield;
     if (dhcpAsked) {
       // the DHCP server answers before the child goes on (barrier 2)
@@ -247,8 +244,8 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
         throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
       }
     }
-    while (!r.done) r = steps.next();
-    const child = r.value;
+    while (!driver.step());
+    const child = driver.result!;
     trace("machine: child exec'd");
     if (child.consoleFd !== undefined) {
       shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);

@@ -130,6 +130,8 @@ describe("machines", () => {
         const r = run(["start", ...names], { netns: true });
         expect(r.code).toBe(1);
         expect(r.stderr).toStartWith(`Failed to start machine ${failing}: `);
+        // undoing the ones begun after it went without a hitch
+        expect(r.stderr).not.toContain("cleaning up");
         expect(r.stderr).toContain(failing === "sctest-bad" ? "init" : "No image for machine 'sctest-nothere'");
         expect(listed()).toContain("sctest-m2");
         expect(listed()).not.toContain("sctest-m3");
