@@ -117,6 +117,13 @@ export function leftovers(): string[] {
   } catch {
     /* no sysfs */
   }
+  // tests run their networked containers in network namespaces of their own:
+  // the host's forwarding must be as it was (compared with the value at the start)
+  try {
+    if (readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() === "1") out.push("sysctl: net.ipv4.ip_forward=1");
+  } catch {
+    /* no procfs */
+  }
   for (const d of ["/run/spawnctl/machines", "/run/systemd/nspawn/locks", "/run/spawnctl/uid-range"]) {
     try {
       for (const f of readdirSync(d)) out.push(`state: ${d}/${f}`);
