@@ -112,6 +112,9 @@ async function keyringFromPackage(pkg: string, member: string, dir: string): Pro
   return undefined;
 }
 
+/** The tier-up threshold scale the binary starts with; long computations reset it (src/util/jit.ts). */
+const JIT_POLICY = 64;
+
 async function main(): Promise<void> {
   const what = process.argv[2] ?? "all";
   await buildShim();
@@ -121,6 +124,8 @@ async function main(): Promise<void> {
   mkdirSync(`${root}/dist`, { recursive: true });
   const bun = process.execPath;
   const args = [bun, "build", "--compile", "--bytecode", "--minify", "--sourcemap=none",
+    // code stays in the interpreter and baseline JIT longer: commands are short (src/util/jit.ts)
+    `--compile-jit-policy=${JIT_POLICY}`,
     // the xz decoder's worker is a second entry point so Workers exist in the binary
     `${root}/src/main.ts`, `${root}/src/bootstrap/xz-worker.ts`, "--outfile", `${root}/dist/spawnctl`];
   run(args, "bun build --compile");

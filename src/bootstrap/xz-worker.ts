@@ -2,6 +2,9 @@
 // shared input buffer into its slice of a shared output buffer, and answer
 // with the job id and, on failure, the error message.
 import { xzDecodeBlock, type XzBlock } from "./xz.ts";
+import { fullJit } from "../util/jit.ts";
+
+fullJit();
 
 declare const self: Worker;
 

@@ -1,5 +1,6 @@
 // `spawnctl bootstrap debian|ubuntu SUITE DEST [OPTIONS]` and
 // `spawnctl bootstrap arch DEST [PKG...] [OPTIONS]`.
+import { fullJit } from "../util/jit.ts";
 import { readFileSync } from "node:fs";
 import { usage } from "../util/errors.ts";
 import { print, setQuiet } from "../util/log.ts";
@@ -92,6 +93,7 @@ export function destination(d: string): string {
 }
 
 export async function bootstrapMain(argv: string[]): Promise<number> {
+  fullJit();
   const { values, positional } = parseArgv(argv, SPECS);
   const last = (k: string) => values.get(k)?.at(-1);
   const list = (k: string) => (values.get(k) ?? []).flatMap((v) => v.split(/[,\s]+/)).filter(Boolean);

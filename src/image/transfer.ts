@@ -6,6 +6,7 @@
 // --verify=checksum, plus its OpenPGP signature SHA256SUMS.gpg (or .asc) for
 // --verify=signature, against /etc/systemd/import-pubring.gpg, else
 // /usr/lib/systemd/import-pubring.gpg (SPAWNCTL_IMPORT_KEYRING overrides).
+import { fullJit } from "../util/jit.ts";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statSync } from "node:fs";
 import { decompressAsync, sniffCompression } from "../bootstrap/decompress.ts";
 import { fetchAll } from "../bootstrap/fetch.ts";
@@ -28,6 +29,9 @@ import { Progress } from "./progress.ts";
 import { copyRawFile, createRawFile, isQcow2, SparseWriter } from "./raw.ts";
 import { renameInto } from "./sys.ts";
 import { extractTarBytes, writeTreeAsTar } from "./tar-io.ts";
+
+// image transfers are long computations (hashing, compression)
+fullJit();
 
 export interface ImportOptions {
   readOnly: boolean;
