@@ -126,6 +126,9 @@ async function main(): Promise<void> {
   const args = [bun, "build", "--compile", "--bytecode", "--minify", "--sourcemap=none",
     // code stays in the interpreter and baseline JIT longer: commands are short (src/util/jit.ts)
     `--compile-jit-policy=${JIT_POLICY}`,
+    // the working directory is the admin's, not ours: a .env there must not set
+    // our environment, a bunfig.toml there must not preload code into a root process
+    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
     // the xz decoder's worker is a second entry point so Workers exist in the binary
     `${root}/src/main.ts`, `${root}/src/bootstrap/xz-worker.ts`, "--outfile", `${root}/dist/spawnctl`];
   run(args, "bun build --compile");

@@ -21,6 +21,22 @@ afterAll(() => {
 const sh = (script: string, ...opts: string[]) => run(["run", "-q", "-P", "-D", tree, ...opts, "/bin/sh", "-c", script]);
 
 describe("run: basics", () => {
+  test("the binary ignores a .env and a bunfig.toml in the working directory", () => {
+    const dir = tempDir();
+    try {
+      // a .env would set our environment, a bunfig.toml could preload code into a root process
+      writeFileSync(`${dir}/.env`, "SPAWNCTL_TRACE=1\n");
+      writeFileSync(`${dir}/evil.ts`, `require("node:fs").writeFileSync(${JSON.stringify(`${dir}/ran`)}, "x");\n`);
+      writeFileSync(`${dir}/bunfig.toml`, 'preload = ["./evil.ts"]\n');
+      const r = run(["--version"], { cwd: dir });
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe("");
+      expect(existsSync(`${dir}/ran`)).toBe(false);
+    } finally {
+      removeTree(dir);
+    }
+  });
+
   test("the payload is PID 1 in its own namespaces and its exit status passes through", () => {
     const r = sh("echo pid=$$; exit 7");
     expect(r.stdout).toBe("pid=1\n");
