@@ -202,6 +202,8 @@ export const SHIM_SYMBOLS = {
   // (names NUL-separated, devs u64[n], n, uid, gid, failed_at i32 out) -> a detached tmpfs
   // mount fd holding those device nodes, owned by uid:gid, or -errno
   nsh_make_devfs: { args: ["ptr", "ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
+  // (paths NUL-separated, n, uid, gid, failed_at i32 out) -> 0 or -errno: lchown of each
+  nsh_chown_paths: { args: ["ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
   // (fsuid, fsgid) -> 0 or -errno: this thread's file system ids, effective capabilities kept
   nsh_set_fsids: { args: ["u32", "u32"], returns: "i32" },
   // (fd, on) -> 0 or -errno

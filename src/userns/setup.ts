@@ -2,7 +2,7 @@
 // matching the tree's ownership to it before the start (prepare), writing
 // the child's id maps and making its idmapped mounts at barrier 1, and
 // delegating the machine's cgroups to the container's root.
-import { chownSync, openSync, statSync, writeSync } from "node:fs";
+import { openSync, statSync, writeSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
@@ -224,14 +224,19 @@ const DELEGATED_FILES = {
  * to join them itself.
  */
 export function delegateCgroups(paths: string[], kind: (path: string) => keyof typeof DELEGATED_FILES, shift: number): void {
+  const all: string[] = [];
   for (const dir of paths) {
     const k = kind(dir);
-    try {
-      if (k !== "joined") chownSync(dir, shift, shift);
-      for (const f of DELEGATED_FILES[k]) chownSync(`${dir}/${f}`, shift, shift);
-    } catch (e) {
-      throw new SpawnctlError(`delegating cgroup ${dir} to the container's root: ${fsMessage(e)}`);
-    }
+    if (k !== "joined") all.push(dir);
+    for (const f of DELEGATED_FILES[k]) all.push(`${dir}/${f}`);
+  }
+  // one call into the shim for them all
+  const failedAt = new Int32Array(1);
+  const r = shim().nsh_chown_paths(ptr(Buffer.from(all.map((p) => `${p}\0`).join(""))), all.length, shift, shift, ptr(failedAt)) as number;
+  if (r < 0) {
+    const p = all[failedAt[0]!] ?? "";
+    const dir = paths.find((d) => p === d || p.startsWith(`${d}/`)) ?? p;
+    throw new SpawnctlError(`delegating cgroup ${dir} to the container's root: ${p}: ${strerror(-r)}`, { errno: -r });
   }
 }
 
