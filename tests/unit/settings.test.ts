@@ -5,7 +5,7 @@ import { resolveSettings, mergeSettings, type MergeEnv } from "../../src/setting
 import { applyNspawnFile, parseIni } from "../../src/settings/nspawn-file.ts";
 import { parseSignal, parseBind, parseOverlay, parsePort, parseRlimit, splitQuoted, parseBoolean, parseId128 } from "../../src/settings/parse.ts";
 import { ROWS } from "../../src/settings/table.ts";
-import { DEFAULT_CAP_MASK, capBit } from "../../src/container/caps.ts";
+import { DEFAULT_CAPS, DEFAULT_CAP_MASK, capBit, capNumber, maskOf } from "../../src/container/caps.ts";
 
 function env(files: Record<string, string> = {}, dirs: string[] = []): MergeEnv & { warnings: string[] } {
   const warnings: string[] = [];
@@ -110,6 +110,20 @@ describe("command line", () => {
       expect(r.group.length).toBeGreaterThan(0);
       expect(r.long || r.short || r.file).toBeTruthy();
     }
+  });
+});
+
+describe("capabilities", () => {
+  test("the written-out default mask is nspawn's 26 capabilities, 0xfdecafff", () => {
+    expect(DEFAULT_CAP_MASK).toBe(maskOf(DEFAULT_CAPS));
+    expect(DEFAULT_CAPS.length).toBe(26);
+  });
+  test("names with or without CAP_, in any case", () => {
+    expect(capNumber("CAP_SYS_ADMIN")).toBe(21);
+    expect(capNumber("sys_admin")).toBe(21);
+    expect(capNumber("cap_chown")).toBe(0);
+    expect(capNumber("CAP_")).toBeUndefined();
+    expect(capNumber("NOPE")).toBeUndefined();
   });
 });
 
