@@ -1881,8 +1881,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (dhcp_only) {
-		/* the DHCP responder of a foreground `spawnctl run`: lives as long as it */
+		/* the DHCP responder of a foreground `spawnctl run`: lives as long as it.
+		 * Started before the container's link exists, it waits for a byte on
+		 * stdin (the link is there) before it binds to it. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		char go;
+		ssize_t got;
+		while ((got = read(0, &go, 1)) < 0 && errno == EINTR)
+			;
+		if (got != 1)
+			return 1;
 		if (!dhcp_spec || dhcp_open(&D) < 0) {
 			fprintf(stderr, "nsh-supervisor: DHCP on %s: %s\n", D.iface ? D.iface : "?", strerror(errno));
 			return 1;

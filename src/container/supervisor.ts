@@ -133,6 +133,11 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       netplan = net.planNetwork(s);
       trace("net: planned");
     }
+    // the DHCP responder starts now, while the container is set up; it binds
+    // to the link once applyNetwork has made it
+    const dhcpSpec = net && netplan ? net.dhcpSpec(netplan) : undefined;
+    const dhcp = dhcpSpec ? dhcpMod!.startDhcpResponder(dhcpSpec, s.hostname) : undefined;
+    if (dhcp) cleanup.push(() => dhcp.kill());
     if (cgRef.unified) {
       const fd = openSync(cgRef.unified, constants.O_RDONLY | constants.O_DIRECTORY);
       cleanup.push(() => closeQuietly(fd));
@@ -148,11 +153,9 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
         trace("net: apply");
         net.applyNetwork(netplan, pid);
         trace("net: applied");
-        const spec = net.dhcpSpec(netplan);
-        if (spec) {
-          const dhcp = dhcpMod!.startDhcpResponder(spec, s.hostname);
-          cleanup.push(() => dhcp.kill());
-          trace("net: dhcp started");
+        if (dhcp) {
+          dhcp.go();
+          trace("net: dhcp listens");
         }
       },
     });

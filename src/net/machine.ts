@@ -17,6 +17,7 @@ import type { PortForward } from "../settings/parse.ts";
 import { Rtnl, interfaceNameForMachine, macForMachine } from "./rtnl.ts";
 import { Nft, machineOfComment } from "./nft.ts";
 import { siphash24 } from "./siphash.ts";
+import { ifIndex } from "./sys.ts";
 
 export const NET_DIR = "/run/spawnctl/net";
 
@@ -269,7 +270,8 @@ export function applyNetwork(plan: NetPlan, pid: number): void {
         withLock(() => ensureZoneBridge(rt, v.zone!));
         rt.setMaster(v.host, v.zone.bridge);
       } else if (v.subnet) {
-        hostIndex = rt.index(v.host);
+        // we are in the host's namespace, where the link was just made
+        hostIndex = ifIndex(v.host) || rt.index(v.host);
         rt.addAddress(hostIndex, `${v.subnet.host}/${v.subnet.prefix}`);
       }
     }

@@ -16,6 +16,7 @@ const SYMBOLS = {
   setns: { args: ["i32", "i32"], returns: "i32" },
   strerror: { args: ["i32"], returns: "ptr" },
   __errno_location: { args: [], returns: "ptr" },
+  if_nametoindex: { args: ["cstring"], returns: "u32" },
 } as const;
 
 // biome-ignore lint: ffi function signatures are dynamic
@@ -156,4 +157,10 @@ export function inNetns<T>(nsFd: number, fn: () => T): T {
   } finally {
     close(home);
   }
+}
+
+/** The ifindex of a link by its (primary) name in the calling thread's network
+ * namespace, through an ioctl (no netlink dump to encode and decode); 0 if none. */
+export function ifIndex(name: string): number {
+  return libc().if_nametoindex(Buffer.from(`${name}\0`)) as number;
 }
