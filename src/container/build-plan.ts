@@ -11,6 +11,8 @@ import type { Settings } from "../settings/types.ts";
 import type { BindMount } from "../settings/parse.ts";
 import { CLONE, MNT_DETACH, MOUNT_ATTR, MS, PR, S_IF, makedev } from "../sys/consts.ts";
 import type { Op, Plan } from "../sys/plan.ts";
+import { FD_SLOTS } from "../sys/abi.ts";
+import { SpawnctlError } from "../util/errors.ts";
 import type { CgroupFacts } from "./host.ts";
 import { escapeOverlayPath, parseMountOptions } from "./mountopts.ts";
 import type { ResolvedUser } from "../util/tree.ts";
@@ -484,7 +486,11 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   }
   if (ctx.userns) {
     // the mounts, then the container's /dev (devSlot)
-    for (let slot = 0; slot <= devSlot(s, ctx); slot++) ops.push({ kind: "recvFd", slot });
+    const last = devSlot(s, ctx);
+    if (last >= FD_SLOTS) {
+      throw new SpawnctlError(`With a user namespace at most ${FD_SLOTS - 2} host directories can be bound (--bind=/--bind-ro=); got ${last - 1}.`);
+    }
+    for (let slot = 0; slot <= last; slot++) ops.push({ kind: "recvFd", slot });
     // we still are the host's root, which the namespace cannot map: become its root
     ops.push({ kind: "setgroups", gids: [] }, { kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
   }

@@ -22,6 +22,9 @@ export interface SpawnHooks {
   /** called right after the clone, before the first message from the child
    * is awaited: work done here overlaps with the child's own start-up */
   afterClone?(pid: number): void;
+  /** called when driving the child failed (or was abandoned) and it was
+   * killed: release what afterClone or barrier made and did not hand over */
+  onFail?(): void;
   /** called at each BARRIER; the child waits until it returns. The fds it
    * returns are sent after the go-ahead (for the child's RECV_FD ops), then closed. */
   barrier?(id: number, pid: number): number[] | void;
@@ -100,6 +103,7 @@ export class ChildDriver {
   private readonly fdOut = new Int32Array(1);
   private started = false;
   private ended = false;
+  private failed = false;
 
   constructor(
     private readonly plan: Plan,
@@ -116,6 +120,7 @@ export class ChildDriver {
   }
 
   step(): boolean {
+    if (this.failed) throw new SpawnctlError("the container process was already given up");
     if (this.ended) return true;
     try {
       return this.advance();
@@ -173,6 +178,7 @@ export class ChildDriver {
 
   private fail(): void {
     this.ended = true;
+    this.failed = true;
     try {
       process.kill(this.pid, 9);
     } catch {
@@ -182,5 +188,6 @@ export class ChildDriver {
     if (this.out.consoleFd !== undefined) closeSync(this.out.consoleFd);
     for (const fd of this.out.fds.values()) closeSync(fd);
     closeSync(this.sync);
+    this.hooks.onFail?.();
   }
 }

@@ -106,8 +106,9 @@ export function startMachines(names: string[], onError?: (name: string, e: unkno
       for (const o of before) {
         try {
           for (let r = o.steps.next(); !r.done; r = o.steps.next());
-        } catch {
-          /* its own failure: it is undone; the first one is reported */
+        } catch (e2) {
+          // undone as well; the first failure is the one thrown
+          warn(`Failed to start machine ${o.name}: ${e2 instanceof Error ? e2.message : e2}`);
         }
       }
       // among several, say which one

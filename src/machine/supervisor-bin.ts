@@ -48,6 +48,7 @@ export function startDhcpResponder(spec: string, hostname: string): DhcpResponde
   };
   return {
     go() {
+      if (!open) throw new SpawnctlError("the DHCP responder was already started or stopped");
       // it says "r" once it listens: the container may ask right away
       const buf = Buffer.alloc(1);
       let n = 0;

@@ -123,18 +123,21 @@ function writeMap(pid: number, file: "uid_map" | "gid_map", line: string): void 
   }
 }
 
-/**
- * The child exists in its new user namespace (it waits at barrier 1): give it
- * its id maps and make the mounts it will receive there (in the order of
- * idmapSources, then its /dev). Returns their fds; the caller sends and
- * closes them.
- */
-export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number[] {
-  trace("userns: barrier");
+/** The child's id maps: its root is the range's first id. */
+function writeMaps(ctx: RunContext, pid: number): void {
   const u = ctx.userns!;
   const line = `0 ${u.shift} ${u.range}\n`;
   writeMap(pid, "uid_map", line);
   writeMap(pid, "gid_map", line);
+}
+
+/**
+ * The mounts the child receives at barrier 1, in idmapSources' order, then
+ * its /dev, as fds (the caller sends and closes them); made once its maps are
+ * written.
+ */
+function usernsMounts(s: Settings, ctx: RunContext, pid: number): number[] {
+  const u = ctx.userns!;
   const fds: number[] = [];
   const sources = idmapSources(s, ctx);
   const own = openSync(`/proc/${pid}/ns/user`, "r");
@@ -192,18 +195,27 @@ export function usernsBarrier(s: Settings, ctx: RunContext, pid: number): number
  * after barrier 1), write its maps and make its mounts; hand those over at
  * barrier 1.
  */
-export function usernsHooks(s: Settings, ctx: RunContext, delegate: () => void): Pick<SpawnHooks, "afterClone" | "barrier"> {
+export function usernsHooks(s: Settings, ctx: RunContext, delegate: () => void): Pick<SpawnHooks, "afterClone" | "barrier" | "onFail"> {
   let fds: number[] = [];
   return {
     afterClone(pid) {
+      trace("userns: barrier");
+      // the maps first: from then on the child's root is the range's first
+      // id, which the delegated files belong to
+      writeMaps(ctx, pid);
       delegate();
-      fds = usernsBarrier(s, ctx, pid);
+      fds = usernsMounts(s, ctx, pid);
     },
     barrier(id) {
       if (id !== 1) return undefined;
       const out = fds;
       fds = [];
       return out;
+    },
+    onFail() {
+      // made for a child that never reached barrier 1
+      for (const fd of fds) closeQuietly(fd);
+      fds = [];
     },
   };
 }

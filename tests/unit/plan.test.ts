@@ -231,6 +231,12 @@ describe("plan with a user namespace", () => {
     expect(net.find(mountAt("/sys"))).toMatchObject({ fstype: "sysfs" });
   });
 
+  test("more host binds than the child has fd slots for is a clear error", () => {
+    const many = Array.from({ length: 15 }, (_, i) => ({ source: `/b${i}`, sourceInImage: false, destination: `/b${i}`, readOnly: false, recursive: true, idmap: "none" as const, hostSource: `/b${i}`, isDir: true }));
+    expect(() => plan(["-U", "-D", "/m/web", "true"], { userns, binds: many })).toThrow(/at most 14 host directories/);
+    expect(plan(["-U", "-D", "/m/web", "true"], { userns, binds: many.slice(0, 14) }).ops.filter((o) => o.kind === "recvFd").length).toBe(16);
+  });
+
   test("-x puts the overlay over the idmapped tree, with user xattrs", () => {
     const { ops } = plan(["-U", "-x", "-D", "/m/web", "true"], { userns });
     expect(ops.find((o) => o.kind === "moveMount")).toMatchObject({ slot: 0, dst: "/run/spawnctl/scratch/lower", dstInRoot: false });
