@@ -2,15 +2,15 @@
 // namespace the test creates (spawnctl runs inside it through nsenter), so the
 // machine's real interfaces are never touched; traffic goes only to loopback
 // and to the test's own namespaces.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { describe, expect } from "bun:test";
+import { busyboxFixture } from "../fixture.ts";
 import { existsSync, readdirSync } from "node:fs";
-import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, tempDir } from "../helpers.ts";
+import { SPAWNCTL } from "../helpers.ts";
 import { Netns, netTest as test, withNetns, leftoverNetns } from "./net/netns.ts";
 import { Rtnl } from "../../src/net/rtnl.ts";
 
 let base = "";
 let tree = "";
-const before = IS_ROOT ? leftovers() : [];
 
 const DHCP_SCRIPT = `#!/bin/sh
 case "$1" in
@@ -18,18 +18,14 @@ case "$1" in
 esac
 `;
 
-beforeAll(() => {
-  if (!IS_ROOT) return;
-  base = tempDir();
-  tree = makeBusyboxTree(`${base}/bb`, { files: { "etc/udhcpc/default.script": DHCP_SCRIPT, "www/index.html": "hello from the container\n" } });
-  Bun.spawnSync(["chmod", "755", `${tree}/etc/udhcpc/default.script`]);
-});
-
-afterAll(() => {
-  if (!IS_ROOT) return;
-  removeTree(base);
-  expect(leftoverNetns()).toEqual([]);
-  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+busyboxFixture({ files: { "etc/udhcpc/default.script": DHCP_SCRIPT, "www/index.html": "hello from the container\n" } }, (b, t) => {
+  base = b;
+  tree = t;
+}, {
+  setup: (_, t) => {
+    Bun.spawnSync(["chmod", "755", `${t}/etc/udhcpc/default.script`]);
+  },
+  teardown: () => expect(leftoverNetns()).toEqual([]),
 });
 
 /** spawnctl run inside the test's "host" namespace */

@@ -1,21 +1,15 @@
 // spawnctl run against the real kernel: identity, environment, users, exit
 // codes, errors, settings files, credentials. Root, a busybox tree.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { describe, expect } from "bun:test";
+import { busyboxFixture } from "../fixture.ts";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
-import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { SPAWNCTL, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
 
 let base = "";
 let tree = "";
-const before = IS_ROOT ? leftovers() : [];
-beforeAll(() => {
-  if (!IS_ROOT) return;
-  base = tempDir();
-  tree = makeBusyboxTree(`${base}/bb`);
-});
-afterAll(() => {
-  if (!IS_ROOT) return;
-  removeTree(base);
-  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+busyboxFixture({}, (b, t) => {
+  base = b;
+  tree = t;
 });
 
 const sh = (script: string, ...opts: string[]) => run(["run", "-q", "-P", "-D", tree, ...opts, "/bin/sh", "-c", script]);

@@ -1,19 +1,13 @@
 // Console modes: pipe, read-only, passive, autopipe and interactive (under a pty made by script(1)).
-import { afterAll, beforeAll, describe, expect } from "bun:test";
-import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { describe, expect } from "bun:test";
+import { busyboxFixture } from "../fixture.ts";
+import { SPAWNCTL, rootTest as test, run } from "../helpers.ts";
 
 let base = "";
 let tree = "";
-const before = IS_ROOT ? leftovers() : [];
-beforeAll(() => {
-  if (!IS_ROOT) return;
-  base = tempDir();
-  tree = makeBusyboxTree(`${base}/bb`);
-});
-afterAll(() => {
-  if (!IS_ROOT) return;
-  removeTree(base);
-  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+busyboxFixture({}, (b, t) => {
+  base = b;
+  tree = t;
 });
 
 /** run spawnctl inside a pty (script -q), feeding `input` chunks with pauses */

@@ -1,14 +1,14 @@
 // Lifecycle: poweroff and reboot from inside, SIGTERM and --kill-signal with a
 // busybox init that logs what it gets, the -a stub init, the parent-death
 // signal, and the directory lock.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { describe, expect } from "bun:test";
+import { busyboxFixture } from "../fixture.ts";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { SPAWNCTL, rootTest as test, run } from "../helpers.ts";
 
 let base = "";
 let tree = "";
 let log = "";
-const before = IS_ROOT ? leftovers() : [];
 
 // The init logs each boot and its shutdown actions into /log (bound from the host).
 const INITTAB = [
@@ -28,18 +28,15 @@ esac
 exit 0
 `;
 
-beforeAll(() => {
-  if (!IS_ROOT) return;
-  base = tempDir();
-  tree = makeBusyboxTree(`${base}/bb`, { inittab: INITTAB, files: { "etc/boot.sh": BOOT_SH } });
-  Bun.spawnSync(["ln", "-sf", "busybox", `${tree}/usr/bin/init`]);
-  log = `${base}/log`;
-  mkdirSync(log);
-});
-afterAll(() => {
-  if (!IS_ROOT) return;
-  removeTree(base);
-  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+busyboxFixture({ inittab: INITTAB, files: { "etc/boot.sh": BOOT_SH } }, (b, t) => {
+  base = b;
+  tree = t;
+}, {
+  setup: (b, t) => {
+    Bun.spawnSync(["ln", "-sf", "busybox", `${t}/usr/bin/init`]);
+    log = `${b}/log`;
+    mkdirSync(log);
+  },
 });
 
 function reset(mode: string): void {

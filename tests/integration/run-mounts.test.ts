@@ -1,23 +1,20 @@
 // Mounts: binds, tmpfs, overlays, inaccessible paths, read-only, volatile,
 // ephemeral, template, resolv.conf, timezone, journal, and hostile trees.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { describe, expect } from "bun:test";
+import { busyboxFixture } from "../fixture.ts";
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { IS_ROOT, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { makeBusyboxTree, rootTest as test, run } from "../helpers.ts";
 
 let base = "";
 let tree = "";
-const before = IS_ROOT ? leftovers() : [];
-beforeAll(() => {
-  if (!IS_ROOT) return;
-  base = tempDir();
-  tree = makeBusyboxTree(`${base}/bb`);
-  mkdirSync(`${base}/host/sub`, { recursive: true });
-  writeFileSync(`${base}/host/file`, "host-file\n");
-});
-afterAll(() => {
-  if (!IS_ROOT) return;
-  removeTree(base);
-  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+busyboxFixture({}, (b, t) => {
+  base = b;
+  tree = t;
+}, {
+  setup: (b) => {
+    mkdirSync(`${b}/host/sub`, { recursive: true });
+    writeFileSync(`${b}/host/file`, "host-file\n");
+  },
 });
 
 const sh = (script: string, ...opts: string[]) => run(["run", "-q", "-P", "-D", tree, ...opts, "/bin/sh", "-c", script]);

@@ -1,22 +1,16 @@
 // Capabilities, seccomp, no_new_privs, resource settings, private network.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { describe, expect } from "bun:test";
+import { busyboxFixture } from "../fixture.ts";
 import { readFileSync } from "node:fs";
-import { IS_ROOT, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { IS_ROOT, rootTest as test, run } from "../helpers.ts";
 import { DEFAULT_CAP_MASK, capBit } from "../../src/container/caps.ts";
 import { boundingSet } from "../../src/container/host.ts";
 
 let base = "";
 let tree = "";
-const before = IS_ROOT ? leftovers() : [];
-beforeAll(() => {
-  if (!IS_ROOT) return;
-  base = tempDir();
-  tree = makeBusyboxTree(`${base}/bb`);
-});
-afterAll(() => {
-  if (!IS_ROOT) return;
-  removeTree(base);
-  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+busyboxFixture({}, (b, t) => {
+  base = b;
+  tree = t;
 });
 
 const sh = (script: string, ...opts: string[]) => run(["run", "-q", "-P", "-D", tree, ...opts, "/bin/sh", "-c", script]);

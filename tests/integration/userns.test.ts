@@ -1,21 +1,15 @@
 // User namespaces: -U, the range rules, map and chown ownership, binds with
 // idmap options, devices, two containers at once, and nothing left behind.
-import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { describe, expect } from "bun:test";
+import { busyboxFixture } from "../fixture.ts";
 import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
-import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { SPAWNCTL, makeBusyboxTree, removeTree, rootTest as test, run } from "../helpers.ts";
 
 let base = "";
 let tree = "";
-const before = IS_ROOT ? leftovers() : [];
-beforeAll(() => {
-  if (!IS_ROOT) return;
-  base = tempDir();
-  tree = makeBusyboxTree(`${base}/bb`, { files: { "etc/hostname": "bb\n" } });
-});
-afterAll(() => {
-  if (!IS_ROOT) return;
-  removeTree(base);
-  expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
+busyboxFixture({ files: { "etc/hostname": "bb\n" } }, (b, t) => {
+  base = b;
+  tree = t;
 });
 
 const sh = (t: string, script: string, ...opts: string[]) => run(["run", "-q", "-P", "-D", t, ...opts, "/bin/sh", "-c", script]);
