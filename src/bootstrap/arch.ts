@@ -56,7 +56,7 @@ import { Progress } from "../util/progress.ts";
 import { warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { runCleanup, type Cleanup } from "../container/prepare.ts";
-import { prepareTarget } from "./target.ts";
+import { interruption, prepareTarget } from "./target.ts";
 import type { TreeCommand } from "../container/exec.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll } from "./fetch.ts";
@@ -463,13 +463,8 @@ function packageDir(got: Got[]): string {
 export async function bootstrapArch(o: ArchOptions): Promise<void> {
   const progress = new Progress();
   const cleanup: Cleanup = [];
-  const abort = new AbortController();
-  const onSignal = () => abort.abort(new SpawnctlError("Interrupted."));
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  const check = () => {
-    if (abort.signal.aborted) throw abort.signal.reason;
-  };
+  const intr = interruption();
+  const check = intr.check;
   try {
     if (o.packages.length === 0) o.packages = ["base"];
     if (o.repos.length === 0) throw new SpawnctlError("--repos= names no repository.");
@@ -478,14 +473,14 @@ export async function bootstrapArch(o: ArchOptions): Promise<void> {
     if (o.verify) verifier = Verifier.load(o.keyring);
     else warn("WARNING: --no-verify: package signatures are NOT checked; anyone who can change the mirror, the cache or the connection to it chooses what gets installed.");
 
-    const dbs = await syncDbs(o, src, verifier, progress, abort.signal);
+    const dbs = await syncDbs(o, src, verifier, progress, intr.signal);
     check();
     const pkgs = resolvePacman(dbs, o.packages);
     for (const p of pkgs) {
       if (p.arch && p.arch !== "any" && p.arch !== o.arch) throw new SpawnctlError(`${p.name} ${p.version} from ${p.repo} is built for ${p.arch}, not ${o.arch}`);
     }
     const explicit = explicitNames(dbs, o.packages);
-    const got = await download(o, src, pkgs, o.verify, progress, abort.signal);
+    const got = await download(o, src, pkgs, o.verify, progress, intr.signal);
     check();
     verifyPackages(got, verifier, progress, check);
 
@@ -511,11 +506,10 @@ export async function bootstrapArch(o: ArchOptions): Promise<void> {
   } catch (e) {
     progress.clear();
     // ^C shows up as whatever it broke (a cancelled download, a killed command): say what it was
-    if (abort.signal.aborted) throw abort.signal.reason;
+    check();
     throw e;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    intr.release();
     runCleanup(cleanup);
   }
 }

@@ -17,7 +17,7 @@ import { Progress } from "../util/progress.ts";
 import { trace, warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { runCleanup, type Cleanup } from "../container/prepare.ts";
-import { prepareTarget } from "./target.ts";
+import { interruption, prepareTarget } from "./target.ts";
 import { defaultMirror } from "./mirror.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll, fetchIndex } from "./fetch.ts";
@@ -291,10 +291,7 @@ function cleanupTree(tmp: string): void {
 export async function bootstrapDebian(o: DebianOptions): Promise<void> {
   const progress = new Progress();
   const cleanup: Cleanup = [];
-  const abort = new AbortController();
-  const onSignal = () => abort.abort(new SpawnctlError("Interrupted."));
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const intr = interruption();
   try {
     let mirror = o.mirror;
     if (o.fromBundle) {
@@ -312,9 +309,7 @@ export async function bootstrapDebian(o: DebianOptions): Promise<void> {
     let keyring: Keyring | null = null;
     if (o.verify) keyring = loadKeyring(o.distro, o.keyring);
     else warn("WARNING: --no-verify: the Release file's signature is NOT checked; anyone between you and the mirror can choose what gets installed.");
-    const check = () => {
-      if (abort.signal.aborted) throw abort.signal.reason;
-    };
+    const check = intr.check;
     trace("bootstrap: start");
     const fetched = await fetchEverything(o, mirror, keyring, progress);
     trace("bootstrap: fetched");
@@ -338,8 +333,7 @@ export async function bootstrapDebian(o: DebianOptions): Promise<void> {
     finish(tmp, o.dest);
     progress.phase(`Bootstrapped ${o.distro} ${o.suite} (${fetched.packages.length} packages) in ${o.dest}.`);
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    intr.release();
     runCleanup(cleanup);
   }
 }

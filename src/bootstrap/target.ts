@@ -20,3 +20,24 @@ export function prepareTarget(dest: string, cleanup: Cleanup): string {
   cleanup.push(() => rmSync(tmp, { recursive: true, force: true }));
   return tmp;
 }
+
+/**
+ * SIGINT and SIGTERM interrupt a bootstrap: `signal` aborts its downloads,
+ * check() throws once it has come, release() stops listening.
+ */
+export function interruption(): { signal: AbortSignal; check(): void; release(): void } {
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new SpawnctlError("Interrupted."));
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal: abort.signal,
+    check() {
+      if (abort.signal.aborted) throw abort.signal.reason;
+    },
+    release() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
