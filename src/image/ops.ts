@@ -20,7 +20,7 @@ import {
 import { Progress } from "./progress.ts";
 import { copyRawFile } from "./raw.ts";
 import {
-  changeInodeFlags, EOPNOTSUPP, ENOTTY, FS_IMMUTABLE_FL, fsName, getInodeFlags, renameInto, setBlockDeviceReadOnly, withFd,
+  changeInodeFlags, EOPNOTSUPP, ENOTTY, FS_IMMUTABLE_FL, fsName, isImmutable, renameInto, setBlockDeviceReadOnly, withFd,
 } from "./sys.ts";
 
 function dirOf(path: string): string {
@@ -50,16 +50,6 @@ export function setImmutable(path: string, on: boolean, doing: string): void {
   });
 }
 
-function isImmutable(path: string): boolean {
-  try {
-    return withFd(path, `reading the flags of ${path}`, (fd) => {
-      const { flags, err } = getInodeFlags(fd);
-      return !err && (flags & FS_IMMUTABLE_FL) !== 0;
-    });
-  } catch {
-    return false;
-  }
-}
 
 /** A symlinked image is the link itself: never follow it to change flags on its target. */
 function isRealDirectory(path: string): boolean {

@@ -15,7 +15,7 @@ import { SpawnctlError } from "../util/errors.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { isSubvolume, subvolumeReadOnly } from "./btrfs.ts";
 import { isValidImageName, isHiddenImage } from "./names.ts";
-import { blockDeviceReadOnly, blockDeviceSize, FS_IMMUTABLE_FL, getInodeFlags, statFs, withFd } from "./sys.ts";
+import { blockDeviceReadOnly, blockDeviceSize, isImmutable, statFs, withFd } from "./sys.ts";
 
 export type ImageType = "directory" | "subvolume" | "raw" | "block";
 
@@ -76,14 +76,7 @@ function directoryReadOnly(path: string): boolean {
   } catch {
     /* treat as writable */
   }
-  try {
-    return withFd(path, `reading the flags of ${path}`, (fd) => {
-      const { flags, err } = getInodeFlags(fd);
-      return !err && (flags & FS_IMMUTABLE_FL) !== 0;
-    });
-  } catch {
-    return false;
-  }
+  return isImmutable(path);
 }
 
 /** Describe one entry of a search directory, or undefined if it is not an image. */

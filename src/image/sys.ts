@@ -77,6 +77,18 @@ export function getInodeFlags(fd: number): { flags: number; err: number } {
   return { flags: buf[0]! >>> 0, err };
 }
 
+/** Whether the file or directory carries the immutable flag (chattr +i); false where it cannot be read. */
+export function isImmutable(path: string): boolean {
+  try {
+    return withFd(path, `reading the flags of ${path}`, (fd) => {
+      const { flags, err } = getInodeFlags(fd);
+      return !err && (flags & FS_IMMUTABLE_FL) !== 0;
+    });
+  } catch {
+    return false;
+  }
+}
+
 /** Set or clear `mask` in the inode flags; returns 0 or the errno. */
 export function changeInodeFlags(fd: number, value: number, mask: number): number {
   const { flags, err } = getInodeFlags(fd);
