@@ -11,7 +11,7 @@ import { hostFacts } from "../container/host.ts";
 import { openMachineCgroup } from "../cgroup/cgroup.ts";
 import { spawnPlan } from "../container/spawn.ts";
 import { isatty, closeQuietly, libc, shim, errno, strerror } from "../sys/ffi.ts";
-import { startRelay } from "../container/console.ts";
+import { startRelay, type Relay } from "../container/console.ts";
 import { waitExit } from "../container/supervisor.ts";
 import {
   type MachineState, allStates, leaderAlive, lockPath, readState, removeState, supervisorAlive,
@@ -308,7 +308,7 @@ async function enterAndRun(st: MachineState, u: ResolvedUser, o: { argv: string[
   }
   const exited = waitExit(child.pid);
   let detached = false;
-  let relay;
+  let relay: Relay | undefined;
   if (child.consoleFd !== undefined) {
     const master = child.consoleFd;
     if (what === "login" || isatty(0)) process.stderr.write(`Connected to machine ${st.name}. Press ^] three times within 1s to exit session.\n`);
