@@ -143,16 +143,20 @@ async function importTarInto(bytes: Uint8Array, label: string, local: string, po
   return target;
 }
 
-export async function importTar(source: string, name: string | undefined, o: ImportOptions): Promise<void> {
-  if (source !== "-" && !name) name = localNameFor("tar", source, false);
+/** The name, wording and pool of an import from `source` (a file, or "-" for standard input). */
+function importTarget(kind: "tar" | "raw", source: string, name: string | undefined): { name: string; label: string; doing: string; pool: string } {
+  if (source !== "-" && !name) name = localNameFor(kind, source, false);
   if (!name) throw usage("Importing from standard input needs a NAME for the new image.");
   checkNewMachineName(name);
   const label = source === "-" ? "standard input" : source;
-  const doing = `importing ${label} as image '${name}'`;
-  const pool = ensurePool();
+  return { name, label, doing: `importing ${label} as image '${name}'`, pool: ensurePool() };
+}
+
+export async function importTar(source: string, given: string | undefined, o: ImportOptions): Promise<void> {
+  const { name, label, doing, pool } = importTarget("tar", source, given);
   await withNewImage(doing, name, pool, o.force, async (job) => {
     const bytes = await job.race(readSource(source));
-    await importTarInto(bytes, label, name!, pool, o, job, doing);
+    await importTarInto(bytes, label, name, pool, o, job, doing);
   });
 }
 
@@ -232,13 +236,8 @@ async function importRawFrom(file: string, label: string, local: string, pool: s
   info(`Imported image '${local}' from ${label}: ${formatBytes(statSync(`${pool}/${local}.raw`).size)}${o.readOnly ? ", read-only" : ""}.`);
 }
 
-export async function importRaw(source: string, name: string | undefined, o: ImportOptions): Promise<void> {
-  if (source !== "-" && !name) name = localNameFor("raw", source, false);
-  if (!name) throw usage("Importing from standard input needs a NAME for the new image.");
-  checkNewMachineName(name);
-  const label = source === "-" ? "standard input" : source;
-  const doing = `importing ${label} as image '${name}'`;
-  const pool = ensurePool();
+export async function importRaw(source: string, given: string | undefined, o: ImportOptions): Promise<void> {
+  const { name, label, doing, pool } = importTarget("raw", source, given);
   await withNewImage(doing, name, pool, o.force, async (job) => {
     let file = source;
     if (source === "-") {
@@ -250,7 +249,7 @@ export async function importRaw(source: string, name: string | undefined, o: Imp
     } else if (!existsSync(source)) {
       throw new SpawnctlError(`${doing}: ${source}: No such file or directory`);
     }
-    await importRawFrom(file, label, name!, pool, o, job, doing);
+    await importRawFrom(file, label, name, pool, o, job, doing);
     if (file !== source) removePath(file);
   });
 }
