@@ -37,15 +37,23 @@ const NFNL_MSG_BATCH_BEGIN = 0x10; // NLMSG_MIN_TYPE
 const NFNL_MSG_BATCH_END = 0x11;
 
 const NFT_MSG = { NEWTABLE: 0, GETTABLE: 1, DELTABLE: 2, NEWCHAIN: 3, GETCHAIN: 4, DELCHAIN: 5, NEWRULE: 6, GETRULE: 7, DELRULE: 8 } as const;
-const NFT_MSG_NAMES = new Map<number, string>([
-  [NFNL_MSG_BATCH_BEGIN, "NFNL_MSG_BATCH_BEGIN"],
-  [NFNL_MSG_BATCH_END, "NFNL_MSG_BATCH_END"],
-  ...Object.entries(NFT_MSG).map(([k, v]) => [(NFNL_SUBSYS_NFTABLES << 8) | v, `NFT_MSG_${k}`] as [number, string]),
-]);
+// message names for errors, made when first needed (no work at import: this
+// module is loaded, cold, on every start that sets up NAT)
+let nftMsgNames: Map<number, string> | undefined;
+function nftMsgName(t: number): string {
+  nftMsgNames ??= new Map<number, string>([
+    [NFNL_MSG_BATCH_BEGIN, "NFNL_MSG_BATCH_BEGIN"],
+    [NFNL_MSG_BATCH_END, "NFNL_MSG_BATCH_END"],
+    ...Object.entries(NFT_MSG).map(([k, v]) => [(NFNL_SUBSYS_NFTABLES << 8) | v, `NFT_MSG_${k}`] as [number, string]),
+  ]);
+  return nftMsgNames.get(t) ?? `nfnetlink message ${t}`;
+}
 
 export const NFPROTO = { inet: 1, ip: 2, ip6: 10 } as const;
 export type Family = keyof typeof NFPROTO;
-const FAMILY_NAMES = new Map(Object.entries(NFPROTO).map(([k, v]) => [v as number, k as Family]));
+function familyName(n: number | undefined): Family | undefined {
+  return n === NFPROTO.inet ? "inet" : n === NFPROTO.ip ? "ip" : n === NFPROTO.ip6 ? "ip6" : undefined;
+}
 
 const NFTA_TABLE_NAME = 1;
 const NFTA_CHAIN_TABLE = 1;
@@ -480,7 +488,7 @@ function decodeRule(m: Message): NftRule {
   const comment = parseUserdataComment(a.get(NFTA_RULE_USERDATA));
   const exprs = a.nested(NFTA_RULE_EXPRESSIONS)?.all(NFTA_LIST_ELEM).map((e) => Attrs.parse(e).str(NFTA_EXPR_NAME) ?? "?") ?? [];
   return {
-    family: FAMILY_NAMES.get(m.payload[0]!) ?? "inet",
+    family: familyName(m.payload[0]) ?? "inet",
     table: a.str(NFTA_RULE_TABLE) ?? "",
     chain: a.str(NFTA_RULE_CHAIN) ?? "",
     handle: a.be64(NFTA_RULE_HANDLE) ?? 0n,
@@ -523,7 +531,7 @@ export class Nft {
   /** nfnetlink in the given network namespace, or the caller's. */
   static open(netns?: NetnsRef): Nft {
     try {
-      return new Nft(NetlinkSocket.open(NETLINK_NETFILTER, { netns, typeName: (t) => NFT_MSG_NAMES.get(t) ?? `nfnetlink message ${t}` }));
+      return new Nft(NetlinkSocket.open(NETLINK_NETFILTER, { netns, typeName: nftMsgName }));
     } catch (e) {
       if ((e as SpawnctlError).errno === EPROTONOSUPPORT) {
         throw new SpawnctlError("opening nfnetlink: the kernel has no nfnetlink support (CONFIG_NETFILTER_NETLINK), so spawnctl cannot set up NAT", { errno: EPROTONOSUPPORT, syscall: "socket", cause: e });
@@ -550,7 +558,7 @@ export class Nft {
     }
     return msgs
       .filter((m) => Attrs.parse(m.payload.subarray(4)).str(NFTA_TABLE_NAME) === TABLE)
-      .map((m) => FAMILY_NAMES.get(m.payload[0]!))
+      .map((m) => familyName(m.payload[0]))
       .filter((f): f is Family => f !== undefined);
   }
 

@@ -29,7 +29,13 @@ export const RTM = {
   DELLINKPROP: 109,
 } as const;
 
-const RTM_NAMES = new Map(Object.entries(RTM).map(([k, v]) => [v as number, `RTM_${k}`]));
+// names for messages and scopes, made when first needed: building maps at
+// import costs every start that brings a network up (this module is cold then)
+let rtmNames: Map<number, string> | undefined;
+function rtmName(t: number): string {
+  rtmNames ??= new Map(Object.entries(RTM).map(([k, v]) => [v as number, `RTM_${k}`]));
+  return rtmNames.get(t) ?? `rtnetlink message ${t}`;
+}
 
 export const IFLA = {
   ADDRESS: 1,
@@ -81,7 +87,11 @@ export const RTPROT_BOOT = 3;
 
 export const SCOPE = { global: 0, site: 200, link: 253, host: 254, nowhere: 255 } as const;
 export type Scope = keyof typeof SCOPE;
-const SCOPE_NAMES = new Map(Object.entries(SCOPE).map(([k, v]) => [v as number, k as Scope]));
+let scopeNames: Map<number, Scope> | undefined;
+function scopeName(n: number): Scope | number {
+  scopeNames ??= new Map(Object.entries(SCOPE).map(([k, v]) => [v as number, k as Scope]));
+  return scopeNames.get(n) ?? n;
+}
 
 const MACVLAN_MODE = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 } as const;
 const IPVLAN_MODE = { l2: 0, l3: 1, l3s: 2 } as const;
@@ -289,7 +299,7 @@ function decodeAddress(m: Message): Address {
   return {
     family: familyNumber(p[0]!),
     prefixLen: p[1]!,
-    scope: SCOPE_NAMES.get(p[3]!) ?? p[3]!,
+    scope: scopeName(p[3]!),
     index: new DataView(p.buffer, p.byteOffset + 4, 4).getUint32(0, true),
     address: formatAddress(local),
     broadcast: brd ? formatAddress(brd) : undefined,
@@ -310,7 +320,7 @@ function decodeRoute(m: Message): Route {
     dev: a.u32(RTA_OIF),
     table: a.u32(RTA_TABLE) ?? p[4]!,
     protocol: p[5]!,
-    scope: SCOPE_NAMES.get(p[6]!) ?? p[6]!,
+    scope: scopeName(p[6]!),
     type: p[7]!,
     metric: a.u32(RTA_PRIORITY),
     prefsrc: src ? formatAddress(src) : undefined,
@@ -459,7 +469,7 @@ export class Rtnl {
   /** rtnetlink in the given namespace, or the caller's. */
   static open(netns?: NetnsRef): Rtnl {
     try {
-      return new Rtnl(NetlinkSocket.open(NETLINK_ROUTE, { netns, typeName: (t) => RTM_NAMES.get(t) ?? `rtnetlink message ${t}` }));
+      return new Rtnl(NetlinkSocket.open(NETLINK_ROUTE, { netns, typeName: rtmName }));
     } catch (e) {
       throw wrap(netns === undefined ? "opening rtnetlink" : `opening rtnetlink in network namespace ${describeNetns(netns)}`, e);
     }
@@ -777,14 +787,15 @@ function key(hex: string): Uint8Array {
 }
 
 // systemd-nspawn's fixed hash keys (src/nspawn/nspawn-network.c), so that a
-// machine gets the same interface names and MACs under spawnctl as under nspawn.
-const SHORTEN_IFNAME_KEY = key("e190a404a8ef4b518cccc33a9f11fca2");
+// machine gets the same interface names and MACs under spawnctl as under nspawn
+// (written as bytes: no parsing at import).
+const SHORTEN_IFNAME_KEY = new Uint8Array([0xe1, 0x90, 0xa4, 0x04, 0xa8, 0xef, 0x4b, 0x51, 0x8c, 0xcc, 0xc3, 0x3a, 0x9f, 0x11, 0xfc, 0xa2]);
 const MAC_KEYS = {
-  host: key("1a376fc746ec450bada3d53106605db1"),
-  container: key("c3c4f919b557b21ce6cf1427039ceea2"),
-  "veth-extra-host": key("48c7f6b7ea9d4c9eb728d4de91d5bf66"),
-  "veth-extra-container": key("af501761cef94d35840d2b2054bece59"),
-  macvlan: key("00136dbc66834481bb0cf9511f24a66f"),
+  host: new Uint8Array([0x1a, 0x37, 0x6f, 0xc7, 0x46, 0xec, 0x45, 0x0b, 0xad, 0xa3, 0xd5, 0x31, 0x06, 0x60, 0x5d, 0xb1]),
+  container: new Uint8Array([0xc3, 0xc4, 0xf9, 0x19, 0xb5, 0x57, 0xb2, 0x1c, 0xe6, 0xcf, 0x14, 0x27, 0x03, 0x9c, 0xee, 0xa2]),
+  "veth-extra-host": new Uint8Array([0x48, 0xc7, 0xf6, 0xb7, 0xea, 0x9d, 0x4c, 0x9e, 0xb7, 0x28, 0xd4, 0xde, 0x91, 0xd5, 0xbf, 0x66]),
+  "veth-extra-container": new Uint8Array([0xaf, 0x50, 0x17, 0x61, 0xce, 0xf9, 0x4d, 0x35, 0x84, 0x0d, 0x2b, 0x20, 0x54, 0xbe, 0xce, 0x59]),
+  macvlan: new Uint8Array([0x00, 0x13, 0x6d, 0xbc, 0x66, 0x83, 0x44, 0x81, 0xbb, 0x0c, 0xf9, 0x51, 0x1f, 0x24, 0xa6, 0x6f]),
 } as const;
 export type MacPurpose = keyof typeof MAC_KEYS;
 
