@@ -50,6 +50,7 @@ afterAll(() => {
   rmSync(`/etc/spawnctl/properties/${NAME}.conf`, { force: true });
   rmSync(`/etc/spawnctl/autostart/${NAME}`, { force: true });
   rmSync(`/var/log/spawnctl/${NAME}.console`, { force: true });
+  rmSync(`/var/log/spawnctl/${NAME}.console.1`, { force: true }); // rotated
   removeTree(base);
   expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
 });
