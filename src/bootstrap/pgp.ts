@@ -11,6 +11,7 @@
 // MD5 signatures, revocations by designated revokers, User ID revocations.
 import { createHash, createPublicKey, createVerify, verify as cryptoVerify, type KeyObject } from "node:crypto";
 import { SpawnctlError } from "../util/errors.ts";
+import { concat } from "../util/bytes.ts";
 
 // ---------------------------------------------------------------------------
 // Packets
@@ -778,15 +779,6 @@ function writeU32(b: Uint8Array, at: number, v: number): void {
   b[at + 3] = v & 0xff;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 function leftPad(b: Uint8Array, len: number): Uint8Array {
   if (b.length >= len) return b;

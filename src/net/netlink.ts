@@ -13,6 +13,8 @@
 // than any event-loop round trip. SO_RCVTIMEO bounds the wait.
 import { SpawnctlError } from "../util/errors.ts";
 import * as sys from "./sys.ts";
+import { concat } from "../util/bytes.ts";
+export { concat };
 
 export const NETLINK_ROUTE = 0;
 export const NETLINK_NETFILTER = 12;
@@ -428,14 +430,4 @@ export class NetlinkSocket {
     // a copy: the buffer is reused for the next datagram, the messages may be kept
     return decodeMessages(this.buf.slice(0, n));
   }
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }

@@ -1,18 +1,11 @@
 // Builders for archive test fixtures: ar archives, .debs, raw tar headers
 // (for the malformed cases TarWriter would never produce) and host tools.
 import { TarWriter, type TarWriteEntry } from "../../../src/bootstrap/tar.ts";
+import { concat } from "../../../src/util/bytes.ts";
+
+export { concat };
 
 const enc = new TextEncoder();
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** An ar archive with 60-byte headers; `rawName` is written as given (GNU "/", "//", "/N", BSD "#1/N"). */
 export function makeAr(members: Array<{ rawName: string; data: Uint8Array }>, opts: { sizeOverride?: number; badTerminator?: boolean } = {}): Uint8Array {
