@@ -2,7 +2,8 @@
 // safe in Bun's threaded process; setns(CLONE_NEWNET) is too, because it only
 // moves the calling thread — which is why enterNetns() always moves back.
 // Loaded lazily, so importing this module costs nothing.
-import { CString, dlopen, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
+import { CString, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
+import { dlopenLibc } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
 
 const SYMBOLS = {
@@ -19,20 +20,10 @@ const SYMBOLS = {
   if_nametoindex: { args: ["cstring"], returns: "u32" },
 } as const;
 
-// biome-ignore lint: ffi function signatures are dynamic
-type Libc = { [K in keyof typeof SYMBOLS]: (...args: any[]) => any };
-let cached: Libc | undefined;
+let cached: ReturnType<typeof dlopenLibc<typeof SYMBOLS>> | undefined;
 
-function libc(): Libc {
-  if (!cached) {
-    let lib;
-    try {
-      lib = dlopen("libc.so.6", SYMBOLS);
-    } catch {
-      lib = dlopen("libc.musl-x86_64.so.1", SYMBOLS);
-    }
-    cached = lib.symbols as unknown as Libc;
-  }
+function libc() {
+  cached ??= dlopenLibc(SYMBOLS);
   return cached;
 }
 
