@@ -28,14 +28,15 @@ export async function buildShim(outDir = `${root}/build`): Promise<string> {
   writeIfChanged(`${root}/shim/nsh_abi.h`, renderHeader());
   const so = `${outDir}/nsh.so`;
   const srcs = [`${root}/shim/nsh.c`, `${root}/shim/nsh_abi.h`];
-  // shift.c (ownership shifting, user namespaces, idmapped mounts) runs in
-  // the spawnctl process only: it goes into the shared object, not the supervisor
-  const soSrcs = [...srcs, `${root}/shim/shift.c`];
+  // shift.c (ownership shifting, user namespaces, idmapped mounts) and net.c
+  // (the network steps `run -n` waits for) run in the spawnctl process only:
+  // they go into the shared object, not the supervisor
+  const soSrcs = [...srcs, `${root}/shim/shift.c`, `${root}/shim/net.c`];
   const fresh = existsSync(so) && soSrcs.every((s) => statSync(s).mtimeMs <= statSync(so).mtimeMs);
   if (!fresh) {
     run(
       [cc, "-std=gnu11", "-O2", "-g0", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
-        "-fno-strict-aliasing", "-fvisibility=default", "-o", so, `${root}/shim/nsh.c`, `${root}/shim/shift.c`, "-lpthread"],
+        "-fno-strict-aliasing", "-fvisibility=default", "-o", so, `${root}/shim/nsh.c`, `${root}/shim/shift.c`, `${root}/shim/net.c`, "-lpthread"],
       "compiling the shim",
     );
     run(["strip", "--strip-unneeded", so], "stripping the shim");

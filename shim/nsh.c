@@ -1850,6 +1850,7 @@ int main(int argc, char **argv)
 	struct dhcp_cfg D;
 	const char *dhcp_spec = NULL;
 	int dhcp_only = 0;
+	pid_t parent = 0;
 	memset(&D, 0, sizeof(D));
 	D.fd = -1;
 	memset(&S, 0, sizeof(S));
@@ -1875,30 +1876,25 @@ int main(int argc, char **argv)
 		else if (!strcmp(k, "--cgroup-procs") && S.ncg < 32) S.cgroup_procs[S.ncg++] = v;
 		else if (!strcmp(k, "--dhcp")) dhcp_spec = v;
 		else if (!strcmp(k, "--dhcp-hostname")) D.hostname = v;
+		else if (!strcmp(k, "--parent")) parent = (pid_t)sup_int(v);
 	}
 	if (dhcp_spec && dhcp_configure(&D, dhcp_spec) < 0) {
 		fprintf(stderr, "nsh-supervisor: bad --dhcp %s\n", dhcp_spec);
 		return 2;
 	}
 	if (dhcp_only) {
-		/* the DHCP responder of a foreground `spawnctl run`: lives as long as it.
-		 * Started before the container's link exists, it waits for a byte on
-		 * stdin (the link is there) before it binds to it. */
+		/* the DHCP responder of a foreground `spawnctl run`: lives as long as
+		 * it. spawnctl made the socket (bound to the link) before the
+		 * container could ask, and hands it over as stdin: what came before
+		 * we ran waits there. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		char go;
-		ssize_t got;
-		while ((got = read(0, &go, 1)) < 0 && errno == EINTR)
-			;
-		if (got != 1)
+		/* spawnctl may have gone before the line above */
+		if (parent > 0 && getppid() != parent)
 			return 1;
-		if (!dhcp_spec || dhcp_open(&D) < 0) {
-			fprintf(stderr, "nsh-supervisor: DHCP on %s: %s\n", D.iface ? D.iface : "?", strerror(errno));
-			return 1;
-		}
-		/* tell spawnctl we listen: the container may ask at once */
-		if (write(1, "r", 1) != 1)
-			return 1;
-		close(1);
+		if (!dhcp_spec)
+			return 2;
+		D.fd = 0;
+		nsh_set_nonblock(0, 1);
 		for (;;) {
 			struct pollfd p = { D.fd, POLLIN, 0 };
 			if (poll(&p, 1, -1) > 0)

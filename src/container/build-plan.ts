@@ -478,10 +478,12 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     // die with the supervisor: a SIGKILLed spawnctl leaves no container behind
     { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
   ];
-  if (ctx.userns || ctx.networkBarrier) {
+  if (ctx.userns) {
     // barrier 1, right after the clone: the parent writes our id maps and
-    // sends the idmapped mounts, and, once we go on, sets up the network
-    // while we mount (barrier 2 waits for that)
+    // sends the idmapped mounts, and, once we go on, makes our network links
+    // while we mount (barrier 2 waits for that). Without a user namespace
+    // there is nothing to wait for here: the parent makes the links in our
+    // network namespace as soon as the clone has made it.
     ops.push({ kind: "barrier", id: 1 });
   }
   if (ctx.userns) {

@@ -2,10 +2,10 @@
 // the plan, relay the console, pass on SIGTERM/SIGINT, and when the container
 // ends work out the exit status (poweroff, reboot, exit code, signal), clean
 // up in reverse order and, on reboot, start again.
-import { closeSync, openSync, rmSync, constants } from "node:fs";
+import { closeSync, existsSync, openSync, rmSync, constants } from "node:fs";
 import { type Settings, needsNetworkSetup } from "../settings/types.ts";
 import { signalName } from "../settings/parse.ts";
-import { shim, pipe, closeQuietly, isatty } from "../sys/ffi.ts";
+import { shim, pipe, closeQuietly, cstr, isatty, strerror } from "../sys/ffi.ts";
 import { formatPlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { info, print, trace } from "../util/log.ts";
@@ -16,7 +16,7 @@ import { buildPlan } from "./build-plan.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
-import { spawnPlan } from "./spawn.ts";
+import { spawnPlan, type SpawnHooks } from "./spawn.ts";
 import { delegateMachineCgroups, usernsHooks } from "../userns/setup.ts";
 import { populateFromTemplate } from "./template.ts";
 
@@ -114,30 +114,13 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     trace("cgroup created");
     const cgRef = cg;
     cleanup.push(() => cgRef.destroy());
-    let netplan: import("../net/machine.ts").NetPlan | undefined;
-    // loaded only when needed: the network code is not on the common start path
-    const net = needsNetworkSetup(s) ? await import("../net/machine.ts") : undefined;
-    const dhcpMod = net ? await import("../machine/supervisor-bin.ts") : undefined;
-    if (net) trace("net: imported");
-    let netnsFd: number | undefined;
-    if (net) {
-      net.teardownNetwork(s.machine); // whatever a crashed run left
-      trace("net: stale torn down");
-      cleanup.push(() => {
-        try {
-          net.teardownNetwork(s.machine, netnsFd);
-        } finally {
-          closeQuietly(netnsFd);
-        }
-      });
-      netplan = net.planNetwork(s);
-      trace("net: planned");
-    }
-    // the DHCP responder starts now, while the container is set up; it binds
-    // to the link once applyNetwork has made it
-    const dhcpSpec = net && netplan ? net.dhcpSpec(netplan) : undefined;
-    const dhcp = dhcpSpec ? dhcpMod!.startDhcpResponder(dhcpSpec, s.hostname) : undefined;
-    if (dhcp) cleanup.push(() => dhcp.kill());
+    // the network is made in two steps that overlap with the child (its
+    // code is loaded only then: it is not on the common start path):
+    //  - at the first barrier, while the child mounts: the plan, and the
+    //    links the payload must find, with a socket for DHCP on the host's end
+    //  - at the second, while the payload starts: addresses, NAT and port
+    //    forwards, and the DHCP responder serving that socket
+    const network = needsNetworkSetup(s) ? new RunNetwork(s, cleanup) : undefined;
     if (cgRef.unified) {
       const fd = openSync(cgRef.unified, constants.O_RDONLY | constants.O_DIRECTORY);
       cleanup.push(() => closeQuietly(fd));
@@ -145,19 +128,8 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     }
     const u = ctx.userns;
     const child = spawnPlan(plan, {
-      ...(u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cgRef.paths, u.shift)) : {}),
-      afterGo: (id, pid) => {
-        if (id !== 1 || !net || !netplan) return;
-        // held until the clean-up: moved interfaces go back before the netns dies
-        netnsFd = openSync(`/proc/${pid}/ns/net`, "r");
-        trace("net: apply");
-        net.applyNetwork(netplan, pid);
-        trace("net: applied");
-        if (dhcp) {
-          dhcp.go();
-          trace("net: dhcp listens");
-        }
-      },
+      ...(u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cgRef.paths, u.shift)) : network?.hooks),
+      ...(u && network ? { afterGo: network.hooks.afterGo } : {}),
     });
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too
@@ -194,6 +166,87 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     relay?.stop();
     runCleanup(cleanup);
     trace("cleaned up");
+  }
+}
+
+/** The network of a foreground run: see runOnce. */
+class RunNetwork {
+  private plan?: import("../net/plan.ts").NetPlan;
+  /** the container's netns, held until the clean-up: moved interfaces go back before it dies */
+  private netnsFd?: number;
+  private dhcpSock?: number;
+
+  constructor(
+    private readonly s: Settings,
+    private readonly cleanup: Cleanup,
+  ) {}
+
+  /**
+   * The links are made right after the clone (the child goes on meanwhile),
+   * or with a user namespace once the child has its maps and mounts
+   * (barrier 1); the host side once the child goes on from barrier 2.
+   */
+  readonly hooks: Pick<SpawnHooks, "afterClone" | "afterGo"> = {
+    afterClone: (pid) => this.links(pid),
+    afterGo: (id, pid) => {
+      if (id === 1) this.links(pid);
+      else if (id === 2) this.host();
+    },
+  };
+
+  /** the rest of the network code: not needed until the payload runs, unless a crashed run left something */
+  private full(): typeof import("../net/machine.ts") {
+    return require("../net/machine.ts") as typeof import("../net/machine.ts");
+  }
+
+  private links(pid: number): void {
+    trace("net: links");
+    const net = require("../net/plan.ts") as typeof import("../net/plan.ts");
+    const machine = this.s.machine;
+    // whatever a crashed run left
+    if (existsSync(`${net.NET_DIR}/${machine}.json`)) this.full().teardownNetwork(machine);
+    this.cleanup.push(() => {
+      try {
+        this.full().teardownNetwork(machine, this.netnsFd);
+      } finally {
+        closeQuietly(this.netnsFd);
+      }
+    });
+    const plan = (this.plan = net.planNetwork(this.s));
+    // held from now on: the links stay while the host side is configured,
+    // even when the payload is done by then
+    this.netnsFd = openSync(`/proc/${pid}/ns/net`, "r");
+    net.applyLinks(plan, pid);
+    const iface = net.dhcpInterface(plan);
+    if (iface) {
+      const fd = shim().nsh_udp_on_device(cstr(iface), 67) as number;
+      if (fd < 0) throw new SpawnctlError(`listening for DHCP on ${iface}: ${strerror(-fd)}`, { errno: -fd });
+      this.dhcpSock = fd;
+      this.cleanup.push(() => {
+        closeQuietly(this.dhcpSock);
+        this.dhcpSock = undefined;
+      });
+    }
+    trace("net: links made");
+  }
+
+  private host(): void {
+    const { plan } = this;
+    if (!plan) return;
+    trace("net: host side");
+    const net = this.full();
+    net.allocateAddresses(plan);
+    net.configureHost(plan);
+    const spec = net.dhcpSpec(plan);
+    if (spec && this.dhcpSock !== undefined) {
+      const { startDhcpResponder } = require("../machine/supervisor-bin.ts") as typeof import("../machine/supervisor-bin.ts");
+      const dhcp = startDhcpResponder(spec, this.s.hostname, this.dhcpSock);
+      this.cleanup.push(() => dhcp.kill());
+      // the responder has its own copy
+      closeQuietly(this.dhcpSock);
+      this.dhcpSock = undefined;
+    }
+    trace("net: host side done");
   }
 }
 

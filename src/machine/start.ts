@@ -29,7 +29,8 @@ import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "./properties-store.ts";
 import { supervisorFd } from "./supervisor-bin.ts";
 import { delegateMachineCgroups, usernsHooks } from "../userns/setup.ts";
-import { applyNetwork, dhcpSpec, planNetwork, teardownNetwork } from "../net/machine.ts";
+import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
+import { applyLinks, planNetwork } from "../net/plan.ts";
 import {
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
 } from "./registry.ts";
@@ -169,7 +170,11 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const plan = buildPlan(s, ctx);
     trace("machine: plan");
     const netplan = needsNetworkSetup(s) ? (teardownNetwork(s.machine), planNetwork(s)) : undefined;
-    if (netplan) cleanup.push(() => teardownNetwork(s.machine));
+    if (netplan) {
+      cleanup.push(() => teardownNetwork(s.machine));
+      // the supervisor is told what to answer DHCP with when it is started
+      allocateAddresses(netplan);
+    }
     const dhcp = netplan ? dhcpSpec(netplan) : undefined;
     trace("machine: network planned");
 
@@ -215,36 +220,50 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     trace("machine: child cloned");
     let dhcpAsked = false;
     const u = ctx.userns;
+    const network = (p: number) => {
+      trace("machine: network");
+      applyLinks(netplan!, p);
+      configureHost(netplan!);
+      trace("machine: network applied");
+      // the supervisor keeps the container's netns (to give moved interfaces
+      // back) and starts answering DHCP before the container goes on
+      const nsfd = openSync(`/proc/${p}/ns/net`, "r");
+      shim().nsh_send(ctl, "s".charCodeAt(0), nsfd);
+      closeQuietly(nsfd);
+      if (dhcp) {
+        // its answer is awaited at barrier 2
+        shim().nsh_send(ctl, "n".charCodeAt(0), -1);
+        dhcpAsked = true;
+      }
+    };
+    const uh = u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cg.paths, u.shift)) : undefined;
     const driver = new ChildDriver(plan, pid, sync, {
-      ...(u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cg.paths, u.shift)) : {}),
+      ...uh,
+      // the network right after the clone, or with a user namespace once the
+      // child has its maps and mounts (barrier 1); either way while it mounts
+      afterClone: (p) => {
+        uh?.afterClone?.(p);
+        if (netplan && !u) network(p);
+      },
       afterGo: (id, p) => {
-        if (id !== 1 || !netplan) return;
-        trace("machine: network");
-        applyNetwork(netplan, p);
-        trace("machine: network applied");
-        // the supervisor keeps the container's netns (to give moved interfaces
-        // back) and starts answering DHCP before the container goes on
-        const nsfd = openSync(`/proc/${p}/ns/net`, "r");
-        shim().nsh_send(ctl, "s".charCodeAt(0), nsfd);
-        closeQuietly(nsfd);
-        if (dhcp) {
-          // its answer is awaited after a turn, before the child goes on
-          shim().nsh_send(ctl, "n".charCodeAt(0), -1);
-          dhcpAsked = true;
+        if (id === 1 && netplan && u) network(p);
+      },
+      barrier: (id, p) => {
+        if (id === 2 && dhcpAsked) {
+          // the DHCP server listens before the child goes on
+          dhcpAsked = false;
+          const reply = Buffer.alloc(1);
+          if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== "N".charCodeAt(0)) {
+            throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
+          }
         }
+        return uh?.barrier?.(id, p);
       },
     }, false);
-    // the first barrier (or the child's exec, when it has none); then its mounts go on meanwhile
+    // to the first barrier (or the child's exec, when it has none); then its mounts go on meanwhile
     cleanup.push(() => driver.abort());
     driver.step();
     yield;
-    if (dhcpAsked) {
-      // the DHCP server answers before the child goes on (barrier 2)
-      const reply = Buffer.alloc(1);
-      if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== "N".charCodeAt(0)) {
-        throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
-      }
-    }
     while (!driver.step());
     const child = driver.result!;
     trace("machine: child exec'd");

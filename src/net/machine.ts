@@ -1,59 +1,24 @@
 // A container's network, without iproute2, nft, udev or networkd:
-//   planNetwork()  decides names, MACs and addresses (from a private pool,
-//                  avoiding what the host already routes) and records them
-//   applyNetwork() creates the links once the container's netns exists
-//                  (the veth peer directly inside it), addresses, masquerade
+//   planNetwork()  decides names and MACs and records them      (plan.ts)
+//   applyLinks()   creates the links once the container's netns exists (the
+//                  veth peer directly inside it): what the payload must find
+//                                                                (plan.ts)
+//   allocateAddresses() reserves addresses from a private pool, avoiding
+//                  what the host already routes and other machines hold
+//   configureHost() gives the host's end its address, and sets up masquerade
 //                  and port forwards in spawnctl's own nftables table
 //   teardownNetwork() undoes it all; it also runs for a machine whose
 //                  supervisor died, from the recorded plan
 // DHCP answers come from the machine's supervisor (see shim/nsh.c), told what
 // to hand out by dhcpSpec().
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { LOCK_EX, LOCK_UN, flock } from "../sys/ffi.ts";
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
 import { warn } from "../util/log.ts";
-import type { Settings } from "../settings/types.ts";
-import type { PortForward } from "../settings/parse.ts";
-import { Rtnl, interfaceNameForMachine, macForMachine } from "./rtnl.ts";
+import { Rtnl } from "./rtnl.ts";
 import { Nft, machineOfComment } from "./nft.ts";
 import { siphash24 } from "./siphash.ts";
 import { ifIndex } from "./sys.ts";
-
-export const NET_DIR = "/run/spawnctl/net";
-
-export interface NetPlan {
-  machine: string;
-  /** a veth pair ve-NAME/host0 (or vb-NAME enslaved to a bridge, or in a zone) */
-  veth?: {
-    host: string;
-    altname?: string;
-    hostMac: string;
-    containerMac: string;
-    /** plain veth: host side address and prefix; the container gets the next address */
-    subnet?: { host: string; container: string; prefix: number; network: string };
-    bridge?: string;
-    zone?: { name: string; bridge: string; altname?: string; subnet: { host: string; container: string; prefix: number; network: string } };
-  };
-  extra: Array<{ host: string; container: string }>;
-  macvlan: Array<{ parent: string; name: string; mac: string }>;
-  ipvlan: Array<{ parent: string; name: string }>;
-  interfaces: Array<{ host: string; container: string; index?: number }>;
-  ports: PortForward[];
-  dns: string[];
-  masquerade: boolean;
-}
-
-function withLock<T>(fn: () => T): T {
-  mkdirSync(NET_DIR, { recursive: true, mode: 0o755 });
-  const fd = openSync(`${NET_DIR}/.lock`, "a", 0o600);
-  flock(fd, LOCK_EX);
-  try {
-    return fn();
-  } finally {
-    flock(fd, LOCK_UN);
-    closeSync(fd);
-  }
-}
+import { NET_DIR, type NetPlan, readPlan, withLock, writePlan } from "./plan.ts";
 
 function ipToInt(s: string): number {
   return s.split(".").reduce((n, p) => n * 256 + Number(p), 0) >>> 0;
@@ -105,7 +70,7 @@ function allocations(): Allocation[] {
 
 function hash(s: string): number {
   const h = siphash24(Buffer.from(s), new Uint8Array(16).fill(0x5c));
-  return Number(h & 0xffffffffn);
+  return (h[0]! | (h[1]! << 8) | (h[2]! << 16) | (h[3]! << 24)) >>> 0;
 }
 
 /**
@@ -132,65 +97,43 @@ function upstreamDns(): string[] {
   }
 }
 
-/** Decide names, MACs and addresses, and reserve the addresses. */
-export function planNetwork(s: Settings): NetPlan {
-  const m = s.machine;
-  const plan: NetPlan = { machine: m, extra: [], macvlan: [], ipvlan: [], interfaces: [], ports: s.ports, dns: upstreamDns(), masquerade: false };
-  if (s.networkVeth) {
-    const prefix = s.networkBridge ? "vb-" : "ve-";
-    const n = interfaceNameForMachine(prefix, m);
-    plan.veth = { host: n.name, altname: n.altname, hostMac: macForMachine(m, "host"), containerMac: macForMachine(m, "container") };
-    if (s.networkBridge) plan.veth.bridge = s.networkBridge;
-  }
-  s.networkVethExtra.forEach((spec, i) => {
-    const [host, cont] = spec.split(":");
-    plan.extra.push({ host: host!, container: cont ?? host! });
-    void i;
+
+/**
+ * Reserve the machine's addresses: a /28 of 10.0.0.0/8 for a plain veth, an
+ * address in its zone's /24 (of 172.16.0.0/12) in a zone, both away from
+ * what the host routes and what other machines hold; and the DNS servers to
+ * hand out. Recorded in the plan.
+ */
+export function allocateAddresses(plan: NetPlan): void {
+  const v = plan.veth;
+  if (!v || v.bridge) return;
+  const m = plan.machine;
+  plan.dns = upstreamDns();
+  withLock(() => {
+    const zone = v.zone?.name;
+    // what the host routes, and every other machine's subnet and zone
+    const taken: Array<[number, number]> = [
+      ...hostPrefixes(),
+      ...allocations().filter((a) => a.machine !== m && a.prefix < 32 && a.zone !== zone).map((a): [number, number] => [ipToInt(a.network), a.prefix]),
+    ];
+    if (v.zone) {
+      // the zone's /24 is shared by its members
+      const existing = allocations().find((a) => a.zone === zone && a.prefix === 24 && a.machine === "");
+      const net = existing ? ipToInt(existing.network) : pickSubnet("172.16.0.0", 12, 24, `zone:${zone}`, taken);
+      if (!existing) writeAlloc({ machine: "", network: intToIp(net), prefix: 24, zone }, `zone-${zone}`);
+      const used = new Set(allocations().filter((a) => a.zone === zone && a.machine && a.machine !== m).map((a) => ipToInt(a.network)));
+      let host = (net + 2 + (hash(m) % 250)) >>> 0;
+      for (let i = 0; used.has(host) && i < 253; i++) host = (net + 2 + ((host - net - 2 + 1) % 252)) >>> 0;
+      if (used.has(host)) throw new SpawnctlError(`Zone ${zone} has no free address left.`);
+      writeAlloc({ machine: m, network: intToIp(host), prefix: 32, zone }, `${m}`);
+      v.zone.subnet = { host: intToIp(net + 1), container: intToIp(host), prefix: 24, network: intToIp(net) };
+    } else {
+      const net = pickSubnet("10.0.0.0", 8, 28, m, taken);
+      writeAlloc({ machine: m, network: intToIp(net), prefix: 28 }, m);
+      v.subnet = { host: intToIp(net + 1), container: intToIp(net + 2), prefix: 28, network: intToIp(net) };
+    }
+    writePlan(plan);
   });
-  s.networkMacvlan.forEach((spec, i) => {
-    const [parent, name] = spec.split(":");
-    plan.macvlan.push({ parent: parent!, name: name ?? interfaceNameForMachine("mv-", parent!).name, mac: macForMachine(m, "macvlan", { index: i }) });
-  });
-  for (const spec of s.networkIpvlan) {
-    const [parent, name] = spec.split(":");
-    plan.ipvlan.push({ parent: parent!, name: name ?? interfaceNameForMachine("iv-", parent!).name });
-  }
-  for (const spec of s.networkInterface) {
-    const [host, cont] = spec.split(":");
-    plan.interfaces.push({ host: host!, container: cont ?? host! });
-  }
-  if (plan.veth && !plan.veth.bridge) {
-    withLock(() => {
-      // what the host routes, and every other machine's subnet and zone
-      const taken: Array<[number, number]> = [
-        ...hostPrefixes(),
-        ...allocations().filter((a) => a.machine !== m && a.prefix < 32 && a.zone !== s.networkZone).map((a): [number, number] => [ipToInt(a.network), a.prefix]),
-      ];
-      if (s.networkZone) {
-        const zb = interfaceNameForMachine("vz-", s.networkZone);
-        // the zone's /24 comes from 172.16.0.0/12 and is shared by its members
-        const existing = allocations().find((a) => a.zone === s.networkZone && a.prefix === 24 && a.machine === "");
-        const net = existing ? ipToInt(existing.network) : pickSubnet("172.16.0.0", 12, 24, `zone:${s.networkZone}`, taken);
-        if (!existing) writeAlloc({ machine: "", network: intToIp(net), prefix: 24, zone: s.networkZone }, `zone-${s.networkZone}`);
-        const used = new Set(allocations().filter((a) => a.zone === s.networkZone && a.machine && a.machine !== m).map((a) => ipToInt(a.network)));
-        let host = (net + 2 + (hash(m) % 250)) >>> 0;
-        for (let i = 0; used.has(host) && i < 253; i++) host = (net + 2 + ((host - net - 2 + 1) % 252)) >>> 0;
-        if (used.has(host)) throw new SpawnctlError(`Zone ${s.networkZone} has no free address left.`);
-        writeAlloc({ machine: m, network: intToIp(host), prefix: 32, zone: s.networkZone }, `${m}`);
-        plan.veth!.zone = { name: s.networkZone, bridge: zb.name, altname: zb.altname, subnet: { host: intToIp(net + 1), container: intToIp(host), prefix: 24, network: intToIp(net) } };
-      } else {
-        const net = pickSubnet("10.0.0.0", 8, 28, m, taken);
-        writeAlloc({ machine: m, network: intToIp(net), prefix: 28 }, m);
-        plan.veth!.subnet = { host: intToIp(net + 1), container: intToIp(net + 2), prefix: 28, network: intToIp(net) };
-      }
-    });
-    plan.masquerade = true;
-  }
-  if (plan.ports.length && !(plan.veth?.subnet || plan.veth?.zone)) {
-    throw new SpawnctlError("--port= needs an address for the container: use --network-veth or --network-zone= (not only --network-bridge=).");
-  }
-  writePlan(plan);
-  return plan;
 }
 
 function writeAlloc(a: Allocation, key: string): void {
@@ -199,20 +142,7 @@ function writeAlloc(a: Allocation, key: string): void {
   renameSync(`${p}.tmp`, p);
 }
 
-function writePlan(plan: NetPlan): void {
-  mkdirSync(NET_DIR, { recursive: true });
-  const p = `${NET_DIR}/${plan.machine}.json`;
-  writeFileSync(`${p}.tmp`, JSON.stringify(plan));
-  renameSync(`${p}.tmp`, p);
-}
 
-export function readPlan(machine: string): NetPlan | undefined {
-  try {
-    return JSON.parse(readFileSync(`${NET_DIR}/${machine}.json`, "utf8")) as NetPlan;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The supervisor's --dhcp argument: IFACE,MAC,ADDR/PREFIX,ROUTER[,DNS...] */
 export function dhcpSpec(plan: NetPlan): string | undefined {
@@ -232,66 +162,38 @@ function writeSysctl(path: string, value: string): void {
   }
 }
 
-function ensureZoneBridge(rt: Rtnl, z: NonNullable<NonNullable<NetPlan["veth"]>["zone"]>): void {
-  if (rt.link(z.bridge)) return;
-  try {
-    rt.createBridge(z.bridge);
-  } catch (e) {
-    // another container of the zone made it at the same moment
-    if (!rt.link(z.bridge)) throw e;
-    return;
-  }
-  if (z.altname) {
-    try {
-      rt.addAltname(z.bridge, z.altname);
-    } catch {
-      /* cosmetic */
-    }
-  }
-  rt.addAddress(z.bridge, `${z.subnet.host}/${z.subnet.prefix}`);
-  rt.setUp(z.bridge);
-}
 
-/** Create everything in the plan for the container whose init is `pid`. */
-export function applyNetwork(plan: NetPlan, pid: number): void {
-  const ns = { pid };
-  // the child brings its loopback and its end of the veth up itself
+
+
+/**
+ * The host's side, once applyLinks() and allocateAddresses() are done: the
+ * address of the machine's veth end (or of its zone's bridge), masquerade
+ * and port forwards in spawnctl's nftables table, and forwarding. Nothing
+ * here is needed before the payload runs (networkd does the same for
+ * nspawn while the container boots), so `run` does it after the go-ahead.
+ */
+export function configureHost(plan: NetPlan): void {
+  const v = plan.veth;
+  const sub = v?.zone?.subnet ?? v?.subnet;
+  if (!v || !sub) return;
   const rt = Rtnl.open();
   try {
-    const v = plan.veth;
     // the host end's ifindex, looked up once for the address and the forwarding setting
-    let hostIndex: number | undefined;
-    if (v) {
-      rt.createVeth({ name: v.host, mac: v.hostMac, altname: v.altname, up: true, peer: { name: "host0", mac: v.containerMac, netns: ns } });
-      if (v.bridge) {
-        if (!rt.link(v.bridge)) throw new SpawnctlError(`Bridge ${v.bridge} does not exist.`);
-        rt.setMaster(v.host, v.bridge);
-      } else if (v.zone) {
-        withLock(() => ensureZoneBridge(rt, v.zone!));
-        rt.setMaster(v.host, v.zone.bridge);
-      } else if (v.subnet) {
-        // we are in the host's namespace, where the link was just made
-        hostIndex = ifIndex(v.host) || rt.index(v.host);
-        rt.addAddress(hostIndex, `${v.subnet.host}/${v.subnet.prefix}`);
+    let hostLink: number | string;
+    if (v.zone) {
+      hostLink = v.zone.bridge;
+      try {
+        rt.addAddress(hostLink, `${sub.host}/${sub.prefix}`);
+      } catch (e) {
+        // the zone's first member gave it already
+        if ((e as SpawnctlError).errno !== 17 /* EEXIST */) throw e;
       }
+    } else {
+      // we are in the host's namespace, where the link was just made
+      hostLink = ifIndex(v.host) || rt.index(v.host);
+      rt.addAddress(hostLink, `${sub.host}/${sub.prefix}`);
     }
-    for (const e of plan.extra) {
-      rt.createVeth({ name: e.host, peer: { name: e.container, netns: ns } });
-      rt.setUp(e.host);
-    }
-    for (const mv of plan.macvlan) rt.createMacvlan({ parent: mv.parent, name: mv.name, mac: mv.mac, netns: ns });
-    for (const iv of plan.ipvlan) rt.createIpvlan({ parent: iv.parent, name: iv.name, netns: ns });
-    for (const i of plan.interfaces) {
-      const link = rt.link(i.host);
-      if (!link) throw new SpawnctlError(`Network interface ${i.host} does not exist.`);
-      i.index = link.index;
-      // recorded before the move: a crash from here on still gets it back
-      writePlan(plan);
-      rt.moveLink(i.host, ns, i.container !== i.host ? i.container : undefined);
-    }
-    const sub = v?.zone?.subnet ?? v?.subnet;
-    const hostLink = v?.zone ? v.zone.bridge : hostIndex ?? v?.host;
-    if (plan.masquerade && sub && hostLink) {
+    if (plan.masquerade) {
       const nft = Nft.open();
       try {
         nft.ensureTable();
@@ -313,7 +215,7 @@ export function applyNetwork(plan: NetPlan, pid: number): void {
 }
 
 /**
- * Undo applyNetwork (whatever of it happened) and release the addresses.
+ * Undo applyLinks and configureHost (whatever of them happened) and release the addresses.
  * With `netnsFd` (the container's netns, kept open by its supervisor) the
  * moved interfaces are handed back before the namespace goes: when a netns
  * dies the kernel sends physical devices to the initial namespace, not to

@@ -302,7 +302,8 @@ const DUMP_RETRIES = 5;
 
 export class NetlinkSocket {
   readonly protocol: number;
-  private fd: number;
+  /** the socket itself, for a request the shim makes on it */
+  fd: number;
   private seq = 0;
   private readonly buf = new Uint8Array(RECEIVE_BUFFER);
   private readonly typeName: (type: number) => string;

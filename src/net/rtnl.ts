@@ -6,11 +6,11 @@
 // Every method either does all it was asked or throws a SpawnctlError that
 // says what was being done: "creating veth ve-web/host0: RTM_NEWLINK: File
 // exists (kernel: ...)". Nothing here reads /sys or waits for udev.
-import { readFileSync } from "node:fs";
 import { SpawnctlError, wrap } from "../util/errors.ts";
 import { AF_INET, AF_INET6, broadcastOf, formatAddress, parseAddress, parsePrefix, type IpPrefix } from "./ip.ts";
 import { Attrs, concat, decodeString, encodeAttrs, NETLINK_ROUTE, NLA_F_NESTED, NLM_F, NetlinkSocket, nla, withNetnsFd, type Attr, type Message, type NetnsRef, type Request } from "./netlink.ts";
-import { siphash24 } from "./siphash.ts";
+import { ALTIFNAMSIZ, IFNAMSIZ, checkIfname, formatMac, parseMac } from "./names.ts";
+import { createVeth, type VethSpec } from "./veth.ts";
 
 // ---------------------------------------------------------------- constants
 
@@ -57,7 +57,6 @@ export const IFLA = {
 const IFLA_INFO_KIND = 1;
 const IFLA_INFO_DATA = 2;
 const IFLA_INFO_SLAVE_KIND = 4;
-const VETH_INFO_PEER = 1;
 const IFLA_MACVLAN_MODE = 1;
 const IFLA_IPVLAN_MODE = 1;
 const IFLA_INET_CONF = 1;
@@ -108,8 +107,6 @@ const KIND_CONFIG: Record<string, string> = {
   ifb: "CONFIG_IFB",
 };
 
-const IFNAMSIZ = 16;
-const ALTIFNAMSIZ = 128;
 const ENODEV = 19;
 const EOPNOTSUPP = 95;
 
@@ -179,16 +176,6 @@ export interface RouteSpec {
 /** A link by ifindex, or by name or altname (looked up first). */
 export type LinkRef = number | string;
 
-export interface VethSpec {
-  name: string;
-  mac?: string;
-  /** set on this side after creation (for shortened names) */
-  altname?: string;
-  /** created up (no separate RTM_SETLINK); the peer cannot be: the kernel
-   * configures it before the pair is joined (ENOTCONN) */
-  up?: boolean;
-  peer: { name: string; mac?: string; netns?: NetnsRef };
-}
 
 export interface MacvlanSpec {
   parent: LinkRef;
@@ -252,16 +239,6 @@ function nameAttr(name: string): Attr {
 function withNetnsAttr<T>(ns: NetnsRef, fn: (a: Attr) => T): T {
   if (typeof ns === "object" && "pid" in ns) return fn(nla.u32(IFLA.NET_NS_PID, ns.pid));
   return withNetnsFd(ns, (fd) => fn(nla.u32(IFLA.NET_NS_FD, fd)));
-}
-
-export function parseMac(mac: string): Uint8Array {
-  const parts = mac.split(":");
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) throw new SpawnctlError(`"${mac}" is not a MAC address`);
-  return Uint8Array.from(parts.map((p) => Number.parseInt(p, 16)));
-}
-
-export function formatMac(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
 function familyNumber(f: number): 4 | 6 {
@@ -344,27 +321,6 @@ export function newLinkRequest(name: string, kind: string, mac?: string): Reques
     flags: NLM_F.CREATE | NLM_F.EXCL,
     header: ifinfomsg(),
     attrs: [...(mac ? [nla.bytes(IFLA.ADDRESS, parseMac(mac))] : []), nla.str(IFLA.IFNAME, checkIfname(name)), nla.nest(IFLA.LINKINFO, [kindAttr(kind)])],
-  };
-}
-
-/** RTM_NEWLINK for a veth pair; peerNs is the IFLA_NET_NS_FD/PID that puts the peer elsewhere. */
-export function vethRequest(spec: VethSpec, peerNs?: Attr): Request {
-  const peer = [...(spec.peer.mac ? [nla.bytes(IFLA.ADDRESS, parseMac(spec.peer.mac))] : []), ...(peerNs ? [peerNs] : []), nla.str(IFLA.IFNAME, checkIfname(spec.peer.name))];
-  return {
-    type: RTM.NEWLINK,
-    flags: NLM_F.CREATE | NLM_F.EXCL,
-    // the kernel applies a new link's ifi_flags (and the peer's) once it exists
-    header: spec.up ? ifinfomsg(0, IFF_UP, IFF_UP) : ifinfomsg(),
-    attrs: [
-      ...(spec.mac ? [nla.bytes(IFLA.ADDRESS, parseMac(spec.mac))] : []),
-      nla.str(IFLA.IFNAME, checkIfname(spec.name)),
-      nla.nest(IFLA.LINKINFO, [
-        kindAttr("veth"),
-        // VETH_INFO_PEER is not a plain nest: its payload starts with a struct
-        // ifinfomsg for the peer, followed by the peer's own IFLA_* attributes.
-        nla.nest(IFLA_INFO_DATA, [nla.bytes(VETH_INFO_PEER, concat([ifinfomsg(), encodeAttrs(peer)]))]),
-      ]),
-    ],
   };
 }
 
@@ -597,12 +553,7 @@ export class Rtnl {
    * it, which makes the kernel wait for RCU grace periods.
    */
   createVeth(spec: VethSpec): void {
-    try {
-      if (spec.peer.netns === undefined) this.sock.request(vethRequest(spec));
-      else withNetnsAttr(spec.peer.netns, (ns) => this.sock.request(vethRequest(spec, ns)));
-    } catch (e) {
-      throw kindError(`creating veth ${spec.name}/${spec.peer.name}`, "veth", e);
-    }
+    createVeth(spec, this.sock.fd);
     if (spec.altname) this.addAltnameOrUndo(this, spec.name, spec.altname);
   }
 
@@ -771,93 +722,4 @@ function describeNetns(ns: NetnsRef): string {
   return "pid" in ns ? `of pid ${ns.pid}` : `fd ${ns.fd}`;
 }
 
-/** Linux interface names: 1-15 bytes, no "/", ":" or whitespace, not "." or "..". */
-export function checkIfname(name: string): string {
-  const len = Buffer.byteLength(name);
-  if (len === 0 || len >= IFNAMSIZ || /[/:\s]/.test(name) || name === "." || name === "..") {
-    throw new SpawnctlError(`"${name}" is not a valid interface name (1-${IFNAMSIZ - 1} bytes, no "/", ":" or spaces)`);
-  }
-  return name;
-}
 
-// ------------------------------------------------- naming and MAC addresses
-
-function key(hex: string): Uint8Array {
-  return Uint8Array.from(hex.match(/../g)!.map((h) => Number.parseInt(h, 16)));
-}
-
-// systemd-nspawn's fixed hash keys (src/nspawn/nspawn-network.c), so that a
-// machine gets the same interface names and MACs under spawnctl as under nspawn
-// (written as bytes: no parsing at import).
-const SHORTEN_IFNAME_KEY = new Uint8Array([0xe1, 0x90, 0xa4, 0x04, 0xa8, 0xef, 0x4b, 0x51, 0x8c, 0xcc, 0xc3, 0x3a, 0x9f, 0x11, 0xfc, 0xa2]);
-const MAC_KEYS = {
-  host: new Uint8Array([0x1a, 0x37, 0x6f, 0xc7, 0x46, 0xec, 0x45, 0x0b, 0xad, 0xa3, 0xd5, 0x31, 0x06, 0x60, 0x5d, 0xb1]),
-  container: new Uint8Array([0xc3, 0xc4, 0xf9, 0x19, 0xb5, 0x57, 0xb2, 0x1c, 0xe6, 0xcf, 0x14, 0x27, 0x03, 0x9c, 0xee, 0xa2]),
-  "veth-extra-host": new Uint8Array([0x48, 0xc7, 0xf6, 0xb7, 0xea, 0x9d, 0x4c, 0x9e, 0xb7, 0x28, 0xd4, 0xde, 0x91, 0xd5, 0xbf, 0x66]),
-  "veth-extra-container": new Uint8Array([0xaf, 0x50, 0x17, 0x61, 0xce, 0xf9, 0x4d, 0x35, 0x84, 0x0d, 0x2b, 0x20, 0x54, 0xbe, 0xce, 0x59]),
-  macvlan: new Uint8Array([0x00, 0x13, 0x6d, 0xbc, 0x66, 0x83, 0x44, 0x81, 0xbb, 0x0c, 0xf9, 0x51, 0x1f, 0x24, 0xa6, 0x6f]),
-} as const;
-export type MacPurpose = keyof typeof MAC_KEYS;
-
-const URLSAFE_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/**
- * The host-side interface name for a machine, as systemd-nspawn picks it:
- * prefix + machine name when that fits in 15 bytes; otherwise the first 11
- * bytes followed by 4 characters of url-safe base64 taken from the low 24
- * bits of siphash24(full name), with the full name kept as an altname (when
- * it fits the 127-byte altname limit). "ve-" veth, "vb-" bridged veth,
- * "vz-" zone bridge, "mv-" macvlan, "iv-" ipvlan.
- */
-export function interfaceNameForMachine(prefix: "ve-" | "vb-" | "vz-" | "mv-" | "iv-", name: string): { name: string; altname?: string } {
-  const full = Buffer.from(prefix + name);
-  if (full.length < IFNAMSIZ) return { name: prefix + name };
-  const h = siphash24(full, SHORTEN_IFNAME_KEY);
-  const sixBits = (shift: bigint) => URLSAFE_BASE64[Number((h >> shift) & 63n)];
-  const short = full.subarray(0, IFNAMSIZ - 5).toString() + sixBits(18n) + sixBits(12n) + sixBits(6n) + sixBits(0n);
-  return full.length < ALTIFNAMSIZ ? { name: short, altname: prefix + name } : { name: short };
-}
-
-let machineIdCache: { id: Uint8Array | undefined } | undefined;
-
-/** /etc/machine-id (or D-Bus's copy) as 16 bytes; undefined on a host without one. Read once per process. */
-export function hostMachineId(): Uint8Array | undefined {
-  if (machineIdCache) return machineIdCache.id;
-  machineIdCache = { id: undefined };
-  for (const path of ["/etc/machine-id", "/var/lib/dbus/machine-id"]) {
-    try {
-      const hex = readFileSync(path, "utf8").trim();
-      if (/^[0-9a-f]{32}$/i.test(hex)) {
-        machineIdCache.id = key(hex.toLowerCase());
-        break;
-      }
-    } catch {
-      /* try the next */
-    }
-  }
-  return machineIdCache.id;
-}
-
-/**
- * A stable MAC address for one of a machine's interfaces, the way
- * systemd-nspawn derives it: siphash24(host machine-id ‖ machine name
- * [‖ index as little-endian u64 when index > 0]) under a fixed key per
- * purpose; the hash's first six little-endian bytes, marked locally
- * administered and unicast. With the same /etc/machine-id this gives the
- * very MACs nspawn gives. A host without a machine-id hashes 16 zero bytes
- * instead: MACs still differ per machine name, but not per host.
- */
-export function macForMachine(name: string, purpose: MacPurpose, opts: { machineId?: Uint8Array; index?: number } = {}): string {
-  const id = opts.machineId ?? hostMachineId() ?? new Uint8Array(16);
-  const index = opts.index ?? 0;
-  const nameBytes = Buffer.from(name);
-  const input = new Uint8Array(16 + nameBytes.length + (index > 0 ? 8 : 0));
-  input.set(id, 0);
-  input.set(nameBytes, 16);
-  if (index > 0) new DataView(input.buffer).setBigUint64(16 + nameBytes.length, BigInt(index), true);
-  const h = siphash24(input, MAC_KEYS[purpose]);
-  const mac = new Uint8Array(8);
-  new DataView(mac.buffer).setBigUint64(0, h, true);
-  mac[0] = (mac[0]! & 0xfe) | 0x02; // unicast, locally administered
-  return formatMac(mac.subarray(0, 6));
-}

@@ -58,8 +58,10 @@ const links = (ns: Netns) => {
 describe("veth", () => {
   test("ve-NAME/host0 with a private pool address; the guest's udhcpc gets its lease, route and DNS", async () => {
     await withNetns(["host"], (host) => {
+      // one DHCPDISCOVER only (-t 1), sent as the payload starts, while the
+      // host side may still be being set up: it must not be lost
       const r = runIn(host, ["-n", "-M", "web", "/bin/sh", "-c",
-        "ip link show host0 | grep -o 'link/ether [0-9a-f:]*'; udhcpc -i host0 -n -q 2>/dev/null; ping -c1 -W2 $(ip route | awk '/default/{print $3}') | grep -c 'bytes from'; ip addr show lo | grep -c 'inet 127'"]);
+        "ip link show host0 | grep -o 'link/ether [0-9a-f:]*'; udhcpc -i host0 -n -q -t 1 -T 3 2>/dev/null; ping -c1 -W2 $(ip route | awk '/default/{print $3}') | grep -c 'bytes from'; ip addr show lo | grep -c 'inet 127'"]);
       expect(r.stderr).toBe("");
       const lines = r.stdout.trim().split("\n");
       expect(lines[0]).toMatch(/^link\/ether [0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
@@ -69,6 +71,17 @@ describe("veth", () => {
       // everything gone afterwards: the link, the plan, the allocation
       expect(links(host).filter((l) => l.startsWith("ve-"))).toEqual([]);
       expect(existsSync("/run/spawnctl/net/web.json")).toBe(false);
+    });
+  });
+
+  test("a payload that is done before the host side is set up still ends cleanly", async () => {
+    await withNetns(["host"], (host) => {
+      for (let i = 0; i < 3; i++) {
+        const r = runIn(host, ["-n", "-p", "8080:80", "-M", "quick", "/bin/true"]);
+        expect([r.code, r.stderr]).toEqual([0, ""]);
+      }
+      expect(links(host).filter((l) => l.startsWith("ve-"))).toEqual([]);
+      expect(existsSync("/run/spawnctl/net/quick.json")).toBe(false);
     });
   });
 

@@ -2,7 +2,8 @@
 // netns.ts): one plays the host, others the containers. Needs root.
 import { afterAll, expect, test } from "bun:test";
 import { NETLINK_ROUTE, NLMSG_NOOP, NetlinkSocket } from "../../../src/net/netlink.ts";
-import { Rtnl, interfaceNameForMachine, macForMachine, type Rtnl as RtnlT } from "../../../src/net/rtnl.ts";
+import { Rtnl, type Rtnl as RtnlT } from "../../../src/net/rtnl.ts";
+import { interfaceNameForMachine, macForMachine } from "../../../src/net/names.ts";
 import { SpawnctlError } from "../../../src/util/errors.ts";
 import { leftoverNetns, netTest, withNetns, type Netns } from "./netns.ts";
 

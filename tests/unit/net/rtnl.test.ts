@@ -9,7 +9,9 @@
 import { describe, expect, test } from "bun:test";
 import { Attrs, NLM_F, encodeMessage, nla, type Attr, type Request } from "../../../src/net/netlink.ts";
 import { parsePrefix } from "../../../src/net/ip.ts";
-import { IFLA, RTM, addressRequest, altnameRequest, checkIfname, formatMac, linkOnParentRequest, newLinkRequest, parseMac, routeRequest, vethRequest } from "../../../src/net/rtnl.ts";
+import { IFLA, RTM, addressRequest, altnameRequest, linkOnParentRequest, newLinkRequest, routeRequest } from "../../../src/net/rtnl.ts";
+import { checkIfname, formatMac, parseMac } from "../../../src/net/names.ts";
+import { vethRequestBytes } from "../../../src/net/veth.ts";
 
 const SEQ = 0x6b0c03a8;
 const VE_X2 = 12;
@@ -22,8 +24,10 @@ function wire(req: Request): string {
 
 describe("requests match iproute2 byte for byte", () => {
   test("ip link add ve-x2 address 02:00:00:00:00:01 type veth peer name host1 address 02:00:00:00:00:02 netns PATH", () => {
-    const req = vethRequest({ name: "ve-x2", mac: "02:00:00:00:00:01", peer: { name: "host1", mac: "02:00:00:00:00:02" } }, NETNS_FD);
-    expect(wire(req)).toBe(
+    // encoded by the shim (src/net/veth.ts); iproute2's sequence number put in
+    const req = vethRequestBytes({ name: "ve-x2", mac: "02:00:00:00:00:01", peer: { name: "host1", mac: "02:00:00:00:00:02" } }, 4);
+    new DataView(req.buffer, req.byteOffset).setUint32(8, SEQ, true);
+    expect(Buffer.from(req).toString("hex")).toBe(
       "7c00000010000506a8030c6b00000000000000000000000000000000000000000a00010002000000000100000a00030076652d78320000004400120008000100766574683800020034000100000000000000000000000000000000000a000100020000000002000008001c00040000000a000300686f737431000000",
     );
   });
@@ -107,13 +111,17 @@ describe("requests iproute2 has no single command for", () => {
   });
 
   test("a veth without a target namespace has no IFLA_NET_NS_* in the peer", () => {
-    const req = vethRequest({ name: "a", peer: { name: "b" } });
-    const nested = (attrs: Attr[], type: number) => (attrs.find((a) => a.type === type) as { nested: Attr[] }).nested;
-    const peer = nested(nested(req.attrs!, IFLA.LINKINFO), 2 /* IFLA_INFO_DATA */)[0] as { data: Uint8Array };
-    const attrs = Attrs.parse(peer.data.subarray(16)); // after the peer's ifinfomsg
+    const req = vethRequestBytes({ name: "a", peer: { name: "b" } });
+    const linkinfo = Attrs.parse(req.subarray(32)).nested(IFLA.LINKINFO)!; // after nlmsghdr and ifinfomsg
+    const peer = linkinfo.nested(2 /* IFLA_INFO_DATA */)!.get(1 /* VETH_INFO_PEER */)!;
+    const attrs = Attrs.parse(peer.subarray(16)); // after the peer's ifinfomsg
     expect(attrs.str(IFLA.IFNAME)).toBe("b");
     expect(attrs.get(IFLA.NET_NS_FD)).toBeUndefined();
     expect(attrs.get(IFLA.NET_NS_PID)).toBeUndefined();
+  });
+
+  test("a veth with a name that is no interface name is refused before the shim", () => {
+    expect(() => vethRequestBytes({ name: "a/b", peer: { name: "b" } })).toThrow(/not a valid interface name/);
   });
 });
 
