@@ -600,6 +600,36 @@ static int write_file(const char *path, const char *text)
 }
 
 /*
+ * Write the id maps of pid's (new) user namespace, uid_map and gid_map in
+ * the kernel's text format, and return an fd of that namespace, or -errno
+ * with *failed_at (when given) 0 for uid_map, 1 for gid_map, 2 for the
+ * namespace's file.
+ */
+int nsh_map_userns(int pid, const char *uid_map, const char *gid_map, int32_t *failed_at)
+{
+	char path[64];
+	int r;
+	int32_t step = 0;
+	snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+	r = write_file(path, uid_map);
+	if (r == 0) {
+		step = 1;
+		snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+		r = write_file(path, gid_map);
+	}
+	if (r == 0) {
+		step = 2;
+		snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+		r = open(path, O_RDONLY | O_CLOEXEC);
+		if (r < 0)
+			r = -errno;
+	}
+	if (r < 0 && failed_at)
+		*failed_at = step;
+	return r;
+}
+
+/*
  * A user namespace with the given uid_map and gid_map (the kernel's text
  * format), returned as an fd of /proc/PID/ns/user, or -errno. A namespace
  * needs a process to be created in: a child made with a raw clone (we are a
@@ -628,20 +658,7 @@ int nsh_make_userns(const char *uid_map, const char *gid_map)
 		syscall(SYS_exit_group, 0);
 	}
 	close(p[0]);
-	char path[64];
-	int r;
-	snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
-	r = write_file(path, uid_map);
-	if (r == 0) {
-		snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
-		r = write_file(path, gid_map);
-	}
-	if (r == 0) {
-		snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
-		r = open(path, O_RDONLY | O_CLOEXEC);
-		if (r < 0)
-			r = -errno;
-	}
+	int r = nsh_map_userns(pid, uid_map, gid_map, NULL);
 	close(p[1]);
 	int st;
 	while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR)
@@ -770,4 +787,56 @@ int nsh_chown_paths(const char *paths, int n, uint32_t uid, uint32_t gid, int32_
 		}
 	}
 	return 0;
+}
+
+/* from nsh.c, in the same shared object */
+int nsh_spawn(const uint8_t *buf, uint64_t len, int32_t *fds_out);
+int nsh_clone_tree(const char *path, int recursive);
+int nsh_send(int fd, uint8_t byte, int pass_fd);
+
+/*
+ * nsh_spawn for a plan whose first op is barrier 1 of a user namespace,
+ * answered right here, before any JavaScript runs: the child waits for
+ * nothing but its maps and its root. Writes `map` (kernel text format) as
+ * the child's uid_map and gid_map, makes its root from `root` (with its
+ * submounts if flags & 1: idmapped to the child's namespace if flags & 2,
+ * else a plain clone; an idmap that fails with submounts is tried on the
+ * tree's own mount alone), and sends the go-ahead and the root's fd.
+ * Returns what nsh_spawn returns; result[0] says how far it got (0 nothing,
+ * the maps failed; 1 the maps are written, the root could not be made;
+ * 2 answered; 3 sending failed), result[1] the errno, result[2] for stage 0
+ * which map file (as nsh_map_userns's failed_at).
+ */
+int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const char *map, const char *root, int32_t flags, int32_t *result)
+{
+	result[0] = result[1] = result[2] = 0;
+	int pid = nsh_spawn(buf, len, fds_out);
+	if (pid < 0)
+		return pid;
+	int ns = nsh_map_userns(pid, map, map, &result[2]);
+	if (ns < 0) {
+		result[1] = -ns;
+		return pid;
+	}
+	result[0] = 1;
+	int recursive = flags & 1, mfd;
+	if (flags & 2) {
+		mfd = nsh_idmapped_tree(root, ns, recursive);
+		if (mfd < 0 && recursive)
+			mfd = nsh_idmapped_tree(root, ns, 0);
+	} else {
+		mfd = nsh_clone_tree(root, recursive);
+	}
+	close(ns);
+	if (mfd < 0) {
+		result[1] = -mfd;
+		return pid;
+	}
+	int r = nsh_send(fds_out[0], 'g', -1);
+	if (r == 0)
+		r = nsh_send(fds_out[0], 'f', mfd);
+	close(mfd);
+	result[0] = r < 0 ? 3 : 2;
+	result[1] = r < 0 ? -r : 0;
+	return pid;
 }

@@ -266,14 +266,19 @@ export function deviceNodes(ctx: Pick<RunContext, "devices">): Array<[name: stri
   return nodes;
 }
 
-/** In a user namespace the container's /dev arrives made, with its nodes, in the slot after the mounts. */
+/** In a user namespace the container's /dev arrives made, with its nodes, in the slot after the mounts (at barrier 3). */
 export function devSlot(s: Settings, ctx: RunContext): number {
   return idmapSources(s, ctx).length;
 }
 
 function devOps(s: Settings, ctx: RunContext): Op[] {
   const ops: Op[] = ctx.userns
-    ? [{ kind: "moveMount", slot: devSlot(s, ctx), dst: "/dev", dstInRoot: true, mkdir: true }]
+    ? [
+      // the parent made it (and delegated our cgroups) while we mounted
+      { kind: "barrier", id: 3 },
+      { kind: "recvFd", slot: devSlot(s, ctx) },
+      { kind: "moveMount", slot: devSlot(s, ctx), dst: "/dev", dstInRoot: true, mkdir: true },
+    ]
     : [m({ src: "tmpfs", dst: "/dev", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.STRICTATIME, data: "mode=0755,size=4m,nr_inodes=64k" })];
   const nodes = [...DEV_NODES];
   if (ctx.devices.fuse) nodes.push(["fuse", 10, 229]);
@@ -478,27 +483,28 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     // die with the supervisor: a SIGKILLed spawnctl leaves no container behind
     { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
   ];
+  // joined while we are still the host's root (in a user namespace too, whose
+  // maps need not be written for this: the host's root owns the files, so
+  // they need no delegation), and before barrier 1, while the parent works
+  for (const t of ctx.cgroupJoin) ops.push({ kind: "write", path: t, data: "0", mode: 0, inRoot: false });
+  // a network namespace of our own starts with its loopback down
+  if (s.privateNetwork && !s.networkNamespacePath) ops.push({ kind: "ifUp", name: "lo" });
   if (ctx.userns) {
-    // barrier 1, right after the clone: the parent writes our id maps and
-    // sends the idmapped mounts, and, once we go on, makes our network links
-    // while we mount (barrier 2 waits for that). Without a user namespace
-    // there is nothing to wait for here: the parent makes the links in our
-    // network namespace as soon as the clone has made it.
+    // barrier 1 (the parent answers it right after the clone, before we
+    // ask): the parent writes our id maps and sends the idmapped mounts;
+    // while we mount it makes our /dev (barrier 3), then delegates our
+    // cgroups and makes our network links (barrier 2). Without a user
+    // namespace there is nothing to wait for here: the parent makes the
+    // links in our network namespace as soon as the clone has made it.
     ops.push({ kind: "barrier", id: 1 });
-  }
-  if (ctx.userns) {
-    // the mounts, then the container's /dev (devSlot)
     const last = devSlot(s, ctx);
     if (last >= FD_SLOTS) {
       throw new SpawnctlError(`With a user namespace at most ${FD_SLOTS - 2} host directories can be bound (--bind=/--bind-ro=); got ${last - 1}.`);
     }
-    for (let slot = 0; slot <= last; slot++) ops.push({ kind: "recvFd", slot });
+    for (let slot = 0; slot < last; slot++) ops.push({ kind: "recvFd", slot });
     // we still are the host's root, which the namespace cannot map: become its root
     ops.push({ kind: "setgroups", gids: [] }, { kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
   }
-  for (const t of ctx.cgroupJoin) ops.push({ kind: "write", path: t, data: "0", mode: 0, inRoot: false });
-  // a network namespace of our own starts with its loopback down
-  if (s.privateNetwork && !s.networkNamespacePath) ops.push({ kind: "ifUp", name: "lo" });
   if (s.networkNamespacePath) ops.push({ kind: "setns", path: s.networkNamespacePath, nstype: CLONE.NEWNET });
   if (ctx.cgroupNamespace) ops.push({ kind: "unshare", flags: CLONE.NEWCGROUP });
   // our mounts must not propagate back to the host
@@ -545,8 +551,9 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     ops.push({ kind: "affinity", mask: bytes });
   }
   if (s.personality === "x86") ops.push({ kind: "personality", persona: 0x0008 /* PER_LINUX32 */ });
-  // links, addresses and firewall rules were made meanwhile: wait for them
-  if (ctx.networkBarrier) ops.push({ kind: "barrier", id: 2 });
+  // links were made meanwhile (addresses and firewall rules come after), and
+  // in a user namespace our cgroups delegated: wait for them
+  if (ctx.networkBarrier || ctx.userns) ops.push({ kind: "barrier", id: 2 });
   // the veth's end here: the host creates it up on its side only (the kernel
   // cannot bring up a peer before the pair is joined)
   if (ctx.networkBarrier && s.networkVeth) ops.push({ kind: "ifUp", name: "host0" });

@@ -31,6 +31,51 @@ export interface SpawnHooks {
   /** called once the child goes on from a barrier: work done here overlaps
    * with the child's own until its next barrier is answered */
   afterGo?(id: number, pid: number): void;
+  /** the child's first op is barrier 1: answer it (barrier(1), then the
+   * go-ahead) right after afterClone, before the child has even asked */
+  answerFirstBarrier?: boolean;
+  /** with answerFirstBarrier, for spawnPlan: let the shim answer barrier 1
+   * within the clone's call (nsh_spawn_userns: the maps and the root) */
+  shimAnswer?: ShimAnswer;
+}
+
+/** What nsh_spawn_userns needs; it fills `result` (see shim/shift.c), which starts as -1: not tried. */
+export interface ShimAnswer {
+  map: Buffer;
+  root: Buffer;
+  flags: number;
+  result: Int32Array;
+}
+
+/** Whether the shim answered barrier 1 already. */
+function shimAnswered(hooks: SpawnHooks): boolean {
+  return hooks.shimAnswer?.result[0] === 2;
+}
+
+/** Hooks that run a's, then b's (barrier: both their fds, a's first). */
+export function chainHooks(a: SpawnHooks | undefined, b: SpawnHooks | undefined): SpawnHooks {
+  if (!a) return b ?? {};
+  if (!b) return a;
+  return {
+    afterClone: (pid) => {
+      a.afterClone?.(pid);
+      b.afterClone?.(pid);
+    },
+    onFail: () => {
+      try {
+        a.onFail?.();
+      } finally {
+        b.onFail?.();
+      }
+    },
+    barrier: (id, pid) => [...(a.barrier?.(id, pid) ?? []), ...(b.barrier?.(id, pid) ?? [])],
+    afterGo: (id, pid) => {
+      a.afterGo?.(id, pid);
+      b.afterGo?.(id, pid);
+    },
+    answerFirstBarrier: a.answerFirstBarrier || b.answerFirstBarrier,
+    shimAnswer: a.shimAnswer ?? b.shimAnswer,
+  };
 }
 
 // (syscall, errno) → a hint for the kernel's misleading answers
@@ -54,6 +99,21 @@ export function opFailure(plan: Plan, index: number, errno: number): SpawnctlErr
   return new SpawnctlError(hint ? `${text} (${hint})` : text, { errno, syscall });
 }
 
+/** The go-ahead for the barrier the child is at (or is about to be at), then the fds for its RECV_FD ops; closes them. */
+function sendGo(sync: number, send: number[]): void {
+  const sh = shim();
+  try {
+    const r = sh.nsh_send(sync, "g".charCodeAt(0), -1) as number;
+    if (r < 0) throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
+    for (const fd of send) {
+      const r2 = sh.nsh_send(sync, "f".charCodeAt(0), fd) as number;
+      if (r2 < 0) throw new SpawnctlError(`sending a mount to the container process: ${strerror(-r2)}`, { errno: -r2 });
+    }
+  } finally {
+    for (const fd of send) closeSync(fd);
+  }
+}
+
 function reap(pid: number): void {
   shim().nsh_wait(pid, -1);
 }
@@ -65,7 +125,10 @@ export function spawnPlan(plan: Plan, hooks: SpawnHooks = {}): Spawned {
   const buf = encodePlan(plan);
   const fds = new Int32Array(2);
   trace("spawn: cloning");
-  const pid = sh.nsh_spawn(ptr(buf), buf.length, ptr(fds)) as number;
+  const a = hooks.shimAnswer;
+  const pid = (a
+    ? sh.nsh_spawn_userns(ptr(buf), buf.length, ptr(fds), a.map, a.root, a.flags, ptr(a.result))
+    : sh.nsh_spawn(ptr(buf), buf.length, ptr(fds))) as number;
   trace("spawn: cloned");
   if (pid < 0) throw cloneFailure(-pid);
   return driveChild(plan, pid, fds[0]!, hooks);
@@ -83,7 +146,7 @@ export function cloneFailure(e: number): SpawnctlError {
  * and reaped unless it is someone else's child (the machine supervisor's).
  */
 export function driveChild(plan: Plan, pid: number, sync: number, hooks: SpawnHooks = {}, reapOnFailure = true): Spawned {
-  const d = new ChildDriver(plan, pid, sync, hooks, reapOnFailure);
+  const d = ChildDriver.begin(plan, pid, sync, hooks, reapOnFailure);
   while (!d.step());
   return d.result!;
 }
@@ -94,18 +157,19 @@ export function driveChild(plan: Plan, pid: number, sync: number, hooks: SpawnHo
  * barrier's afterGo hook, so a caller starting several containers can
  * prepare the next one while this child does its mounts, and true once the
  * child has exec'd (then `result` holds what it sent). abort() kills the
- * child and closes what it sent.
+ * child and closes what it sent. Made by begin().
  */
 export class ChildDriver {
   result?: Spawned;
   private readonly out: Spawned;
   private readonly msg = new Uint8Array(MSG_SIZE);
   private readonly fdOut = new Int32Array(1);
-  private started = false;
   private ended = false;
   private failed = false;
+  /** a barrier already answered before the child reached it */
+  private answered = 0;
 
-  constructor(
+  private constructor(
     private readonly plan: Plan,
     private readonly pid: number,
     private readonly sync: number,
@@ -113,6 +177,33 @@ export class ChildDriver {
     private readonly reapOnFailure = true,
   ) {
     this.out = { pid, fds: new Map() };
+  }
+
+  /**
+   * A driver for a child just cloned, after its afterClone hook has run and,
+   * with answerFirstBarrier, barrier 1 has been answered: this comes first,
+   * before anything else of the driver runs, because the child may be
+   * waiting for it (a cold process pays for each new function it runs).
+   */
+  static begin(plan: Plan, pid: number, sync: number, hooks: SpawnHooks = {}, reapOnFailure = true): ChildDriver {
+    let early: unknown;
+    let answered = 0;
+    try {
+      hooks.afterClone?.(pid);
+      if (hooks.answerFirstBarrier) {
+        if (!shimAnswered(hooks)) sendGo(sync, hooks.barrier?.(1, pid) ?? []);
+        answered = 1;
+      }
+    } catch (e) {
+      early = e ?? new Error("afterClone failed");
+    }
+    const d = new ChildDriver(plan, pid, sync, hooks, reapOnFailure);
+    d.answered = answered;
+    if (early !== undefined) {
+      d.fail();
+      throw early;
+    }
+    return d;
   }
 
   get done(): boolean {
@@ -138,10 +229,6 @@ export class ChildDriver {
     const sh = shim();
     const { pid, sync, hooks, out } = this;
     const dv = new DataView(this.msg.buffer);
-    if (!this.started) {
-      this.started = true;
-      hooks.afterClone?.(pid);
-    }
     for (;;) {
       const n = sh.nsh_recv(sync, ptr(this.msg), ptr(this.fdOut)) as number;
       if (n === 0) break; // EOF: exec succeeded
@@ -149,17 +236,8 @@ export class ChildDriver {
       const type = dv.getUint32(0, true), index = dv.getUint32(4, true), err = dv.getInt32(8, true), arg = dv.getUint32(12, true);
       if (type === MSG.ERROR) throw opFailure(this.plan, index, err);
       if (type === MSG.BARRIER) {
-        const send = hooks.barrier?.(arg, pid) ?? [];
-        try {
-          const r = sh.nsh_send(sync, "g".charCodeAt(0), -1) as number;
-          if (r < 0) throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
-          for (const fd of send) {
-            const r2 = sh.nsh_send(sync, "f".charCodeAt(0), fd) as number;
-            if (r2 < 0) throw new SpawnctlError(`sending a mount to the container process: ${strerror(-r2)}`, { errno: -r2 });
-          }
-        } finally {
-          for (const fd of send) closeSync(fd);
-        }
+        if (arg === this.answered) this.answered = 0;
+        else sendGo(sync, hooks.barrier?.(arg, pid) ?? []);
         hooks.afterGo?.(arg, pid);
         return false;
       } else if (type === MSG.FD) {

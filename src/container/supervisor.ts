@@ -16,7 +16,7 @@ import { buildPlan } from "./build-plan.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
-import { spawnPlan, type SpawnHooks } from "./spawn.ts";
+import { chainHooks, spawnPlan, type SpawnHooks } from "./spawn.ts";
 import { delegateMachineCgroups, usernsHooks } from "../userns/setup.ts";
 import { populateFromTemplate } from "./template.ts";
 
@@ -127,10 +127,9 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       plan.cgroupFd = fd;
     }
     const u = ctx.userns;
-    const child = spawnPlan(plan, {
-      ...(u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cgRef.paths, u.shift)) : network?.hooks),
-      ...(u && network ? { afterGo: network.hooks.afterGo } : {}),
-    });
+    const child = spawnPlan(plan, u
+      ? chainHooks(usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cgRef.paths, u.shift)), network?.usernsHooks)
+      : network?.hooks);
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);
@@ -182,14 +181,20 @@ class RunNetwork {
   ) {}
 
   /**
-   * The links are made right after the clone (the child goes on meanwhile),
-   * or with a user namespace once the child has its maps and mounts
-   * (barrier 1); the host side once the child goes on from barrier 2.
+   * The links are made right after the clone (the child goes on meanwhile);
+   * the host side once the child goes on from barrier 2.
    */
-  readonly hooks: Pick<SpawnHooks, "afterClone" | "afterGo"> = {
+  readonly hooks: SpawnHooks = {
     afterClone: (pid) => this.links(pid),
+    afterGo: (id) => {
+      if (id === 2) this.host();
+    },
+  };
+
+  /** With a user namespace: the links once the child has its /dev (barrier 3, see usernsHooks). */
+  readonly usernsHooks: SpawnHooks = {
     afterGo: (id, pid) => {
-      if (id === 1) this.links(pid);
+      if (id === 3) this.links(pid);
       else if (id === 2) this.host();
     },
   };

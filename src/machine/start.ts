@@ -22,7 +22,7 @@ import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
 import { hostFacts } from "../container/host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "../container/prepare.ts";
-import { ChildDriver, cloneFailure } from "../container/spawn.ts";
+import { ChildDriver, chainHooks, cloneFailure } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
@@ -237,18 +237,16 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
       }
     };
     const uh = u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cg.paths, u.shift)) : undefined;
-    const driver = new ChildDriver(plan, pid, sync, {
-      ...uh,
+    const driver = ChildDriver.begin(plan, pid, sync, chainHooks(uh, {
       // the network right after the clone, or with a user namespace once the
-      // child has its maps and mounts (barrier 1); either way while it mounts
+      // child has its /dev (barrier 3, see usernsHooks); either way while it mounts
       afterClone: (p) => {
-        uh?.afterClone?.(p);
         if (netplan && !u) network(p);
       },
       afterGo: (id, p) => {
-        if (id === 1 && netplan && u) network(p);
+        if (id === 3 && netplan && u) network(p);
       },
-      barrier: (id, p) => {
+      barrier: (id) => {
         if (id === 2 && dhcpAsked) {
           // the DHCP server listens before the child goes on
           dhcpAsked = false;
@@ -257,9 +255,9 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
             throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
           }
         }
-        return uh?.barrier?.(id, p);
+        return [];
       },
-    }, false);
+    }), false);
     // to the first barrier (or the child's exec, when it has none); then its mounts go on meanwhile
     cleanup.push(() => driver.abort());
     driver.step();

@@ -2,7 +2,7 @@
 // matching the tree's ownership to it before the start (prepare), writing
 // the child's id maps and making its idmapped mounts at barrier 1, and
 // delegating the machine's cgroups to the container's root.
-import { openSync, statSync, writeSync } from "node:fs";
+import { openSync, statSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
@@ -11,7 +11,7 @@ import type { Lock } from "../util/lock.ts";
 import { trace } from "../util/log.ts";
 import type { CgroupFacts } from "../container/host.ts";
 import type { SpawnHooks } from "../container/spawn.ts";
-import { closeQuietly, shim, strerror } from "../sys/ffi.ts";
+import { closeQuietly, cstr, shim, strerror } from "../sys/ffi.ts";
 import { makedev } from "../sys/consts.ts";
 import { deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
 import { chooseRange } from "./range.ts";
@@ -109,38 +109,40 @@ export function cloneTree(path: string, recursive: boolean): number {
   return fd;
 }
 
-function writeMap(pid: number, file: "uid_map" | "gid_map", line: string): void {
-  try {
-    const fd = openSync(`/proc/${pid}/${file}`, "w");
-    try {
-      // one write: the kernel takes the whole map at once
-      writeSync(fd, line);
-    } finally {
-      closeQuietly(fd);
-    }
-  } catch (e) {
-    throw new SpawnctlError(`writing /proc/${pid}/${file} (${line.trim()}): ${fsMessage(e)}`);
-  }
+/**
+ * Write the child's id maps (its root is the range's first id) and return
+ * an fd of its user namespace, for the idmapped mounts: one call into the shim.
+ */
+function mapChild(ctx: RunContext, pid: number): number {
+  const line = cstr(mapLine(ctx));
+  const failedAt = new Int32Array(1);
+  const fd = shim().nsh_map_userns(pid, line, line, failedAt) as number;
+  if (fd < 0) throw mapFailure(ctx, pid, failedAt[0]!, -fd);
+  return fd;
 }
 
-/** The child's id maps: its root is the range's first id. */
-function writeMaps(ctx: RunContext, pid: number): void {
+function mapFailure(ctx: RunContext, pid: number, failedAt: number, errno: number): SpawnctlError {
+  const file = ["uid_map", "gid_map", "ns/user"][failedAt];
+  const what = file === "ns/user" ? `opening /proc/${pid}/ns/user` : `writing /proc/${pid}/${file} (${mapLine(ctx).trim()})`;
+  return new SpawnctlError(`${what}: ${strerror(errno)}`, { errno });
+}
+
+/** The line of the child's uid_map and gid_map: its root is the range's first id. */
+function mapLine(ctx: RunContext): string {
   const u = ctx.userns!;
-  const line = `0 ${u.shift} ${u.range}\n`;
-  writeMap(pid, "uid_map", line);
-  writeMap(pid, "gid_map", line);
+  return `0 ${u.shift} ${u.range}\n`;
 }
 
 /**
- * The mounts the child receives at barrier 1, in idmapSources' order, then
- * its /dev, as fds (the caller sends and closes them); made once its maps are
- * written.
+ * Write the child's maps (unless they are written already), then make the
+ * mounts it receives at barrier 1, in idmapSources' order, as fds (the
+ * caller sends and closes them).
  */
-function usernsMounts(s: Settings, ctx: RunContext, pid: number): number[] {
+function usernsMounts(s: Settings, ctx: RunContext, pid: number, mapsWritten: boolean): number[] {
   const u = ctx.userns!;
   const fds: number[] = [];
   const sources = idmapSources(s, ctx);
-  const own = openSync(`/proc/${pid}/ns/user`, "r");
+  const own = mapsWritten ? openSync(`/proc/${pid}/ns/user`, "r") : mapChild(ctx, pid);
   try {
     for (const src of sources) {
       if (src.map === "none") {
@@ -177,45 +179,67 @@ function usernsMounts(s: Settings, ctx: RunContext, pid: number): number[] {
         if (nsfd !== own) closeQuietly(nsfd);
       }
     }
-    // the slot after the mounts: the container's /dev
-    fds.push(makeDevFs(deviceNodes(ctx), u.shift));
   } catch (e) {
     for (const fd of fds) closeQuietly(fd);
     throw e;
   } finally {
     closeQuietly(own);
   }
-  trace("userns: barrier done");
   return fds;
 }
 
 /**
- * The user namespace's part in driving a child: right after the clone, while
- * the child is still starting up, delegate its cgroups (before it joins them
- * after barrier 1), write its maps and make its mounts; hand those over at
- * barrier 1.
+ * The user namespace's part in driving a child. Right after the clone the
+ * child waits at barrier 1 (answered at once, before it asks): write its
+ * maps and make its mounts, the least it needs to go on. Then, while it
+ * mounts, make its /dev, which it takes at barrier 3, and after that
+ * delegate its cgroups (it joins them as the host's root, before it becomes
+ * the namespace's, so only its init needs them), which barrier 2 waits for
+ * before it execs anything.
  */
-export function usernsHooks(s: Settings, ctx: RunContext, delegate: () => void): Pick<SpawnHooks, "afterClone" | "barrier" | "onFail"> {
-  let fds: number[] = [];
+export function usernsHooks(s: Settings, ctx: RunContext, delegate: () => void): SpawnHooks {
+  let mounts: number[] = [];
+  let dev: number[] = [];
+  // the common case, the tree alone (mapped to the container, or cloned as
+  // it is): the shim answers barrier 1 itself, within the clone's call
+  const sources = idmapSources(s, ctx);
+  const root = sources[0];
+  const shimAnswer = sources.length === 1 && (root!.map === "container" || root!.map === "none")
+    ? { map: cstr(mapLine(ctx)), root: cstr(root!.hostPath), flags: (root!.recursive ? 1 : 0) | (root!.map === "container" ? 2 : 0), result: Int32Array.of(-1, 0, 0) }
+    : undefined;
   return {
+    answerFirstBarrier: true,
+    shimAnswer,
     afterClone(pid) {
-      trace("userns: barrier");
-      // the maps first: from then on the child's root is the range's first
-      // id, which the delegated files belong to
-      writeMaps(ctx, pid);
-      delegate();
-      fds = usernsMounts(s, ctx, pid);
+      const r = shimAnswer?.result;
+      trace(`userns: barrier 1 (shim: ${r?.[0]})`);
+      if (r?.[0] === 2) return;
+      if (r?.[0] === 3) throw new SpawnctlError(`releasing the container process: ${strerror(r[1]!)}`, { errno: r[1]! });
+      if (r?.[0] === 0) throw mapFailure(ctx, pid, r[2]!, r[1]!);
+      // the maps are written when the shim got as far as making the root
+      mounts = usernsMounts(s, ctx, pid, r?.[0] === 1);
+      trace("userns: barrier 1 answered");
     },
     barrier(id) {
-      if (id !== 1) return undefined;
-      const out = fds;
-      fds = [];
+      const out = id === 1 ? mounts : id === 3 ? dev : [];
+      if (id === 1) mounts = [];
+      if (id === 3) dev = [];
       return out;
     },
+    afterGo(id) {
+      if (id === 1) {
+        dev = [makeDevFs(deviceNodes(ctx), ctx.userns!.shift)];
+        trace("userns: /dev made");
+      } else if (id === 3) {
+        delegate();
+        trace("userns: cgroups delegated");
+      }
+    },
     onFail() {
-      // made for a child that never reached barrier 1
-      for (const fd of fds) closeQuietly(fd);
-      fds = [];
+      // made for a child that never took them
+      for (const fd of [...mounts, ...dev]) closeQuietly(fd);
+      mounts = [];
+      dev = [];
     },
   };
 }
@@ -226,14 +250,14 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegate: () => void):
 const DELEGATED_FILES = {
   v2: ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"],
   managed: ["cgroup.procs", "tasks", "cgroup.clone_children", "notify_on_release"],
-  joined: ["tasks"],
+  joined: [],
 };
 
 /**
  * Hand the machine's cgroups to the container's root: in the hierarchies its
  * init manages (cgroup2, and name=systemd on v1/hybrid hosts) the directory
- * and its delegation files, elsewhere only "tasks", which the child writes
- * to join them itself.
+ * and its delegation files. The others it only joins, which the child does
+ * before it leaves the host's root (so nothing of them is handed over).
  */
 export function delegateCgroups(paths: string[], kind: (path: string) => keyof typeof DELEGATED_FILES, shift: number): void {
   const all: string[] = [];
@@ -242,6 +266,7 @@ export function delegateCgroups(paths: string[], kind: (path: string) => keyof t
     if (k !== "joined") all.push(dir);
     for (const f of DELEGATED_FILES[k]) all.push(`${dir}/${f}`);
   }
+  if (all.length === 0) return;
   // one call into the shim for them all
   const failedAt = new Int32Array(1);
   const r = shim().nsh_chown_paths(ptr(Buffer.from(all.map((p) => `${p}\0`).join(""))), all.length, shift, shift, ptr(failedAt)) as number;

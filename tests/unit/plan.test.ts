@@ -198,13 +198,20 @@ describe("plan with a user namespace", () => {
   test("a new user namespace; the maps and idmapped mounts arrive before anything else", () => {
     const p = plan(["-U", "-D", "/m/web", "true"], { userns });
     expect(p.cloneFlags & CLONE.NEWUSER).toBeTruthy();
-    expect(p.ops[1]).toMatchObject({ kind: "barrier", id: 1 });
-    expect(p.ops[2]).toMatchObject({ kind: "recvFd", slot: 0 });
-    // slot 1: the container's /dev
-    expect(p.ops[3]).toMatchObject({ kind: "recvFd", slot: 1 });
-    // then the child takes the namespace's root ids, and joins its cgroups (the tasks files are delegated)
-    expect(p.ops.slice(4, 7).map((o) => o.kind)).toEqual(["setgroups", "setgid", "setuid"]);
-    expect(p.ops[7]).toMatchObject({ kind: "write", data: "0" });
+    // the child joins its cgroups while it is still the host's root and the
+    // parent writes its maps (the files need no delegation for this)
+    const b1 = p.ops.findIndex((o) => o.kind === "barrier" && o.id === 1);
+    expect(p.ops.slice(1, b1).length).toBeGreaterThan(0);
+    expect(p.ops.slice(1, b1).every((o) => o.kind === "write" && o.data === "0")).toBe(true);
+    expect(p.ops[b1 + 1]).toMatchObject({ kind: "recvFd", slot: 0 });
+    // then it takes the namespace's root ids
+    expect(p.ops.slice(b1 + 2, b1 + 5).map((o) => o.kind)).toEqual(["setgroups", "setgid", "setuid"]);
+    const setuid = b1 + 4;
+    // slot 1, the container's /dev, at barrier 3, right before it is needed
+    const b3 = p.ops.findIndex((o) => o.kind === "barrier" && o.id === 3);
+    expect(b3).toBeGreaterThan(setuid);
+    expect(p.ops[b3 + 1]).toMatchObject({ kind: "recvFd", slot: 1 });
+    expect(p.ops[b3 + 2]).toMatchObject({ kind: "moveMount", slot: 1, dst: "/dev" });
     // the root is the idmapped tree, not a bind
     expect(p.ops.find((o) => o.kind === "moveMount")).toMatchObject({ slot: 0, dst: "/run/spawnctl/root" });
     expect(p.ops.find((o) => o.kind === "mount" && o.src === "/m/web")).toBeUndefined();
