@@ -29,6 +29,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -795,24 +796,33 @@ int nsh_clone_tree(const char *path, int recursive);
 int nsh_send(int fd, uint8_t byte, int pass_fd);
 
 /*
- * nsh_spawn for a plan whose first op is barrier 1 of a user namespace,
- * answered right here, before any JavaScript runs: the child waits for
- * nothing but its maps and its root. Writes `map` (kernel text format) as
- * the child's uid_map and gid_map, makes its root from `root` (with its
- * submounts if flags & 1: idmapped to the child's namespace if flags & 2,
- * else a plain clone; an idmap that fails with submounts is tried on the
- * tree's own mount alone), and sends the go-ahead and the root's fd.
- * Returns what nsh_spawn returns; result[0] says how far it got (0 nothing,
- * the maps failed; 1 the maps are written, the root could not be made;
- * 2 answered; 3 sending failed), result[1] the errno, result[2] for stage 0
- * which map file (as nsh_map_userns's failed_at).
+ * nsh_spawn for a plan whose first op is barrier 1 of a user namespace, and
+ * whose /dev comes at barrier 3: both answered right here, before any
+ * JavaScript runs, so the child waits for nothing but C. In order:
+ *  - write `map` (kernel text format) as the child's uid_map and gid_map
+ *  - make its root from `root` (with its submounts if flags & 1; idmapped to
+ *    the child's namespace if flags & 2, else a plain clone; an idmap that
+ *    fails with submounts is tried on the tree's own mount alone)
+ *  - hand the n_chown NUL-separated paths (its cgroups) to shift:shift
+ *  - send the go-ahead for barrier 1 and the root
+ *  - make its /dev (nsh_make_devfs: n_dev names, majmin as major, minor
+ *    pairs) and send the go-ahead for barrier 3 and the /dev
+ * Returns what nsh_spawn returns; result[0] says how far it got: 0 the maps
+ * failed, 1 the root, 2 the chown, 3 sending, 4 /dev; 5 all done. result[1]
+ * is the errno, result[2] for 0 which map file (as nsh_map_userns's
+ * failed_at), for 2 and 4 the index of the path or node.
  */
-int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const char *map, const char *root, int32_t flags, int32_t *result)
+int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const char *map, const char *root, int32_t flags,
+		     uint32_t shift, const char *chown_paths, int32_t n_chown, const char *dev_names, const uint32_t *majmin,
+		     int32_t n_dev, int32_t *result)
 {
 	result[0] = result[1] = result[2] = 0;
+	if (n_dev < 0 || n_dev > 32)
+		return -EINVAL;
 	int pid = nsh_spawn(buf, len, fds_out);
 	if (pid < 0)
 		return pid;
+	int sync = fds_out[0];
 	int ns = nsh_map_userns(pid, map, map, &result[2]);
 	if (ns < 0) {
 		result[1] = -ns;
@@ -832,11 +842,40 @@ int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const c
 		result[1] = -mfd;
 		return pid;
 	}
-	int r = nsh_send(fds_out[0], 'g', -1);
+	result[0] = 2;
+	int r = n_chown > 0 ? nsh_chown_paths(chown_paths, n_chown, shift, shift, &result[2]) : 0;
+	if (r < 0) {
+		close(mfd);
+		result[1] = -r;
+		return pid;
+	}
+	result[0] = 3;
+	r = nsh_send(sync, 'g', -1);
 	if (r == 0)
-		r = nsh_send(fds_out[0], 'f', mfd);
+		r = nsh_send(sync, 'f', mfd);
 	close(mfd);
-	result[0] = r < 0 ? 3 : 2;
-	result[1] = r < 0 ? -r : 0;
+	if (r < 0) {
+		result[1] = -r;
+		return pid;
+	}
+	result[0] = 4;
+	uint64_t devs[32];
+	for (int i = 0; i < n_dev; i++)
+		devs[i] = makedev(majmin[2 * i], majmin[2 * i + 1]);
+	int dev = nsh_make_devfs(dev_names, devs, n_dev, shift, shift, &result[2]);
+	if (dev < 0) {
+		result[1] = -dev;
+		return pid;
+	}
+	result[0] = 3;
+	r = nsh_send(sync, 'g', -1);
+	if (r == 0)
+		r = nsh_send(sync, 'f', dev);
+	close(dev);
+	if (r < 0) {
+		result[1] = -r;
+		return pid;
+	}
+	result[0] = 5;
 	return pid;
 }

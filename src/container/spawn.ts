@@ -31,25 +31,29 @@ export interface SpawnHooks {
   /** called once the child goes on from a barrier: work done here overlaps
    * with the child's own until its next barrier is answered */
   afterGo?(id: number, pid: number): void;
-  /** the child's first op is barrier 1: answer it (barrier(1), then the
-   * go-ahead) right after afterClone, before the child has even asked */
-  answerFirstBarrier?: boolean;
-  /** with answerFirstBarrier, for spawnPlan: let the shim answer barrier 1
-   * within the clone's call (nsh_spawn_userns: the maps and the root) */
+  /** called after afterClone: barriers to answer right away (barrier(id),
+   * then the go-ahead), in this order, before the child has even asked */
+  answerAhead?(): number[];
+  /** for spawnPlan: let the shim answer barriers 1 and 3 within the clone's
+   * call (nsh_spawn_userns); afterClone finds out how far it got in `result` */
   shimAnswer?: ShimAnswer;
+  /** called after afterClone: the barriers that were answered already (by
+   * the shim, or ahead of time), which the driver must not answer again */
+  preAnswered?(): number[];
 }
 
-/** What nsh_spawn_userns needs; it fills `result` (see shim/shift.c), which starts as -1: not tried. */
+/** What nsh_spawn_userns needs (see shim/shift.c); it fills `result`, which starts as -1: not tried. */
 export interface ShimAnswer {
   map: Buffer;
   root: Buffer;
   flags: number;
+  shift: number;
+  chown: Buffer;
+  nChown: number;
+  devNames: Buffer;
+  majmin: Uint32Array;
+  nDev: number;
   result: Int32Array;
-}
-
-/** Whether the shim answered barrier 1 already. */
-function shimAnswered(hooks: SpawnHooks): boolean {
-  return hooks.shimAnswer?.result[0] === 2;
 }
 
 /** Hooks that run a's, then b's (barrier: both their fds, a's first). */
@@ -73,8 +77,9 @@ export function chainHooks(a: SpawnHooks | undefined, b: SpawnHooks | undefined)
       a.afterGo?.(id, pid);
       b.afterGo?.(id, pid);
     },
-    answerFirstBarrier: a.answerFirstBarrier || b.answerFirstBarrier,
     shimAnswer: a.shimAnswer ?? b.shimAnswer,
+    preAnswered: () => [...(a.preAnswered?.() ?? []), ...(b.preAnswered?.() ?? [])],
+    answerAhead: () => [...(a.answerAhead?.() ?? []), ...(b.answerAhead?.() ?? [])],
   };
 }
 
@@ -127,7 +132,7 @@ export function spawnPlan(plan: Plan, hooks: SpawnHooks = {}): Spawned {
   trace("spawn: cloning");
   const a = hooks.shimAnswer;
   const pid = (a
-    ? sh.nsh_spawn_userns(ptr(buf), buf.length, ptr(fds), a.map, a.root, a.flags, ptr(a.result))
+    ? sh.nsh_spawn_userns(ptr(buf), buf.length, ptr(fds), a.map, a.root, a.flags, a.shift, a.chown, a.nChown, a.devNames, a.majmin, a.nDev, a.result)
     : sh.nsh_spawn(ptr(buf), buf.length, ptr(fds))) as number;
   trace("spawn: cloned");
   if (pid < 0) throw cloneFailure(-pid);
@@ -166,7 +171,7 @@ export class ChildDriver {
   private readonly fdOut = new Int32Array(1);
   private ended = false;
   private failed = false;
-  /** a barrier already answered before the child reached it */
+  /** the barriers answered before the child reached them, as bits (1 << id) */
   private answered = 0;
 
   private constructor(
@@ -180,8 +185,8 @@ export class ChildDriver {
   }
 
   /**
-   * A driver for a child just cloned, after its afterClone hook has run and,
-   * with answerFirstBarrier, barrier 1 has been answered: this comes first,
+   * A driver for a child just cloned, after its afterClone hook has run and
+   * the barriers it answers ahead are answered: this comes first,
    * before anything else of the driver runs, because the child may be
    * waiting for it (a cold process pays for each new function it runs).
    */
@@ -190,9 +195,11 @@ export class ChildDriver {
     let answered = 0;
     try {
       hooks.afterClone?.(pid);
-      if (hooks.answerFirstBarrier) {
-        if (!shimAnswered(hooks)) sendGo(sync, hooks.barrier?.(1, pid) ?? []);
-        answered = 1;
+      for (const id of hooks.preAnswered?.() ?? []) answered |= 1 << id;
+      for (const id of hooks.answerAhead?.() ?? []) {
+        if (answered & (1 << id)) continue;
+        sendGo(sync, hooks.barrier?.(id, pid) ?? []);
+        answered |= 1 << id;
       }
     } catch (e) {
       early = e ?? new Error("afterClone failed");
@@ -236,7 +243,8 @@ export class ChildDriver {
       const type = dv.getUint32(0, true), index = dv.getUint32(4, true), err = dv.getInt32(8, true), arg = dv.getUint32(12, true);
       if (type === MSG.ERROR) throw opFailure(this.plan, index, err);
       if (type === MSG.BARRIER) {
-        if (arg === this.answered) this.answered = 0;
+        const bit = 1 << arg;
+        if (this.answered & bit) this.answered &= ~bit;
         else sendGo(sync, hooks.barrier?.(arg, pid) ?? []);
         hooks.afterGo?.(arg, pid);
         return false;

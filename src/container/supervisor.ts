@@ -17,7 +17,7 @@ import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
 import { chainHooks, spawnPlan, type SpawnHooks } from "./spawn.ts";
-import { delegateMachineCgroups, usernsHooks } from "../userns/setup.ts";
+import { machineDelegation, usernsHooks } from "../userns/setup.ts";
 import { populateFromTemplate } from "./template.ts";
 
 
@@ -128,7 +128,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     }
     const u = ctx.userns;
     const child = spawnPlan(plan, u
-      ? chainHooks(usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cgRef.paths, u.shift)), network?.usernsHooks)
+      ? chainHooks(usernsHooks(s, ctx, machineDelegation(facts.cgroup, cgRef.paths)), network?.usernsHooks)
       : network?.hooks);
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too

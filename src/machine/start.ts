@@ -28,7 +28,7 @@ import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "./properties-store.ts";
 import { supervisorFd } from "./supervisor-bin.ts";
-import { delegateMachineCgroups, usernsHooks } from "../userns/setup.ts";
+import { machineDelegation, usernsHooks } from "../userns/setup.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
 import { applyLinks, planNetwork } from "../net/plan.ts";
 import {
@@ -236,7 +236,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
         dhcpAsked = true;
       }
     };
-    const uh = u ? usernsHooks(s, ctx, () => delegateMachineCgroups(facts.cgroup, cg.paths, u.shift)) : undefined;
+    const uh = u ? usernsHooks(s, ctx, machineDelegation(facts.cgroup, cg.paths)) : undefined;
     const driver = ChildDriver.begin(plan, pid, sync, chainHooks(uh, {
       // the network right after the clone, or with a user namespace once the
       // child has its /dev (barrier 3, see usernsHooks); either way while it mounts

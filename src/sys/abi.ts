@@ -197,9 +197,10 @@ export const SHIM_SYMBOLS = {
   nsh_shift_error_path: { args: [], returns: "cstring" },
   // (uid_map, gid_map) -> user namespace fd or -errno
   nsh_make_userns: { args: ["cstring", "cstring"], returns: "i32" },
-  // (plan, len, fds_out[2], map, root, flags: 1 recursive 2 idmap, result i32[3]) -> as nsh_spawn,
-  // having answered the child's barrier 1 itself: see shim/shift.c
-  nsh_spawn_userns: { args: ["ptr", "u64", "ptr", "cstring", "cstring", "i32", "ptr"], returns: "i32" },
+  // (plan, len, fds_out[2], map, root, flags: 1 recursive 2 idmap, shift, chown paths, n, /dev node
+  // names, major/minor u32 pairs, n, result i32[3]) -> as nsh_spawn, having answered the child's
+  // barriers 1 and 3 itself: see shim/shift.c
+  nsh_spawn_userns: { args: ["ptr", "u64", "ptr", "cstring", "cstring", "i32", "u32", "ptr", "i32", "ptr", "ptr", "i32", "ptr"], returns: "i32" },
   // (pid, uid_map, gid_map, failed_at i32 out: 0 uid_map, 1 gid_map, 2 ns/user) -> an fd of
   // pid's user namespace once its maps are written, or -errno
   nsh_map_userns: { args: ["i32", "cstring", "cstring", "ptr"], returns: "i32" },

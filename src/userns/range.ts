@@ -161,10 +161,11 @@ function readText(path: string): string {
 /** Lock one base for this process; undefined if another process holds it. */
 export function lockBase(base: number, dir = LOCK_DIR): Lock | undefined {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const taken = new SpawnctlError(`UID range ${base} is in use`);
+  // made only when the range is taken (an error's stack costs a cold process)
+  let taken: SpawnctlError | undefined;
   let h: { fd: number; path: string };
   try {
-    h = takeFile(`${dir}/${base}`, false, () => taken);
+    h = takeFile(`${dir}/${base}`, false, () => (taken = new SpawnctlError(`UID range ${base} is in use`)));
   } catch (e) {
     if (e === taken) return undefined;
     throw e;

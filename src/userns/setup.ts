@@ -10,7 +10,7 @@ import { chaseInRoot } from "../util/tree.ts";
 import type { Lock } from "../util/lock.ts";
 import { trace } from "../util/log.ts";
 import type { CgroupFacts } from "../container/host.ts";
-import type { SpawnHooks } from "../container/spawn.ts";
+import type { ShimAnswer, SpawnHooks } from "../container/spawn.ts";
 import { closeQuietly, cstr, shim, strerror } from "../sys/ffi.ts";
 import { makedev } from "../sys/consts.ts";
 import { deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
@@ -65,14 +65,11 @@ export function prepareUserns(s: Settings, tree: string): PreparedUserns | undef
  * to attach; nothing is left on the host's file systems.
  */
 export function makeDevFs(nodes: Array<[name: string, major: number, minor: number]>, shift: number): number {
-  const names = Buffer.from(nodes.map(([n]) => `${n}\0`).join(""));
+  const names = nulList(nodes.map(([n]) => n));
   const devs = new BigUint64Array(nodes.map(([, maj, min]) => BigInt(makedev(maj, min))));
   const failedAt = new Int32Array(1);
   const fd = shim().nsh_make_devfs(ptr(names), ptr(devs), nodes.length, shift, shift, ptr(failedAt)) as number;
-  if (fd < 0) {
-    const at = failedAt[0]! >= 0 ? `creating device node /dev/${nodes[failedAt[0]!]![0]}` : "creating the container's /dev (tmpfs)";
-    throw new SpawnctlError(`${at}: ${strerror(-fd)}`, { errno: -fd });
-  }
+  if (fd < 0) throw devFailure(nodes, failedAt[0]!, -fd);
   return fd;
 }
 
@@ -190,36 +187,68 @@ function usernsMounts(s: Settings, ctx: RunContext, pid: number, mapsWritten: bo
 
 /**
  * The user namespace's part in driving a child. Right after the clone the
- * child waits at barrier 1 (answered at once, before it asks): write its
- * maps and make its mounts, the least it needs to go on. Then, while it
- * mounts, make its /dev, which it takes at barrier 3, and after that
- * delegate its cgroups (it joins them as the host's root, before it becomes
- * the namespace's, so only its init needs them), which barrier 2 waits for
- * before it execs anything.
+ * child waits at barrier 1: its maps and its mounts, the least it needs to
+ * go on. Then, while it mounts, its /dev, which it takes at barrier 3, and
+ * the delegation of its cgroups (it joins them as the host's root, before
+ * it becomes the namespace's, so only its init needs them), which barrier 2
+ * waits for before it execs anything.
+ *
+ * When the tree is the only mount it receives, spawnPlan lets the shim do
+ * all of that within the clone's call (shimAnswer, nsh_spawn_userns: maps,
+ * root, delegation, barrier 1, /dev, barrier 3), before any JavaScript runs;
+ * if it cannot make the root (a file system without idmapped mounts), the
+ * rest goes on here from the written maps. Otherwise (binds, or a start by
+ * the machine supervisor) this answers barrier 1 at once, makes /dev after
+ * it and delegates after barrier 3.
  */
-export function usernsHooks(s: Settings, ctx: RunContext, delegate: () => void): SpawnHooks {
+export function usernsHooks(s: Settings, ctx: RunContext, delegation: string[]): SpawnHooks {
+  const u = ctx.userns!;
   let mounts: number[] = [];
   let dev: number[] = [];
+  const nodes = deviceNodes(ctx);
   // the common case, the tree alone (mapped to the container, or cloned as
-  // it is): the shim answers barrier 1 itself, within the clone's call
+  // it is): the shim does all of it within the clone's call
   const sources = idmapSources(s, ctx);
-  const root = sources[0];
-  const shimAnswer = sources.length === 1 && (root!.map === "container" || root!.map === "none")
-    ? { map: cstr(mapLine(ctx)), root: cstr(root!.hostPath), flags: (root!.recursive ? 1 : 0) | (root!.map === "container" ? 2 : 0), result: Int32Array.of(-1, 0, 0) }
-    : undefined;
+  const root = sources[0]!;
+  let shimAnswer: ShimAnswer | undefined;
+  if (sources.length === 1 && (root.map === "container" || root.map === "none")) {
+    // plain loops: this runs before the clone, in a cold process, where
+    // each builtin's first use (map, flatMap, from...) costs
+    let names = "";
+    const majmin = new Uint32Array(2 * nodes.length);
+    for (let i = 0; i < nodes.length; i++) {
+      names += `${nodes[i]![0]}\0`;
+      majmin[2 * i] = nodes[i]![1];
+      majmin[2 * i + 1] = nodes[i]![2];
+    }
+    const result = new Int32Array(3);
+    result[0] = -1;
+    shimAnswer = {
+      map: cstr(mapLine(ctx)), root: cstr(root.hostPath), flags: (root.recursive ? 1 : 0) | (root.map === "container" ? 2 : 0),
+      shift: u.shift, chown: nulList(delegation), nChown: delegation.length,
+      devNames: Buffer.from(names), majmin, nDev: nodes.length, result,
+    };
+  }
+  // the shim answered barriers 1 and 3
+  let byShim = false;
   return {
-    answerFirstBarrier: true,
     shimAnswer,
     afterClone(pid) {
       const r = shimAnswer?.result;
       trace(`userns: barrier 1 (shim: ${r?.[0]})`);
-      if (r?.[0] === 2) return;
-      if (r?.[0] === 3) throw new SpawnctlError(`releasing the container process: ${strerror(r[1]!)}`, { errno: r[1]! });
-      if (r?.[0] === 0) throw mapFailure(ctx, pid, r[2]!, r[1]!);
+      if (r?.[0] === 5) {
+        byShim = true;
+        return;
+      }
+      if (r && r[0] >= 0 && r[0] !== 1) throw shimFailure(ctx, pid, r, delegation, nodes);
       // the maps are written when the shim got as far as making the root
       mounts = usernsMounts(s, ctx, pid, r?.[0] === 1);
       trace("userns: barrier 1 answered");
     },
+    preAnswered: () => (byShim ? [1, 3] : []),
+    // barrier 1 at once; with the shim's answers nothing else is left to
+    // wait for before the child execs, unless the network is (barrier 2)
+    answerAhead: () => (byShim ? (ctx.networkBarrier ? [] : [2]) : [1]),
     barrier(id) {
       const out = id === 1 ? mounts : id === 3 ? dev : [];
       if (id === 1) mounts = [];
@@ -227,11 +256,12 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegate: () => void):
       return out;
     },
     afterGo(id) {
+      if (byShim) return;
       if (id === 1) {
-        dev = [makeDevFs(deviceNodes(ctx), ctx.userns!.shift)];
+        dev = [makeDevFs(nodes, u.shift)];
         trace("userns: /dev made");
       } else if (id === 3) {
-        delegate();
+        chownDelegation(delegation, u.shift);
         trace("userns: cgroups delegated");
       }
     },
@@ -254,33 +284,62 @@ const DELEGATED_FILES = {
 };
 
 /**
- * Hand the machine's cgroups to the container's root: in the hierarchies its
- * init manages (cgroup2, and name=systemd on v1/hybrid hosts) the directory
- * and its delegation files. The others it only joins, which the child does
- * before it leaves the host's root (so nothing of them is handed over).
+ * What handing the machine's cgroups to the container's root changes: in
+ * the hierarchies its init manages (cgroup2, and name=systemd on v1/hybrid
+ * hosts) the directory and its delegation files. The others it only joins,
+ * which the child does before it leaves the host's root (so nothing of them
+ * is handed over).
  */
-export function delegateCgroups(paths: string[], kind: (path: string) => keyof typeof DELEGATED_FILES, shift: number): void {
+export function delegationPaths(paths: string[], kind: (path: string) => keyof typeof DELEGATED_FILES): string[] {
   const all: string[] = [];
   for (const dir of paths) {
     const k = kind(dir);
     if (k !== "joined") all.push(dir);
     for (const f of DELEGATED_FILES[k]) all.push(`${dir}/${f}`);
   }
-  if (all.length === 0) return;
-  // one call into the shim for them all
-  const failedAt = new Int32Array(1);
-  const r = shim().nsh_chown_paths(ptr(Buffer.from(all.map((p) => `${p}\0`).join(""))), all.length, shift, shift, ptr(failedAt)) as number;
-  if (r < 0) {
-    const p = all[failedAt[0]!] ?? "";
-    const dir = paths.find((d) => p === d || p.startsWith(`${d}/`)) ?? p;
-    throw new SpawnctlError(`delegating cgroup ${dir} to the container's root: ${p}: ${strerror(-r)}`, { errno: -r });
-  }
+  return all;
 }
 
-/** Delegate a machine's cgroups (see delegateCgroups) on this host's layout. */
-export function delegateMachineCgroups(facts: CgroupFacts, paths: string[], shift: number): void {
-  delegateCgroups(paths, (p) => {
+/** delegationPaths on this host's layout. */
+export function machineDelegation(facts: CgroupFacts, paths: string[]): string[] {
+  return delegationPaths(paths, (p) => {
     if (facts.unified && p.startsWith(`${facts.unified}/`)) return "v2";
     return facts.v1.some((h) => !!h.name && p.startsWith(`${h.mountpoint}/`)) ? "managed" : "joined";
-  }, shift);
+  });
+}
+
+function delegationFailure(paths: string[], failedAt: number, errno: number): SpawnctlError {
+  const p = paths[failedAt] ?? "";
+  // the cgroup: the path itself when it is one of the directories, else its directory
+  const dir = paths.includes(p.slice(0, p.lastIndexOf("/"))) ? p.slice(0, p.lastIndexOf("/")) : p;
+  return new SpawnctlError(`delegating cgroup ${dir} to the container's root: ${p}: ${strerror(errno)}`, { errno });
+}
+
+/** chown the delegation paths to the container's root, in one call into the shim. */
+export function chownDelegation(paths: string[], shift: number): void {
+  if (paths.length === 0) return;
+  const failedAt = new Int32Array(1);
+  const r = shim().nsh_chown_paths(ptr(nulList(paths)), paths.length, shift, shift, ptr(failedAt)) as number;
+  if (r < 0) throw delegationFailure(paths, failedAt[0]!, -r);
+}
+
+/** Strings as one NUL-separated buffer (never empty: the shim is handed a pointer). */
+function nulList(items: string[]): Buffer {
+  let s = "";
+  for (const i of items) s += `${i}\0`;
+  return Buffer.from(s || "\0");
+}
+
+function devFailure(nodes: Array<[name: string, major: number, minor: number]>, failedAt: number, errno: number): SpawnctlError {
+  const at = failedAt >= 0 && nodes[failedAt] ? `creating device node /dev/${nodes[failedAt]![0]}` : "creating the container's /dev (tmpfs)";
+  return new SpawnctlError(`${at}: ${strerror(errno)}`, { errno });
+}
+
+/** What stopped nsh_spawn_userns (result: stage, errno, index; see shim/shift.c). */
+function shimFailure(ctx: RunContext, pid: number, r: Int32Array, delegation: string[], nodes: Array<[name: string, major: number, minor: number]>): SpawnctlError {
+  const [stage, errno, at] = [r[0]!, r[1]!, r[2]!];
+  if (stage === 0) return mapFailure(ctx, pid, at, errno);
+  if (stage === 2) return delegationFailure(delegation, at, errno);
+  if (stage === 4) return devFailure(nodes, at, errno);
+  return new SpawnctlError(`releasing the container process: ${strerror(errno)}`, { errno });
 }

@@ -79,6 +79,28 @@ describe("-U", () => {
     }
   });
 
+  test("a file system without idmapped mounts: map names it, auto falls back to chown", () => {
+    // ramfs cannot be idmapped: the shim's first try fails after writing the
+    // maps, and the rest of the start goes on from there
+    const mnt = `${base}/ramfs`;
+    mkdirSync(mnt, { recursive: true });
+    expect(Bun.spawnSync(["mount", "-t", "ramfs", "spawnctl-test-ramfs", mnt]).exitCode).toBe(0);
+    try {
+      Bun.spawnSync(["cp", "-a", `${tree}/.`, `${mnt}/`]);
+      const map = sh(mnt, "true", "--private-users=pick", "--private-users-ownership=map");
+      expect(map.code).toBe(1);
+      expect(map.stderr).toContain(`--private-users-ownership=map: the file system of ${mnt} does not support idmapped mounts`);
+      expect(statSync(`${mnt}/etc/passwd`).uid).toBe(0);
+      const auto = sh(mnt, "stat -c %u /etc/passwd; cat /proc/self/uid_map", "-U", "-M", "usernsramfs");
+      expect(auto.code).toBe(0);
+      const shift = Number(uidMap(auto.stdout)![1]);
+      expect(auto.stdout.split("\n")[0]).toBe("0");
+      expect(statSync(`${mnt}/etc/passwd`).uid).toBe(shift);
+    } finally {
+      Bun.spawnSync(["umount", mnt]);
+    }
+  });
+
   test("--private-users=yes takes the range from the tree's owner; identity maps 0 to 0", () => {
     const t = makeBusyboxTree(`${base}/yes`);
     try {
