@@ -258,11 +258,10 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
         return [];
       },
     }), false);
-    // to the first barrier (or the child's exec, when it has none); then its mounts go on meanwhile
+    // barrier by barrier (or to the child's exec, when it has none): after
+    // each the child's mounts go on while the other machines are served
     cleanup.push(() => driver.abort());
-    driver.step();
-    yield;
-    while (!driver.step());
+    while (!driver.step()) yield;
     const child = driver.result!;
     trace("machine: child exec'd");
     if (child.consoleFd !== undefined) {
