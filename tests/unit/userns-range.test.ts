@@ -7,6 +7,7 @@ import {
   BASE_MAX,
   BASE_MIN,
   PICK_TRIES,
+  anyBigId,
   chooseRange,
   idsInUse,
   lockBase,
@@ -83,6 +84,29 @@ describe("idsInUse", () => {
     expect(idsInUse("", group, 524288, 65536)).toEqual(["group edge (gid 589823)"]); // base + 65535
     expect(idsInUse("", group, 589824, 65536)).toEqual([]);
     expect(idsInUse(passwd, group, 0x100000, 65536)).toEqual([]);
+  });
+});
+
+describe("anyBigId", () => {
+  // what it stands for: the regular expression it replaces
+  const big = /:\d{6,}(:|$)/m;
+  test("agrees with /:\\d{6,}(:|$)/m", () => {
+    const cases = [
+      "", "123456", "a:123456", "a:12345", "a:123456:", "a:123456\nb", "a:1234567:x", "a:12345a6:", "a:x123456:",
+      "123456:a", "a:b\n123456:c", "a:\n123456", "root:x:0:0::/root:/bin/sh\nu:x:524300:100::/:/bin/false",
+      "g:x:655360:", "g:x:65536:", "a::123456", "a:123456 :b", "a:1234567890123",
+    ];
+    for (const c of cases) expect([c, anyBigId(c)]).toEqual([c, big.test(c)]);
+    // and random texts of digits, colons, newlines and letters
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const alphabet = "0123456789::\nax";
+    for (let i = 0; i < 2000; i++) {
+      let t = "";
+      const n = Math.floor(rnd() * 24);
+      for (let j = 0; j < n; j++) t += alphabet[Math.floor(rnd() * alphabet.length)];
+      expect([t, anyBigId(t)]).toEqual([t, big.test(t)]);
+    }
   });
 });
 
