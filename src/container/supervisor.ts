@@ -127,9 +127,8 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       plan.cgroupFd = fd;
     }
     const u = ctx.userns;
-    const child = spawnPlan(plan, u
-      ? chainHooks(usernsHooks(s, ctx, machineDelegation(facts.cgroup, cgRef.paths)), network?.usernsHooks)
-      : network?.hooks);
+    const uh = u ? usernsHooks(s, ctx, machineDelegation(facts.cgroup, cgRef.paths)) : undefined;
+    const child = spawnPlan(plan, uh ? chainHooks(uh, network?.usernsHooks(uh)) : network?.hooks);
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);
@@ -191,13 +190,23 @@ class RunNetwork {
     },
   };
 
-  /** With a user namespace: the links once the child has its /dev (barrier 3, see usernsHooks). */
-  readonly usernsHooks: SpawnHooks = {
-    afterGo: (id, pid) => {
-      if (id === 3) this.links(pid);
-      else if (id === 2) this.host();
-    },
-  };
+  /**
+   * With a user namespace: the links right after the clone when the shim
+   * did the namespace's part (the child waits for no JavaScript then), else
+   * once the child has its /dev (barrier 3, see usernsHooks).
+   */
+  usernsHooks(userns: SpawnHooks): SpawnHooks {
+    const byShim = () => userns.shimAnswer?.result[0] === 5;
+    return {
+      afterClone: (pid) => {
+        if (byShim()) this.links(pid);
+      },
+      afterGo: (id, pid) => {
+        if (id === 3 && !byShim()) this.links(pid);
+        else if (id === 2) this.host();
+      },
+    };
+  }
 
   /** the rest of the network code: not needed until the payload runs, unless a crashed run left something */
   private full(): typeof import("../net/machine.ts") {

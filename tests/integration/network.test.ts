@@ -74,6 +74,18 @@ describe("veth", () => {
     });
   });
 
+  test("with -U too: the links come while the child mounts, the first DHCPDISCOVER is answered", async () => {
+    await withNetns(["host"], (host) => {
+      const r = runIn(host, ["-U", "-n", "-M", "webu", "/bin/sh", "-c", "id -u; udhcpc -i host0 -n -q -t 1 -T 3 2>/dev/null; ip route | grep -c default"]);
+      expect(r.stderr).toBe("");
+      const lines = r.stdout.trim().split("\n");
+      expect(lines[0]).toBe("0");
+      expect(lines[1]).toMatch(/^lease 10\.\d+\.\d+\.\d+\/28 router 10\.\d+\.\d+\.\d+/);
+      expect(lines[2]).toBe("1");
+      expect(links(host).filter((l) => l.startsWith("ve-"))).toEqual([]);
+    });
+  });
+
   test("a payload that is done before the host side is set up still ends cleanly", async () => {
     await withNetns(["host"], (host) => {
       for (let i = 0; i < 3; i++) {
