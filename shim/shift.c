@@ -803,12 +803,14 @@ int nsh_send(int fd, uint8_t byte, int pass_fd);
  *  - make its root from `root` (with its submounts if flags & 1; idmapped to
  *    the child's namespace if flags & 2, else a plain clone; an idmap that
  *    fails with submounts is tried on the tree's own mount alone)
- *  - hand the n_chown NUL-separated paths (its cgroups) to shift:shift
  *  - send the go-ahead for barrier 1 and the root
+ *  - hand the n_chown NUL-separated paths (its cgroups) to shift:shift
  *  - make its /dev (nsh_make_devfs: n_dev names, majmin as major, minor
  *    pairs) and send the go-ahead for barrier 3 and the /dev
  * Returns what nsh_spawn returns; result[0] says how far it got: 0 the maps
- * failed, 1 the root, 2 the chown, 3 sending, 4 /dev; 5 all done. result[1]
+ * failed, 1 the root, 3 sending it, 2 the chown, 4 /dev or sending it
+ * (result[2] -2); 5 all done. A send fails when the child is gone already,
+ * with an error of its own in the socket. result[1]
  * is the errno, result[2] for 0 which map file (as nsh_map_userns's
  * failed_at), for 2 and 4 the index of the path or node.
  */
@@ -842,18 +844,18 @@ int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const c
 		result[1] = -mfd;
 		return pid;
 	}
-	result[0] = 2;
-	int r = n_chown > 0 ? nsh_chown_paths(chown_paths, n_chown, shift, shift, &result[2]) : 0;
-	if (r < 0) {
-		close(mfd);
-		result[1] = -r;
-		return pid;
-	}
 	result[0] = 3;
-	r = nsh_send(sync, 'g', -1);
+	int r = nsh_send(sync, 'g', -1);
 	if (r == 0)
 		r = nsh_send(sync, 'f', mfd);
 	close(mfd);
+	if (r < 0) {
+		result[1] = -r;
+		return pid;
+	}
+	/* the child goes on; it cannot pass barrier 3 (nor exec) before these */
+	result[0] = 2;
+	r = n_chown > 0 ? nsh_chown_paths(chown_paths, n_chown, shift, shift, &result[2]) : 0;
 	if (r < 0) {
 		result[1] = -r;
 		return pid;
@@ -867,13 +869,13 @@ int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const c
 		result[1] = -dev;
 		return pid;
 	}
-	result[0] = 3;
 	r = nsh_send(sync, 'g', -1);
 	if (r == 0)
 		r = nsh_send(sync, 'f', dev);
 	close(dev);
 	if (r < 0) {
 		result[1] = -r;
+		result[2] = -2; /* sending, not making it */
 		return pid;
 	}
 	result[0] = 5;

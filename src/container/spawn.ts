@@ -104,15 +104,29 @@ export function opFailure(plan: Plan, index: number, errno: number): SpawnctlErr
   return new SpawnctlError(hint ? `${text} (${hint})` : text, { errno, syscall });
 }
 
-/** The go-ahead for the barrier the child is at (or is about to be at), then the fds for its RECV_FD ops; closes them. */
-function sendGo(sync: number, send: number[]): void {
+const EPIPE = 32;
+const ECONNRESET = 104;
+
+/**
+ * The go-ahead for the barrier the child is at (or is about to be at), then
+ * the fds for its RECV_FD ops; closes them. Ahead of time (the child has not
+ * asked yet) a child that is gone is no error here: it failed on its own,
+ * and said why in the socket, which the driver reads next.
+ */
+function sendGo(sync: number, send: number[], ahead = false): void {
   const sh = shim();
   try {
     const r = sh.nsh_send(sync, "g".charCodeAt(0), -1) as number;
-    if (r < 0) throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
+    if (r < 0) {
+      if (ahead && (r === -EPIPE || r === -ECONNRESET)) return;
+      throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
+    }
     for (const fd of send) {
       const r2 = sh.nsh_send(sync, "f".charCodeAt(0), fd) as number;
-      if (r2 < 0) throw new SpawnctlError(`sending a mount to the container process: ${strerror(-r2)}`, { errno: -r2 });
+      if (r2 < 0) {
+        if (ahead && (r2 === -EPIPE || r2 === -ECONNRESET)) return;
+        throw new SpawnctlError(`sending a mount to the container process: ${strerror(-r2)}`, { errno: -r2 });
+      }
     }
   } finally {
     for (const fd of send) closeSync(fd);
@@ -198,7 +212,7 @@ export class ChildDriver {
       for (const id of hooks.preAnswered?.() ?? []) answered |= 1 << id;
       for (const id of hooks.answerAhead?.() ?? []) {
         if (answered & (1 << id)) continue;
-        sendGo(sync, hooks.barrier?.(id, pid) ?? []);
+        sendGo(sync, hooks.barrier?.(id, pid) ?? [], true);
         answered |= 1 << id;
       }
     } catch (e) {
@@ -239,6 +253,9 @@ export class ChildDriver {
     for (;;) {
       const n = sh.nsh_recv(sync, ptr(this.msg), ptr(this.fdOut)) as number;
       if (n === 0) break; // EOF: exec succeeded
+      // the child went with go-aheads sent ahead of time unread: the kernel
+      // reports that once, before the messages it sent (its error) are read
+      if (n === -ECONNRESET) continue;
       if (n < 0) throw new SpawnctlError(`talking to the container process: ${strerror(-n)}`, { errno: -n });
       const type = dv.getUint32(0, true), index = dv.getUint32(4, true), err = dv.getInt32(8, true), arg = dv.getUint32(12, true);
       if (type === MSG.ERROR) throw opFailure(this.plan, index, err);

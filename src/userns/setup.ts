@@ -231,6 +231,8 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegation: string[]):
   }
   // the shim answered barriers 1 and 3
   let byShim = false;
+  // the barriers the shim answered (or tried to, for a child that is gone)
+  let shimSent: number[] = [];
   return {
     shimAnswer,
     afterClone(pid) {
@@ -238,6 +240,13 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegation: string[]):
       trace(`userns: barrier 1 (shim: ${r?.[0]})`);
       if (r?.[0] === 5) {
         byShim = true;
+        shimSent = [1, 3];
+        return;
+      }
+      // sending failed: the child is gone, and its error waits in the socket for the driver
+      if (r && (r[0] === 3 || (r[0] === 4 && r[2] === -2)) && childGone(r[1]!)) {
+        byShim = true;
+        shimSent = r[0] === 3 ? [1] : [1, 3];
         return;
       }
       if (r && r[0] >= 0 && r[0] !== 1) throw shimFailure(ctx, pid, r, delegation, nodes);
@@ -245,7 +254,7 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegation: string[]):
       mounts = usernsMounts(s, ctx, pid, r?.[0] === 1);
       trace("userns: barrier 1 answered");
     },
-    preAnswered: () => (byShim ? [1, 3] : []),
+    preAnswered: () => shimSent,
     // barrier 1 at once; with the shim's answers nothing else is left to
     // wait for before the child execs, unless the network is (barrier 2)
     answerAhead: () => (byShim ? (ctx.networkBarrier ? [] : [2]) : [1]),
@@ -328,6 +337,14 @@ function nulList(items: string[]): Buffer {
   let s = "";
   for (const i of items) s += `${i}\0`;
   return Buffer.from(s || "\0");
+}
+
+const EPIPE = 32;
+const ECONNRESET = 104;
+
+/** A send to the child failed because it is gone (it said why in the socket). */
+function childGone(errno: number): boolean {
+  return errno === EPIPE || errno === ECONNRESET;
 }
 
 function devFailure(nodes: Array<[name: string, major: number, minor: number]>, failedAt: number, errno: number): SpawnctlError {

@@ -101,6 +101,24 @@ describe("-U", () => {
     }
   });
 
+  test("a child that fails after the go-aheads were sent ahead of it still reports its own error", () => {
+    // the shim answers barriers 1 and 3 (and the driver 2) before the child
+    // asks; a child that fails in between leaves them unread, which the
+    // kernel reports (ECONNRESET) before the child's error message
+    const t = makeBusyboxTree(`${base}/noproc`);
+    try {
+      Bun.spawnSync(["rmdir", `${t}/proc`]);
+      for (let i = 0; i < 10; i++) {
+        for (const extra of [[], [`--bind=${t}/etc:/mnt`]]) {
+          const r = run(["run", "-q", "-P", "--read-only", "-U", ...extra, "-D", t, "/bin/true"]);
+          expect([r.code, r.stderr.trim()]).toEqual([1, `mounting proc on ${t}/proc: mount: Read-only file system`]);
+        }
+      }
+    } finally {
+      removeTree(t);
+    }
+  });
+
   test("--private-users=yes takes the range from the tree's owner; identity maps 0 to 0", () => {
     const t = makeBusyboxTree(`${base}/yes`);
     try {
