@@ -48,6 +48,11 @@ async function dispatch(argv: string[]): Promise<number> {
       const { machineExited } = await import("./machine/start.ts");
       return machineExited(rest[0]!, Number(rest[1]), Number(rest[2] ?? -1));
     }
+    case "__forward": {
+      // a machine's userspace port forwarder, where the kernel has no nf_tables
+      const { forwardMain } = await import("./net/forward.ts");
+      return forwardMain(rest);
+    }
     case "machinectl": {
       const { machinectlMain } = await import("./cli/machinectl.ts");
       return machinectlMain(rest);

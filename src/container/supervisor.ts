@@ -250,7 +250,14 @@ class RunNetwork {
     trace("net: host side");
     const net = this.full();
     net.allocateAddresses(plan);
-    net.configureHost(plan);
+    const { userspacePorts, address } = net.configureHost(plan);
+    if (userspacePorts.length) {
+      // no nftables: ours for as long as this process runs (the clean-up's
+      // teardownNetwork ends it)
+      const { startForwarder } = require("../net/forward.ts") as typeof import("../net/forward.ts");
+      plan.forwarder = startForwarder(userspacePorts, address!, process.pid);
+      (require("../net/plan.ts") as typeof import("../net/plan.ts")).writePlan(plan);
+    }
     const spec = net.dhcpSpec(plan);
     if (spec && this.dhcpSock !== undefined) {
       const { startDhcpResponder } = require("../machine/supervisor-bin.ts") as typeof import("../machine/supervisor-bin.ts");

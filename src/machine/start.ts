@@ -30,7 +30,7 @@ import { loadProperties } from "./properties-store.ts";
 import { supervisorFd } from "./supervisor-bin.ts";
 import { machineDelegation, usernsHooks } from "../userns/setup.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
-import { applyLinks, planNetwork } from "../net/plan.ts";
+import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
 import {
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
 } from "./registry.ts";
@@ -223,7 +223,14 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const network = (p: number) => {
       trace("machine: network");
       applyLinks(netplan!, p);
-      configureHost(netplan!);
+      const { userspacePorts, address } = configureHost(netplan!);
+      if (userspacePorts.length) {
+        // no nftables: for as long as the supervisor lives (the machine's
+        // clean-up, teardownNetwork, ends it sooner)
+        const { startForwarder } = require("../net/forward.ts") as typeof import("../net/forward.ts");
+        netplan!.forwarder = startForwarder(userspacePorts, address!, sup.pid);
+        writePlan(netplan!);
+      }
       trace("machine: network applied");
       // the supervisor keeps the container's netns (to give moved interfaces
       // back) and starts answering DHCP before the container goes on

@@ -15,7 +15,8 @@ import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "no
 import { SpawnctlError } from "../util/errors.ts";
 import { warn } from "../util/log.ts";
 import { Rtnl } from "./rtnl.ts";
-import { Nft, machineOfComment } from "./nft.ts";
+import { Nft, NftUnavailable, machineOfComment } from "./nft.ts";
+import type { PortForward } from "../settings/parse.ts";
 import { siphash24 } from "./siphash.ts";
 import { ifIndex } from "./sys.ts";
 import { NET_DIR, type NetPlan, readPlan, withLock, writePlan } from "./plan.ts";
@@ -163,7 +164,20 @@ function writeSysctl(path: string, value: string): void {
 }
 
 
+/** End a userspace forwarder (net/forward.ts) that startForwarder started, if that pid still is one. */
+function stopForwarder(pid: number): void {
+  try {
+    if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("__forward")) return;
+    process.kill(pid, "SIGTERM");
+  } catch {
+    /* gone */
+  }
+}
 
+/** SPAWNCTL_NFTABLES=off: no nftables (masquerading off, port forwards in userspace), as on a kernel without nf_tables. */
+function nftablesOff(): boolean {
+  return process.env.SPAWNCTL_NFTABLES === "off";
+}
 
 /**
  * The host's side, once applyLinks() and allocateAddresses() are done: the
@@ -171,11 +185,16 @@ function writeSysctl(path: string, value: string): void {
  * and port forwards in spawnctl's nftables table, and forwarding. Nothing
  * here is needed before the payload runs (networkd does the same for
  * nspawn while the container boots), so `run` does it after the go-ahead.
+ *
+ * Where the kernel has no nf_tables (or SPAWNCTL_NFTABLES=off) it warns and
+ * returns the ports the caller must forward in userspace (startForwarder),
+ * and the container is not masqueraded.
  */
-export function configureHost(plan: NetPlan): void {
+export function configureHost(plan: NetPlan): { userspacePorts: PortForward[]; address?: string } {
+  const none = { userspacePorts: [] };
   const v = plan.veth;
   const sub = v?.zone?.subnet ?? v?.subnet;
-  if (!v || !sub) return;
+  if (!v || !sub) return none;
   const rt = Rtnl.open();
   try {
     // the host end's ifindex, looked up once for the address and the forwarding setting
@@ -193,22 +212,45 @@ export function configureHost(plan: NetPlan): void {
       hostLink = ifIndex(v.host) || rt.index(v.host);
       rt.addAddress(hostLink, `${sub.host}/${sub.prefix}`);
     }
-    if (plan.masquerade) {
-      const nft = Nft.open();
+    if (!plan.masquerade) return none;
+    let unavailable = nftablesOff() ? "SPAWNCTL_NFTABLES=off" : undefined;
+    if (!unavailable) {
       try {
-        nft.ensureTable();
-        nft.addMasquerade({ machine: plan.machine, source: `${sub.network}/${sub.prefix}` });
-        for (const p of plan.ports) {
-          nft.addPortForward({ machine: plan.machine, protocol: p.protocol, hostPort: p.hostPort, address: sub.container, port: p.containerPort, localhost: true });
+        const nft = Nft.open();
+        try {
+          nft.ensureTable();
+          nft.addMasquerade({ machine: plan.machine, source: `${sub.network}/${sub.prefix}` });
+          for (const p of plan.ports) {
+            nft.addPortForward({ machine: plan.machine, protocol: p.protocol, hostPort: p.hostPort, address: sub.container, port: p.containerPort, localhost: true });
+          }
+        } finally {
+          nft.close();
         }
-      } finally {
-        nft.close();
+      } catch (e) {
+        if (!(e instanceof NftUnavailable)) throw e;
+        unavailable = e.message;
+        // whatever of it was made
+        try {
+          const nft = Nft.open();
+          try {
+            nft.deleteMachineRules(plan.machine);
+          } finally {
+            nft.close();
+          }
+        } catch {
+          /* nothing was made */
+        }
       }
-      // as networkd's IPForward= for IPMasquerade=: forwarding on the machine's
-      // link and (for the replies) globally; route_localnet for localhost forwards
-      rt.setIPv4Conf(hostLink, { forwarding: true, ...(plan.ports.length ? { routeLocalnet: true } : {}) });
-      writeSysctl("/proc/sys/net/ipv4/ip_forward", "1");
     }
+    if (unavailable) {
+      warn(`machine ${plan.machine}: no nftables (${unavailable}): the container is not masqueraded${plan.ports.length ? ", its ports are forwarded in userspace" : ""}.`);
+      return { userspacePorts: plan.ports, address: sub.container };
+    }
+    // as networkd's IPForward= for IPMasquerade=: forwarding on the machine's
+    // link and (for the replies) globally; route_localnet for localhost forwards
+    rt.setIPv4Conf(hostLink, { forwarding: true, ...(plan.ports.length ? { routeLocalnet: true } : {}) });
+    writeSysctl("/proc/sys/net/ipv4/ip_forward", "1");
+    return none;
   } finally {
     rt.close();
   }
@@ -224,6 +266,7 @@ export function configureHost(plan: NetPlan): void {
 export function teardownNetwork(machine: string, netnsFd?: number): void {
   const plan = readPlan(machine);
   if (!plan) return;
+  if (plan.forwarder) stopForwarder(plan.forwarder);
   if (netnsFd !== undefined && netnsFd >= 0 && plan.interfaces.length) {
     try {
       const inside = Rtnl.open({ fd: netnsFd });

@@ -520,6 +520,9 @@ export function missingFeature(e: unknown, context: { exprs?: string[]; chainTyp
   return undefined;
 }
 
+/** nftables cannot do what spawnctl needs on this kernel (no nfnetlink, nf_tables, NAT or masquerading). */
+export class NftUnavailable extends SpawnctlError {}
+
 // ------------------------------------------------------------------- Nft
 
 export class Nft {
@@ -534,7 +537,7 @@ export class Nft {
       return new Nft(NetlinkSocket.open(NETLINK_NETFILTER, { netns, typeName: nftMsgName }));
     } catch (e) {
       if ((e as SpawnctlError).errno === EPROTONOSUPPORT) {
-        throw new SpawnctlError("opening nfnetlink: the kernel has no nfnetlink support (CONFIG_NETFILTER_NETLINK), so spawnctl cannot set up NAT", { errno: EPROTONOSUPPORT, syscall: "socket", cause: e });
+        throw new NftUnavailable("opening nfnetlink: the kernel has no nfnetlink support (CONFIG_NETFILTER_NETLINK), so spawnctl cannot set up NAT", { errno: EPROTONOSUPPORT, syscall: "socket", cause: e });
       }
       throw wrap("opening nfnetlink", e);
     }
@@ -600,10 +603,12 @@ export class Nft {
           lastError = e; // no inet NAT (Linux < 5.2): one table per family
           continue;
         }
-        throw hint ? new SpawnctlError(`creating nftables table ${TABLE}: ${hint}`, { errno: err.errno, cause: e }) : wrap(`creating nftables table ${TABLE}`, e);
+        throw hint ? new NftUnavailable(`creating nftables table ${TABLE}: ${hint}`, { errno: err.errno, cause: e }) : wrap(`creating nftables table ${TABLE}`, e);
       }
     }
-    throw wrap(`creating nftables table ${TABLE}`, lastError);
+    // (only a missing NAT puts an error here)
+    const w = wrap(`creating nftables table ${TABLE}`, lastError);
+    throw new NftUnavailable(w.message, { errno: w.errno, cause: lastError });
   }
 
   /** Remove spawnctl's tables with every chain and rule in them. */
@@ -636,7 +641,7 @@ export class Nft {
     } catch (e) {
       const rule = rules[((e as NetlinkError).index ?? 1) - 1];
       const hint = missingFeature(e, { exprs: rule?.exprs.map((x) => x.name), family: rule?.family });
-      throw hint ? new SpawnctlError(`${what}: ${hint}`, { errno: (e as NetlinkError).errno, cause: e }) : wrap(what, e);
+      throw hint ? new NftUnavailable(`${what}: ${hint}`, { errno: (e as NetlinkError).errno, cause: e }) : wrap(what, e);
     }
   }
 

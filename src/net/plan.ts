@@ -34,6 +34,8 @@ export interface NetPlan {
   ports: PortForward[];
   dns: string[];
   masquerade: boolean;
+  /** the pid of the userspace port forwarder, where nftables cannot forward */
+  forwarder?: number;
 }
 
 /** Run fn holding the lock on the address allocations and zone bridges. */

@@ -4,7 +4,7 @@
 // and to the test's own namespaces.
 import { describe, expect } from "bun:test";
 import { busyboxFixture } from "../fixture.ts";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { SPAWNCTL } from "../helpers.ts";
 import { Netns, netTest as test, withNetns, leftoverNetns } from "./net/netns.ts";
 import { Rtnl } from "../../src/net/rtnl.ts";
@@ -32,8 +32,8 @@ busyboxFixture({ files: { "etc/udhcpc/default.script": DHCP_SCRIPT, "www/index.h
 function runIn(ns: Netns, args: string[], timeout = 30_000) {
   return ns.run([SPAWNCTL, "run", "-q", "-P", "--settings=no", "-D", tree, ...args], timeout);
 }
-function startIn(ns: Netns, args: string[]) {
-  return Bun.spawn(["nsenter", `--net=${ns.path}`, "--", SPAWNCTL, "run", "-q", "-P", "--settings=no", "-D", tree, ...args], { stdout: "pipe", stderr: "pipe" });
+function startIn(ns: Netns, args: string[], env: Record<string, string> = {}) {
+  return Bun.spawn(["nsenter", `--net=${ns.path}`, "--", SPAWNCTL, "run", "-q", "-P", "--settings=no", "-D", tree, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
 }
 async function firstLine(p: ReturnType<typeof startIn>): Promise<string> {
   const r = p.stdout.getReader();
@@ -240,6 +240,44 @@ describe("NAT", () => {
       const nft = Nft.open(host.path);
       expect(nft.rules().filter((r) => r.comment?.includes("machine=httpd"))).toEqual([]);
       nft.close();
+    });
+  });
+
+  test("without nftables (SPAWNCTL_NFTABLES=off, as on a kernel without nf_tables): a warning, and the ports forwarded in userspace", async () => {
+    await withNetns(["host", "client"], async (host, client) => {
+      const rt = Rtnl.open(host.path);
+      rt.createVeth({ name: "up0", peer: { name: "up1", netns: client.path } });
+      rt.addAddress("up0", "198.51.100.1/24");
+      rt.setUp("up0");
+      rt.setUp("lo");
+      rt.close();
+      const rc = Rtnl.open(client.path);
+      rc.addAddress("up1", "198.51.100.2/24");
+      rc.setUp("up1");
+      rc.close();
+      const p = startIn(host, ["-n", "-p", "8080:80", "-M", "userfw", "/bin/sh", "-c", "udhcpc -i host0 -n -q >/dev/null 2>&1; echo up; exec httpd -f -p 80 -h /www"], { SPAWNCTL_NFTABLES: "off" });
+      let forwarder = 0;
+      try {
+        expect(await firstLine(p)).toBe("up");
+        await Bun.sleep(200);
+        const get = (ns: Netns, to: string) => {
+          const r = ns.run(["sh", "-c", `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${to} 8080`]);
+          return r.stdout.split("\r\n\r\n")[1] ?? "";
+        };
+        expect(get(client, "198.51.100.1")).toBe("hello from the container\n");
+        expect(get(host, "127.0.0.1")).toBe("hello from the container\n");
+        forwarder = JSON.parse(readFileSync("/run/spawnctl/net/userfw.json", "utf8")).forwarder;
+        expect(readFileSync(`/proc/${forwarder}/cmdline`, "utf8")).toContain("__forward");
+        // no rules of ours, no forwarding switched on
+        expect(host.run(["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.trim()).toBe("0");
+      } finally {
+        p.kill("SIGTERM");
+        await p.exited;
+      }
+      expect(await new Response(p.stderr).text()).toContain("machine userfw: no nftables (SPAWNCTL_NFTABLES=off): the container is not masqueraded, its ports are forwarded in userspace.");
+      // the forwarder went with the machine
+      for (let i = 0; i < 40 && existsSync(`/proc/${forwarder}`); i++) await Bun.sleep(50);
+      expect(existsSync(`/proc/${forwarder}`)).toBe(false);
     });
   });
 
