@@ -55,6 +55,27 @@ const links = (ns: Netns) => {
   }
 };
 
+/** Link the test's host namespace to another one (a client, the outside): hostAddr and peerAddr on a /24, both ends up. */
+function linkTo(host: Netns, other: Netns, hostAddr: string, peerAddr: string): void {
+  const rt = Rtnl.open(host.path);
+  rt.createVeth({ name: "up0", peer: { name: "up1", netns: other.path } });
+  rt.addAddress("up0", `${hostAddr}/24`);
+  rt.setUp("up0");
+  rt.setUp("lo");
+  rt.close();
+  const ro = Rtnl.open(other.path);
+  ro.addAddress("up1", `${peerAddr}/24`);
+  ro.setUp("up1");
+  ro.setUp("lo");
+  ro.close();
+}
+
+/** The body of GET /index.html from to:port, through busybox nc in ns (busybox wget crashes in a bare netns here). */
+function httpGet(ns: Netns, to: string, port: number): string {
+  const r = ns.run(["sh", "-c", `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${to} ${port}`]);
+  return r.stdout.split("\r\n\r\n")[1] ?? "";
+}
+
 describe("veth", () => {
   test("ve-NAME/host0 with a private pool address; the guest's udhcpc gets its lease, route and DNS", async () => {
     await withNetns(["host"], (host) => {
@@ -208,29 +229,14 @@ describe("NAT", () => {
   test("port forwards from the host's address and from its localhost reach a server in the container", async () => {
     await withNetns(["host", "client"], async (host, client) => {
       // the test host has an address on a link to a client namespace
-      const rt = Rtnl.open(host.path);
-      rt.createVeth({ name: "up0", peer: { name: "up1", netns: client.path } });
-      rt.addAddress("up0", "198.51.100.1/24");
-      rt.setUp("up0");
-      rt.setUp("lo");
-      rt.close();
-      const rc = Rtnl.open(client.path);
-      rc.addAddress("up1", "198.51.100.2/24");
-      rc.setUp("up1");
-      rc.setUp("lo");
-      rc.close();
+      linkTo(host, client, "198.51.100.1", "198.51.100.2");
       const p = startIn(host, ["-n", "-p", "8080:80", "-M", "httpd", "/bin/sh", "-c", "udhcpc -i host0 -n -q >/dev/null 2>&1; echo up; exec httpd -f -p 80 -h /www"]);
       try {
         expect(await firstLine(p)).toBe("up");
         await Bun.sleep(200);
-        // a raw HTTP request through busybox nc (busybox wget crashes in a bare netns here)
-        const get = (ns: Netns, host: string, port: number) => {
-          const r = ns.run(["sh", "-c", `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${host} ${port}`]);
-          return r.stdout.split("\r\n\r\n")[1] ?? "";
-        };
-        expect(get(client, "198.51.100.1", 8080)).toBe("hello from the container\n");
-        expect(get(host, "198.51.100.1", 8080)).toBe("hello from the container\n");
-        expect(get(host, "127.0.0.1", 8080)).toBe("hello from the container\n");
+        expect(httpGet(client, "198.51.100.1", 8080)).toBe("hello from the container\n");
+        expect(httpGet(host, "198.51.100.1", 8080)).toBe("hello from the container\n");
+        expect(httpGet(host, "127.0.0.1", 8080)).toBe("hello from the container\n");
       } finally {
         p.kill("SIGTERM");
         await p.exited;
@@ -245,27 +251,14 @@ describe("NAT", () => {
 
   test("without nftables (SPAWNCTL_NFTABLES=off, as on a kernel without nf_tables): a warning, and the ports forwarded in userspace", async () => {
     await withNetns(["host", "client"], async (host, client) => {
-      const rt = Rtnl.open(host.path);
-      rt.createVeth({ name: "up0", peer: { name: "up1", netns: client.path } });
-      rt.addAddress("up0", "198.51.100.1/24");
-      rt.setUp("up0");
-      rt.setUp("lo");
-      rt.close();
-      const rc = Rtnl.open(client.path);
-      rc.addAddress("up1", "198.51.100.2/24");
-      rc.setUp("up1");
-      rc.close();
+      linkTo(host, client, "198.51.100.1", "198.51.100.2");
       const p = startIn(host, ["-n", "-p", "8080:80", "-M", "userfw", "/bin/sh", "-c", "udhcpc -i host0 -n -q >/dev/null 2>&1; echo up; exec httpd -f -p 80 -h /www"], { SPAWNCTL_NFTABLES: "off" });
       let forwarder = 0;
       try {
         expect(await firstLine(p)).toBe("up");
         await Bun.sleep(200);
-        const get = (ns: Netns, to: string) => {
-          const r = ns.run(["sh", "-c", `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${to} 8080`]);
-          return r.stdout.split("\r\n\r\n")[1] ?? "";
-        };
-        expect(get(client, "198.51.100.1")).toBe("hello from the container\n");
-        expect(get(host, "127.0.0.1")).toBe("hello from the container\n");
+        expect(httpGet(client, "198.51.100.1", 8080)).toBe("hello from the container\n");
+        expect(httpGet(host, "127.0.0.1", 8080)).toBe("hello from the container\n");
         forwarder = JSON.parse(readFileSync("/run/spawnctl/net/userfw.json", "utf8")).forwarder;
         expect(readFileSync(`/proc/${forwarder}/cmdline`, "utf8")).toContain("__forward");
         // no rules of ours, no forwarding switched on
@@ -283,16 +276,7 @@ describe("NAT", () => {
 
   test("containers reach the outside through masquerading: the outside sees the host's address", async () => {
     await withNetns(["host", "outside"], async (host, outside) => {
-      const rt = Rtnl.open(host.path);
-      rt.createVeth({ name: "wan0", peer: { name: "wan1", netns: outside.path } });
-      rt.addAddress("wan0", "203.0.113.1/24");
-      rt.setUp("wan0");
-      rt.close();
-      const ro = Rtnl.open(outside.path);
-      ro.addAddress("wan1", "203.0.113.2/24");
-      ro.setUp("wan1");
-      ro.setUp("lo");
-      ro.close();
+      linkTo(host, outside, "203.0.113.1", "203.0.113.2");
       const server = await outside.serve(7000);
       try {
         const r = runIn(host, ["-n", "-M", "masq", "/bin/sh", "-c", "udhcpc -i host0 -n -q >/dev/null 2>&1; echo hi | nc -w 3 203.0.113.2 7000"]);
