@@ -42,6 +42,11 @@ export interface SpawnHooks {
   preAnswered?(): number[];
 }
 
+/** Whether nsh_spawn_userns did all it does (result[0] 5: barriers 1 and 3 answered, see shim/shift.c). */
+export function answeredByShim(hooks: SpawnHooks): boolean {
+  return hooks.shimAnswer?.result[0] === 5;
+}
+
 /** What nsh_spawn_userns needs (see shim/shift.c); it fills `result`, which starts as -1: not tried. */
 export interface ShimAnswer {
   map: Buffer;

@@ -16,7 +16,7 @@ import { buildPlan } from "./build-plan.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
-import { chainHooks, spawnPlan, type SpawnHooks } from "./spawn.ts";
+import { answeredByShim, chainHooks, spawnPlan, type SpawnHooks } from "./spawn.ts";
 import { machineDelegation, usernsHooks } from "../userns/setup.ts";
 import { populateFromTemplate } from "./template.ts";
 
@@ -116,10 +116,10 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     cleanup.push(() => cgRef.destroy());
     // the network is made in two steps that overlap with the child (its
     // code is loaded only then: it is not on the common start path):
-    //  - at the first barrier, while the child mounts: the plan, and the
+    //  - right after the clone, while the child mounts: the plan, and the
     //    links the payload must find, with a socket for DHCP on the host's end
-    //  - at the second, while the payload starts: addresses, NAT and port
-    //    forwards, and the DHCP responder serving that socket
+    //  - once the child goes on from barrier 2, while the payload starts:
+    //    addresses, NAT and port forwards, and the DHCP responder serving that socket
     const network = needsNetworkSetup(s) ? new RunNetwork(s, cleanup) : undefined;
     if (cgRef.unified) {
       const fd = openSync(cgRef.unified, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -196,7 +196,7 @@ class RunNetwork {
    * once the child has its /dev (barrier 3, see usernsHooks).
    */
   usernsHooks(userns: SpawnHooks): SpawnHooks {
-    const byShim = () => userns.shimAnswer?.result[0] === 5;
+    const byShim = () => answeredByShim(userns);
     return {
       afterClone: (pid) => {
         if (byShim()) this.links(pid);

@@ -10,7 +10,7 @@ import { chaseInRoot } from "../util/tree.ts";
 import type { Lock } from "../util/lock.ts";
 import { trace } from "../util/log.ts";
 import type { CgroupFacts } from "../container/host.ts";
-import type { ShimAnswer, SpawnHooks } from "../container/spawn.ts";
+import { answeredByShim, type ShimAnswer, type SpawnHooks } from "../container/spawn.ts";
 import { closeQuietly, cstr, shim, strerror } from "../sys/ffi.ts";
 import { makedev } from "../sys/consts.ts";
 import { deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
@@ -238,7 +238,7 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegation: string[]):
     afterClone(pid) {
       const r = shimAnswer?.result;
       trace(`userns: barrier 1 (shim: ${r?.[0]})`);
-      if (r?.[0] === 5) {
+      if (answeredByShim({ shimAnswer })) {
         byShim = true;
         shimSent = [1, 3];
         return;
