@@ -214,10 +214,10 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegation: string[]):
   if (sources.length === 1 && (root.map === "container" || root.map === "none")) {
     // plain loops: this runs before the clone, in a cold process, where
     // each builtin's first use (map, flatMap, from...) costs
-    let names = "";
+    const names: string[] = [];
     const majmin = new Uint32Array(2 * nodes.length);
     for (let i = 0; i < nodes.length; i++) {
-      names += `${nodes[i]![0]}\0`;
+      names.push(nodes[i]![0]);
       majmin[2 * i] = nodes[i]![1];
       majmin[2 * i + 1] = nodes[i]![2];
     }
@@ -226,7 +226,7 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegation: string[]):
     shimAnswer = {
       map: cstr(mapLine(ctx)), root: cstr(root.hostPath), flags: (root.recursive ? 1 : 0) | (root.map === "container" ? 2 : 0),
       shift: u.shift, chown: nulList(delegation), nChown: delegation.length,
-      devNames: Buffer.from(names), majmin, nDev: nodes.length, result,
+      devNames: nulList(names), majmin, nDev: nodes.length, result,
     };
   }
   // the shim answered barriers 1 and 3
