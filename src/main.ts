@@ -1,7 +1,7 @@
 // Entry point: dispatch on the name we were invoked as (spawnctl,
 // systemd-nspawn, machinectl) and on the subcommand. The only place that
 // prints errors and picks the exit status.
-import { SpawnctlError } from "./util/errors.ts";
+import { SpawnctlError, systemErrorMessage } from "./util/errors.ts";
 import { error, print, trace } from "./util/log.ts";
 
 const HELP = `spawnctl — systemd-nspawn, machinectl and debootstrap in one executable
@@ -81,11 +81,21 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   let code: number;
   try {
+    // what the caller left open (a host file, a socket) reaches no child of
+    // ours and no container: every fd from 3 up becomes close-on-exec
+    (await import("./sys/ffi.ts")).cloexecInherited();
     code = await dispatch(argv);
   } catch (e) {
+    const sys = e instanceof SpawnctlError ? undefined : systemErrorMessage(e);
     if (e instanceof SpawnctlError) {
       error(e.message);
       code = e.exitCode;
+    } else if (sys) {
+      // what the host or the user's input caused (a read-only /run, a full
+      // disk, a name too long): a sentence, not a stack trace
+      error(sys);
+      if (process.env.SPAWNCTL_DEBUG) error(String((e as Error).stack));
+      code = 1;
     } else {
       error(`spawnctl: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       code = 1;

@@ -4,7 +4,7 @@
 import { SpawnctlError, usage } from "../util/errors.ts";
 import { print, setQuiet, warn } from "../util/log.ts";
 import { formatJson, formatTable } from "../util/table.ts";
-import { parseSignal } from "../settings/parse.ts";
+import { isValidMachineName, parseSignal } from "../settings/parse.ts";
 
 export const MACHINECTL_HELP = `spawnctl VERB [OPTIONS...]   (also: machinectl VERB [OPTIONS...])
 
@@ -254,6 +254,40 @@ function printProperties(props: Array<[string, string]>, o: GlobalOptions): void
   }
 }
 
+// Which arguments of a verb name a machine or an image: checked against
+// systemd's machine-name rules before anything touches the file system, so a
+// name like "a/b", "../x" or 300 characters never becomes a path.
+//   "all": every argument; a number: the first N; "shell": [USER@]NAME
+const NAME_ARGS: Record<string, "all" | number | "shell"> = {
+  status: "all", show: "all", start: "all", poweroff: "all", stop: "all", reboot: "all", restart: "all",
+  terminate: "all", kill: "all", login: 1, console: 1, "set-property": 1, enable: "all", disable: "all",
+  "copy-to": 1, "copy-from": 1, bind: 1, shell: "shell",
+  "image-status": "all", "show-image": "all", clone: 2, rename: 2, "read-only": 1, remove: "all",
+  "export-tar": 1, "export-raw": 1,
+};
+
+/** A printable form of a hostile name: control characters escaped, long ones cut. */
+function shown(name: string): string {
+  const t = name.length > 80 ? `${name.slice(0, 80)}…` : name;
+  return /[\x00-\x1f\x7f]/.test(t) ? JSON.stringify(t) : t;
+}
+
+export function checkNameArgs(verb: string, args: string[]): void {
+  const rule = NAME_ARGS[verb];
+  if (rule === undefined) return;
+  let names: string[];
+  if (rule === "shell") {
+    const t = args[0] ?? "";
+    const name = t.slice(t.indexOf("@") + 1);
+    names = name === "" || name === ".host" ? [] : [name];
+  } else names = rule === "all" ? args : args.slice(0, rule);
+  for (const n of names) {
+    if (!isValidMachineName(n)) {
+      throw usage(`Invalid machine name: ${shown(n)} (a machine name is at most 64 letters, digits, "-", "_" and "."; no "/", no leading "-" or ".").`);
+    }
+  }
+}
+
 export async function machinectlMain(argv: string[]): Promise<number> {
   const { verb, args, opts: o, command } = parseMachinectl(argv);
   setQuiet(o.quiet);
@@ -261,6 +295,7 @@ export async function machinectlMain(argv: string[]): Promise<number> {
     print(MACHINECTL_HELP);
     return 0;
   }
+  checkNameArgs(verb, args);
   const M = await import("../machine/verbs.ts");
   switch (verb) {
     case "list": {

@@ -572,8 +572,14 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   if (s.noNewPrivileges) ops.push({ kind: "prctl", option: PR.SET_NO_NEW_PRIVS, arg2: 1, what: "setting no_new_privs" });
   const cwd = s.workingDirectory || (s.boot || s.parameters.length > 0 ? "/" : u.home || "/");
   ops.push({ kind: "chdir", path: cwd, optional: !s.workingDirectory });
-  if (s.asPid2) ops.push({ kind: "stubInit" });
-  ops.push({ kind: "closeFrom", fd: 3 }, { kind: "sigreset" });
+  // nothing of the host side stays open past this point: not in the payload,
+  // and not in --as-pid2's stub init, which never execs (the caller's fds, the
+  // cgroup directory, the locks, a machine supervisor's fds). The stub init
+  // is non-dumpable, so a container process without CAP_SYS_PTRACE cannot open
+  // its /proc/1/exe, fd or mem; the payload becomes dumpable again at its exec.
+  ops.push({ kind: "closeFrom", fd: 3 });
+  if (s.asPid2) ops.push({ kind: "prctl", option: PR.SET_DUMPABLE, arg2: 0, what: "making the stub init non-dumpable" }, { kind: "stubInit" });
+  ops.push({ kind: "sigreset" });
   ops.push(...execOps(s, ctx));
   return { cloneFlags: cloneFlags(s, ctx), ops, root: ctx.tree };
 }

@@ -2,6 +2,7 @@
 // users and machine ID, bind sources, resolv.conf and timezone decisions,
 // temporary directories) into a RunContext. Undo steps for what it creates
 // are pushed onto the caller's cleanup stack before the side effect.
+import { mkdirInRoot } from "../sys/at.ts";
 import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync } from "node:fs";
 import { type Settings, needsNetworkSetup } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
@@ -229,9 +230,9 @@ function journalContext(s: Settings, tree: string, machineId: string | undefined
         return undefined;
       }
       // the journal lives in the tree; the host gets a symlink to it
-      const inTree = chaseInRoot(tree, "/var/log") ? `${tree}/var/log/journal/${machineId}` : undefined;
-      if (!inTree) return undefined;
-      if (!existsSync(inTree)) mkdirSync(inTree, { recursive: true, mode: 0o2755 });
+      // made inside the tree: a symlink there must not make directories on the host
+      if (!chaseInRoot(tree, "/var/log")) return undefined;
+      const inTree = mkdirInRoot(tree, `/var/log/journal/${machineId}`, 0o2755);
       try {
         const l = lstatSync(hostDir);
         if (!l.isSymbolicLink() && mode === "guest") throw new SpawnctlError(`${hostDir} already exists and is not a symlink.`);

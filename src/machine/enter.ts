@@ -53,6 +53,9 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
   const ops: Op[] = [
     { kind: "prctl", option: PR.SET_DUMPABLE, arg2: 0, what: "making the process non-dumpable" },
     { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
+    // nothing of spawnctl's open files goes along into the machine: only
+    // stdio and the error channel (close-on-exec) stay
+    { kind: "closeFrom", fd: 3 },
   ];
   // cgroup v1 hierarchies are joined by writing "0" (the v2 one at clone time)
   for (const h of facts.v1) ops.push({ kind: "write", path: `${h.mountpoint}/${CGROUP_PARENT}/${st.name}/tasks`, data: "0", mode: 0, inRoot: false, optional: true });
@@ -75,7 +78,7 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
     if (joins.some(([n]) => n === "user")) ops.push({ kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
     ops.push({ kind: "caps", set: caps, ambient: 0n });
   }
-  ops.push({ kind: "chdir", path: o.cwd, optional: true }, { kind: "closeFrom", fd: 3 }, { kind: "sigreset" });
+  ops.push({ kind: "chdir", path: o.cwd, optional: true }, { kind: "sigreset" });
   const file = o.argv[0]!;
   ops.push({ kind: "exec", file, argv: [o.argv0 ?? file, ...o.argv.slice(1)], env: o.env, searchPath: !file.startsWith("/") });
   return { cloneFlags: 0, ops, root: `/proc/${st.leader}/root` };

@@ -73,3 +73,32 @@ export function closeFd(fd: number): void {
     /* closed */
   }
 }
+
+/**
+ * Make the directory `path` (absolute, inside the untrusted tree at `root`)
+ * with its missing parents, every step resolved inside the tree, so a symlink
+ * there (/var/log/journal -> /etc) makes nothing on the host. Returns the
+ * directory's real path on the host.
+ */
+export function mkdirInRoot(root: string, path: string, mode: number): string {
+  const rootfd = openat2(-100, root, O.PATH | O.DIRECTORY, 0, 0, `opening ${root}`);
+  let dir = rootfd;
+  try {
+    let sofar = "";
+    for (const name of path.split("/").filter(Boolean)) {
+      if (name === "." || name === "..") fail(`creating ${path} in ${root}`, 22 /* EINVAL */);
+      const e = mkdirat(dir, name, mode);
+      if (e !== 0 && e !== 17 /* EEXIST */) fail(`creating ${path} in ${root}`, e);
+      // what is there now (a symlink too) is resolved from the tree's root
+      sofar += `/${name}`;
+      const sub = shim().nsh_openat2(rootfd, cstr(sofar.slice(1)), O.PATH | O.DIRECTORY, 0, RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS) as number;
+      if (sub < 0) fail(`opening ${path} in ${root}`, -sub);
+      if (dir !== rootfd) closeFd(dir);
+      dir = sub;
+    }
+    return readlinkat(-100, `/proc/self/fd/${dir}`, `resolving ${path} in ${root}`);
+  } finally {
+    if (dir !== rootfd) closeFd(dir);
+    closeFd(rootfd);
+  }
+}

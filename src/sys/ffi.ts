@@ -1,13 +1,17 @@
 // The FFI boundary: the embedded shim and the few libc calls that are safe in
 // a threaded process. Loaded lazily, so importing this module costs nothing.
 import { dlopen, CString, ptr, type Pointer } from "bun:ffi";
-import { readFileSync, writeSync, closeSync } from "node:fs";
+import { readFileSync, readdirSync, writeSync, closeSync } from "node:fs";
 import { SHIM_SYMBOLS, ABI_VERSION } from "./abi.ts";
 // The shared object is embedded in the executable by bun build --compile.
 import shimFile from "../../build/nsh.so" with { type: "file" };
 
 const LIBC_SYMBOLS = {
   memfd_create: { args: ["cstring", "u32"], returns: "i32" },
+  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
+  open: { args: ["cstring", "i32", "u32"], returns: "i32" },
+  close: { args: ["i32"], returns: "i32" },
+  syscall: { args: ["i64", "i64", "i64", "i64"], returns: "i64" },
   pipe2: { args: ["ptr", "i32"], returns: "i32" },
   flock: { args: ["i32", "i32"], returns: "i32" },
   strerror: { args: ["i32"], returns: "ptr" },
@@ -74,22 +78,25 @@ export function strerror(e: number): string {
   return p ? new CString(p).toString() : `errno ${e}`;
 }
 
-/** Path of the shim as a file dlopen can map. Inside the compiled binary the
- * embedded copy is written to a memfd: Bun's own extraction goes to $TMPDIR,
- * which is often mounted noexec on servers. */
-function shimPath(): string {
-  if (!shimFile.startsWith("/$bunfs/") && !shimFile.startsWith("B:/~BUN/")) return shimFile;
-  const bytes = readFileSync(shimFile);
-  const fd = libc().memfd_create(Buffer.from("spawnctl-shim\0"), 1 /* MFD_CLOEXEC */) as number;
-  if (fd < 0) throw new Error(`loading the embedded shim: memfd_create: ${strerror(errno())}`);
-  let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-  return `/proc/self/fd/${fd}`;
+/** The shim as a file dlopen can map, and the fd to close once it is mapped.
+ * Inside the compiled binary the embedded copy goes to a sealed memfd: Bun's
+ * own extraction goes to $TMPDIR, which is often mounted noexec on servers. */
+function shimPath(): { path: string; fd: number } {
+  if (!shimFile.startsWith("/$bunfs/") && !shimFile.startsWith("B:/~BUN/")) return { path: shimFile, fd: -1 };
+  const fd = sealedMemfd("spawnctl-shim", readFileSync(shimFile));
+  return { path: `/proc/self/fd/${fd}`, fd };
 }
 
 export function shim(): Lib<typeof SHIM_SYMBOLS> {
   if (!shimCache) {
-    const lib = dlopen(shimPath(), SHIM_SYMBOLS as never);
+    const { path, fd } = shimPath();
+    let lib;
+    try {
+      lib = dlopen(path, SHIM_SYMBOLS as never);
+    } finally {
+      // the mapping stays; no fd of the shim is kept open
+      if (fd >= 0) libc().close(fd);
+    }
     shimCache = lib.symbols as never;
     const v = shimCache!.nsh_abi_version();
     if (v !== ABI_VERSION) throw new Error(`the embedded shim speaks ABI ${v}, this program ${ABI_VERSION}`);
@@ -169,13 +176,46 @@ export function seqpacketPair(): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-/** A memfd holding `bytes`, for handing data or an executable to a child. */
-export function memfdWith(name: string, bytes: Uint8Array): number {
-  const fd = libc().memfd_create(Buffer.from(`${name}\0`), 1 /* MFD_CLOEXEC */) as number;
+const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2;
+const F_ADD_SEALS = 1033, F_SEAL_SEAL = 1, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4, F_SEAL_WRITE = 8;
+
+/**
+ * A memfd holding `bytes`, sealed (no write, grow, shrink or further seal) and
+ * reopened read-only, for an executable or a library spawnctl runs: nothing
+ * that gets hold of it (a container process through /proc) can change code
+ * that host root runs (the class of runc's CVE-2019-5736). Close-on-exec.
+ */
+export function sealedMemfd(name: string, bytes: Uint8Array): number {
+  const c = libc();
+  const fd = c.memfd_create(Buffer.from(`${name}\0`), MFD_CLOEXEC | MFD_ALLOW_SEALING) as number;
   if (fd < 0) throw new Error(`memfd_create: ${strerror(errno())}`);
-  let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-  return fd;
+  try {
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    if (c.fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) throw new Error(`sealing the ${name} memfd: ${strerror(errno())}`);
+    const ro = c.open(cstr(`/proc/self/fd/${fd}`), 0x80000 /* O_RDONLY | O_CLOEXEC */, 0) as number;
+    if (ro < 0) throw new Error(`reopening the ${name} memfd read-only: ${strerror(errno())}`);
+    return ro;
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** A memfd holding `bytes` (sealed and read-only, see sealedMemfd). */
+export function memfdWith(name: string, bytes: Uint8Array): number {
+  return sealedMemfd(name, bytes);
+}
+
+/** Mark every fd from 3 up close-on-exec: what the caller left open (a host
+ * file, a socket) never reaches a child, let alone a container. */
+export function cloexecInherited(): void {
+  // close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); kernels before 5.11 lack the
+  // flag: then each fd listed in /proc/self/fd
+  if (Number(libc().syscall(436, 3, 0xffffffff, 1 << 2)) === 0) return;
+  for (const f of readdirSync("/proc/self/fd")) {
+    const fd = Number(f);
+    if (fd > 2) libc().fcntl(fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
+  }
 }
 
 /** Is this the compiled single binary (as opposed to `bun src/main.ts`)? */

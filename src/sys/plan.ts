@@ -120,6 +120,14 @@ class StringTable {
   }
 }
 
+/** A uid or gid for the shim, which takes 32 bits: anything that is no valid
+ * id (above 4294967294, negative, fractional) would be truncated into another
+ * one (4294967296 into root), so it is a bug that must not reach it. */
+function id(v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 4294967294) throw new Error(`invalid uid/gid ${v} in a plan`);
+  return v;
+}
+
 export function encodePlan(plan: Plan): Uint8Array {
   const st = new StringTable();
   const recs = new Uint8Array(plan.ops.length * OP_SIZE);
@@ -170,7 +178,7 @@ export function encodePlan(plan: Plan): Uint8Array {
         flags |= inRoot(op.inRoot) | (op.create ? F.CREATE : 0) | (op.trunc ? F.TRUNC : 0) | (op.mkdir ? F.MKDIR : 0) | (op.nofollow ? F.NOFOLLOW : 0);
         break;
       }
-      case "chown": kind = OP.CHOWN; s[1] = st.add(op.path); n[0] = op.uid; n[1] = op.gid; flags |= inRoot(op.inRoot); break;
+      case "chown": kind = OP.CHOWN; s[1] = st.add(op.path); n[0] = id(op.uid); n[1] = id(op.gid); flags |= inRoot(op.inRoot); break;
       case "chmod": kind = OP.CHMOD; s[1] = st.add(op.path); n[0] = op.mode; flags |= inRoot(op.inRoot); break;
       case "setRoot": kind = OP.SET_ROOT; s[1] = st.add(op.path); break;
       case "pivot": kind = OP.PIVOT; break;
@@ -189,12 +197,12 @@ export function encodePlan(plan: Plan): Uint8Array {
         kind = OP.SETGROUPS;
         const b = new Uint8Array(op.gids.length * 4);
         const v = new DataView(b.buffer);
-        op.gids.forEach((g, k) => v.setUint32(k * 4, g, true));
+        op.gids.forEach((g, k) => v.setUint32(k * 4, id(g), true));
         s[0] = op.gids.length ? st.add(b) : NO_STRING; n[0] = op.gids.length;
         break;
       }
-      case "setgid": kind = OP.SETGID; n[0] = op.gid; break;
-      case "setuid": kind = OP.SETUID; n[0] = op.uid; break;
+      case "setgid": kind = OP.SETGID; n[0] = id(op.gid); break;
+      case "setuid": kind = OP.SETUID; n[0] = id(op.uid); break;
       case "caps": kind = OP.CAPS; n[0] = op.set; n[1] = op.ambient; break;
       case "chdir": kind = OP.CHDIR; s[1] = st.add(op.path); break;
       case "closeFrom": kind = OP.CLOSE_FROM; n[0] = op.fd; break;

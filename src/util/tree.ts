@@ -1,7 +1,8 @@
 // Reading files inside a container tree from the host. The tree is untrusted:
 // symlinks are followed by hand and clamped at the tree's root, so a link to
 // "/etc/shadow" or "../../.." inside the tree never reads a host file.
-import { lstatSync, readFileSync, readlinkSync, type Stats } from "node:fs";
+import { SpawnctlError } from "./errors.ts";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, type Stats } from "node:fs";
 
 const MAX_LINKS = 40;
 
@@ -40,12 +41,18 @@ export function chaseInRoot(root: string, path: string): string | undefined {
 export function readInRoot(root: string, path: string, max = 1 << 20): string | undefined {
   const p = chaseInRoot(root, path);
   if (!p) return undefined;
+  // opened without following a link and without blocking, then checked on
+  // the open file: a FIFO or device swapped in after the chase is not read
+  let fd = -1;
   try {
-    const st = lstatSync(p);
+    fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+    const st = fstatSync(fd);
     if (!st.isFile() || st.size > max) return undefined;
-    return readFileSync(p, "utf8");
+    return readFileSync(fd, "utf8");
   } catch {
     return undefined;
+  } finally {
+    if (fd >= 0) closeSync(fd);
   }
 }
 
@@ -81,48 +88,70 @@ export function readOsRelease(root: string): Record<string, string> | undefined 
   return t === undefined ? undefined : parseOsRelease(t);
 }
 
-export interface PasswdEntry { name: string; uid: number; gid: number; gecos: string; home: string; shell: string }
-export interface GroupEntry { name: string; gid: number; members: string[] }
+export interface PasswdEntry { name: string; uid: number; gid: number; gecos: string; home: string; shell: string; line: number }
+export interface GroupEntry { name: string; gid: number; members: string[]; line: number }
 
+/** The largest valid uid or gid: (uid_t)-1 means "none" to the kernel. */
+export const MAX_ID = 4294967294;
+
+/** A uid or gid as text: decimal digits, 0…4294967294; else NaN. */
+export function parseId(text: string): number {
+  if (!/^\d{1,10}$/.test(text)) return Number.NaN;
+  const n = Number(text);
+  return n <= MAX_ID ? n : Number.NaN;
+}
+
+/** Entries of an /etc/passwd; an id that is no valid uid/gid is NaN (see resolveUser). */
 export function parsePasswd(text: string): PasswdEntry[] {
   const out: PasswdEntry[] = [];
-  for (const line of text.split("\n")) {
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
     const f = line.split(":");
     if (f.length < 7 || !f[0] || line.startsWith("#")) continue;
-    const uid = Number(f[2]), gid = Number(f[3]);
-    if (!Number.isInteger(uid) || !Number.isInteger(gid)) continue;
-    out.push({ name: f[0], uid, gid, gecos: f[4]!, home: f[5]!, shell: f[6]! });
+    out.push({ name: f[0], uid: parseId(f[2]!), gid: parseId(f[3]!), gecos: f[4]!, home: f[5]!, shell: f[6]!, line: i + 1 });
   }
   return out;
 }
 
 export function parseGroup(text: string): GroupEntry[] {
   const out: GroupEntry[] = [];
-  for (const line of text.split("\n")) {
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
     const f = line.split(":");
     if (f.length < 4 || !f[0] || line.startsWith("#")) continue;
-    const gid = Number(f[2]);
-    if (!Number.isInteger(gid)) continue;
-    out.push({ name: f[0], gid, members: f[3]!.split(",").filter(Boolean) });
+    out.push({ name: f[0], gid: parseId(f[2]!), members: f[3]!.split(",").filter(Boolean), line: i + 1 });
   }
   return out;
 }
 
-export interface ResolvedUser { name: string; uid: number; gid: number; home: string; shell: string; groups: number[] }
-
-/** -u NAME or -u UID, looked up in the tree's /etc/passwd and /etc/group (no getent needed). */
+/**
+ * -u NAME or -u UID, looked up in the tree's /etc/passwd and /etc/group (no
+ * getent needed). An id that is no valid uid/gid (above 4294967294, negative,
+ * not a number) is an error naming the file and line, or the option: it is
+ * never truncated into another id (4294967296 would be root).
+ */
 export function resolveUser(root: string, user: string): ResolvedUser | undefined {
   const passwd = parsePasswd(readInRoot(root, "/etc/passwd") ?? "");
   const groups = parseGroup(readInRoot(root, "/etc/group") ?? "");
+  const where = (file: string, line: number) => `${root === "/" ? "" : root}${file}:${line}`;
   let e = passwd.find((p) => p.name === user);
-  if (!e && /^\d+$/.test(user)) e = passwd.find((p) => p.uid === Number(user));
-  if (!e) {
-    if (/^\d+$/.test(user)) {
-      const uid = Number(user);
-      return { name: user, uid, gid: uid, home: "/", shell: "/bin/sh", groups: [] };
-    }
-    return undefined;
+  if (!e && /^\d+$/.test(user)) {
+    const uid = parseId(user);
+    if (Number.isNaN(uid)) throw new SpawnctlError(`Invalid user ID ${user} (-u/--user=): a uid is 0…${MAX_ID}.`);
+    e = passwd.find((p) => p.uid === uid);
+    if (!e) return { name: user, uid, gid: uid, home: "/", shell: "/bin/sh", groups: [] };
   }
-  const supp = groups.filter((g) => g.members.includes(e!.name) && g.gid !== e!.gid).map((g) => g.gid);
+  if (!e) return undefined;
+  if (Number.isNaN(e.uid) || Number.isNaN(e.gid)) {
+    throw new SpawnctlError(`${where("/etc/passwd", e.line)}: user ${e.name} has an invalid ${Number.isNaN(e.uid) ? "uid" : "gid"} (valid ids are 0…${MAX_ID}).`);
+  }
+  const supp: number[] = [];
+  for (const g of groups) {
+    if (!g.members.includes(e.name) || g.gid === e.gid) continue;
+    if (Number.isNaN(g.gid)) throw new SpawnctlError(`${where("/etc/group", g.line)}: group ${g.name} of user ${e.name} has an invalid gid (valid ids are 0…${MAX_ID}).`);
+    supp.push(g.gid);
+  }
   return { name: e.name, uid: e.uid, gid: e.gid, home: e.home || "/", shell: e.shell || "/bin/sh", groups: supp };
 }

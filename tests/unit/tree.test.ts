@@ -35,7 +35,7 @@ test("link loops end", () => {
 });
 
 test("users and groups from the tree's files", () => {
-  expect(parsePasswd("a:x:1:2:g:/h:/s\nbad\n")).toEqual([{ name: "a", uid: 1, gid: 2, gecos: "g", home: "/h", shell: "/s" }]);
+  expect(parsePasswd("a:x:1:2:g:/h:/s\nbad\n")).toEqual([{ name: "a", uid: 1, gid: 2, gecos: "g", home: "/h", shell: "/s", line: 1 }]);
   expect(resolveUser(root, "alice")).toEqual({ name: "alice", uid: 1001, gid: 1001, home: "/home/alice", shell: "/bin/ash", groups: [10] });
   expect(resolveUser(root, "1001")?.name).toBe("alice");
   expect(resolveUser(root, "4242")).toMatchObject({ uid: 4242, gid: 4242 });
