@@ -52,6 +52,18 @@ export async function buildShim(outDir = `${root}/build`): Promise<string> {
     );
     run(["strip", sup], "stripping the supervisor");
   }
+  // the stub init of --as-pid2: static, since it runs inside the container's
+  // tree, where the host's libraries are not
+  const init = `${outDir}/nsh-init`;
+  const initFresh = existsSync(init) && srcs.every((s) => statSync(s).mtimeMs <= statSync(init).mtimeMs);
+  if (!initFresh) {
+    run(
+      [cc, "-std=gnu11", "-Os", "-g0", "-static", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections", "-DNSH_INIT", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing",
+        "-o", init, `${root}/shim/nsh.c`, "-lpthread"],
+      "compiling the stub init",
+    );
+    run(["strip", init], "stripping the stub init");
+  }
   return so;
 }
 

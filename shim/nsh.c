@@ -995,11 +995,26 @@ static int run_op(struct ctx *c, uint32_t i)
 			return -1;
 		if (pid == 0) {
 			sigprocmask(SIG_SETMASK, &old, NULL);
+			if (o->n[1])
+				close((int)o->n[0]);
 			return 0;
 		}
 		close(c->sync);
 		if (c->console >= 0)
 			close(c->console);
+		if (o->n[1]) {
+			/* become the init program in the sealed memfd n0, so that
+			 * /proc/1/exe is no host file a container process could
+			 * hold on to; our fd of it is close-on-exec */
+			char num[16], *args[3] = { (char *)"(sd-stubinit)", num, NULL }, *envp[1] = { NULL };
+			/* no snprintf: a clone of a threaded process stays async-signal-safe */
+			int k = 15;
+			num[k] = 0;
+			for (unsigned v = (unsigned)pid; k == 15 || v; v /= 10)
+				num[--k] = (char)('0' + v % 10);
+			args[1] = num + k;
+			syscall(SYS_execveat, (int)o->n[0], "", args, envp, AT_EMPTY_PATH);
+		}
 		stub_init(pid);
 		_exit(1);
 	}
@@ -1131,10 +1146,21 @@ static int run_op(struct ctx *c, uint32_t i)
 		return -1;
 	}
 	case NSH_OP_CLOSE_FROM: {
+		/* close every fd from n0 up but the sync socket and, if n2, fd n1 */
 		unsigned lo = (unsigned)o->n[0];
-		if ((unsigned)c->sync > lo)
-			syscall(SYS_close_range, lo, (unsigned)c->sync - 1, 0);
-		syscall(SYS_close_range, (unsigned)c->sync + 1 > lo ? (unsigned)c->sync + 1 : lo, ~0U, 0);
+		unsigned keep[2] = { (unsigned)c->sync, o->n[2] ? (unsigned)o->n[1] : (unsigned)c->sync };
+		if (keep[1] < keep[0]) {
+			unsigned t = keep[0];
+			keep[0] = keep[1];
+			keep[1] = t;
+		}
+		for (int k = 0; k < 2; k++) {
+			if (keep[k] > lo)
+				syscall(SYS_close_range, lo, keep[k] - 1, 0);
+			if (keep[k] + 1 > lo)
+				lo = keep[k] + 1;
+		}
+		syscall(SYS_close_range, lo, ~0U, 0);
 		c->console = -1;
 		for (int k = 0; k < NSH_FD_SLOTS; k++)
 			c->slot[k] = -1;
@@ -1844,9 +1870,37 @@ static int dhcp_configure(struct dhcp_cfg *D, const char *spec)
 	return 0;
 }
 
+/* `--run-plan PLANFD SYNCFD`: run a plan in this very process, reporting on
+ * SYNCFD as a cloned child does. spawnctl uses it for what joins a running
+ * machine: the process that appears in the container is this sealed memfd,
+ * not a copy of spawnctl (runc's CVE-2019-5736). */
+static int run_plan_here(const char *pfd, const char *sfd)
+{
+	int planfd = sup_int(pfd), sync = sup_int(sfd);
+	struct stat st;
+	if (planfd < 0 || sync < 0 || fstat(planfd, &st) < 0 || st.st_size <= 0)
+		return 1;
+	uint8_t *buf = malloc((size_t)st.st_size);
+	if (!buf || pread(planfd, buf, (size_t)st.st_size, 0) != st.st_size)
+		return 1;
+	close(planfd);
+	struct ctx c;
+	if (plan_parse(&c.p, buf, (uint64_t)st.st_size) < 0)
+		return 1;
+	c.sync = sync;
+	c.rootfd = -1;
+	c.console = -1;
+	for (int k = 0; k < NSH_FD_SLOTS; k++)
+		c.slot[k] = -1;
+	fcntl(sync, F_SETFD, FD_CLOEXEC);
+	child_main(&c);
+}
+
 int main(int argc, char **argv)
 {
 	struct sup S;
+	if (argc == 4 && !strcmp(argv[1], "--run-plan"))
+		return run_plan_here(argv[2], argv[3]);
 	struct dhcp_cfg D;
 	const char *dhcp_spec = NULL;
 	int dhcp_only = 0;
@@ -2111,6 +2165,24 @@ int main(int argc, char **argv)
 	extern char **environ;
 	syscall(SYS_execveat, S.exe_fd, "", args, environ, AT_EMPTY_PATH);
 	fprintf(stderr, "nsh-supervisor: cannot run spawnctl to clean up machine %s: %s\n", S.name, strerror(errno));
+	return 1;
+}
+#endif
+
+#ifdef NSH_INIT
+/* -DNSH_INIT, linked statically: the stub init of --as-pid2, exec'd from a
+ * sealed memfd by PID 1 of the container after it forked the payload (so it
+ * needs no libraries from the container's tree). argv[1] is the payload's
+ * pid; the signal mask (all blocked) comes through the exec. */
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return 1;
+	/* the exec made us dumpable again: nothing in the container may open our
+	 * /proc/1/fd or memory without CAP_SYS_PTRACE */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	prctl(PR_SET_NAME, (unsigned long)"(sd-stubinit)", 0, 0, 0);
+	stub_init((pid_t)atoi(argv[1]));
 	return 1;
 }
 #endif

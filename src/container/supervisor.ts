@@ -16,6 +16,7 @@ import { buildPlan } from "./build-plan.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
+import { attachInit } from "./init-bin.ts";
 import { answeredByShim, chainHooks, spawnPlan, type SpawnHooks } from "./spawn.ts";
 import { machineDelegation, usernsHooks } from "../userns/setup.ts";
 import { populateFromTemplate } from "./template.ts";
@@ -108,6 +109,10 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     if (s.printPlan) {
       print(formatPlan(plan));
       return { outcome: { kind: "exited", code: 0 }, escaped: false };
+    }
+    if (s.asPid2) {
+      const initFd = attachInit(plan);
+      cleanup.push(() => closeQuietly(initFd));
     }
     cg = createMachineCgroup(facts.cgroup, s.machine);
     if (s.properties.length > 0) applyProperties(s.properties.map(parseProperty), facts.cgroup, s.machine);

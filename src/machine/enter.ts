@@ -5,7 +5,12 @@
 // execs. It makes itself non-dumpable before joining, so nothing in the
 // container can reach spawnctl's own executable through /proc (runc
 // CVE-2019-5736).
-import { constants, openSync, readlinkSync } from "node:fs";
+import { readlinkSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { closeQuietly, memfdWith, seqpacketPair } from "../sys/ffi.ts";
+import { encodePlan } from "../sys/plan.ts";
+import { driveChild, type Spawned } from "../container/spawn.ts";
+import { supervisorFd } from "./supervisor-bin.ts";
 import { CLONE, PR } from "../sys/consts.ts";
 import type { Op, Plan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -57,8 +62,9 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
     // stdio and the error channel (close-on-exec) stay
     { kind: "closeFrom", fd: 3 },
   ];
-  // cgroup v1 hierarchies are joined by writing "0" (the v2 one at clone time)
+  // the machine's cgroups are joined by writing "0"
   for (const h of facts.v1) ops.push({ kind: "write", path: `${h.mountpoint}/${CGROUP_PARENT}/${st.name}/tasks`, data: "0", mode: 0, inRoot: false, optional: true });
+  if (st.unifiedCgroup) ops.push({ kind: "write", path: `${st.unifiedCgroup}/cgroup.procs`, data: "0", mode: 0, inRoot: false, optional: true });
   // the mount namespace last: the other /proc/PID/ns paths are host paths
   for (const [name, flag] of joins) ops.push({ kind: "setns", path: `/proc/${st.leader}/ns/${name}`, nstype: flag });
   ops.push(
@@ -84,14 +90,38 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
   return { cloneFlags: 0, ops, root: `/proc/${st.leader}/root` };
 }
 
-/** The v2 cgroup of the machine, opened for CLONE_INTO_CGROUP (or undefined). */
-export function machineCgroupFd(st: MachineState): number | undefined {
-  if (!st.unifiedCgroup) return undefined;
+/**
+ * Run an enter plan in a process that is not a copy of spawnctl: the embedded
+ * supervisor executable, from a sealed memfd, in its --run-plan mode. What
+ * appears in the machine's PID namespace is that sealed memfd (its
+ * /proc/PID/exe cannot be written, not even once every spawnctl process has
+ * gone: runc's CVE-2019-5736), non-dumpable, with nothing open but stdio and
+ * the channel back to us. `exited` resolves with its wait status.
+ */
+export function spawnEnter(plan: Plan): { child: Spawned; exited: Promise<number> } {
+  const [ours, theirs] = seqpacketPair();
+  let proc: ReturnType<typeof Bun.spawn>;
+  const fds: number[] = [theirs];
   try {
-    return openSync(st.unifiedCgroup, constants.O_RDONLY | constants.O_DIRECTORY);
-  } catch {
-    return undefined;
+    fds.push(supervisorFd(), memfdWith("spawnctl-plan", encodePlan(plan)));
+    proc = Bun.spawn(["/proc/self/fd/3", "--run-plan", "4", "5"], {
+      stdio: ["inherit", "inherit", "inherit", fds[1]!, fds[2]!, theirs] as never,
+      env: {},
+    });
+  } catch (e) {
+    closeQuietly(ours);
+    throw e;
+  } finally {
+    for (const fd of fds) closeQuietly(fd);
   }
+  const p = proc;
+  const exited = p.exited.then(() => {
+    const sig = p.signalCode ? (osConstants.signals as Record<string, number>)[p.signalCode] ?? 9 : 0;
+    return sig ? sig : ((p.exitCode ?? 1) & 0xff) << 8;
+  });
+  // Bun reaps its own child: the driver must not
+  const child = driveChild(plan, p.pid, ours, {}, false);
+  return { child, exited };
 }
 
 /** Look a user up in the running machine's own /etc/passwd. */

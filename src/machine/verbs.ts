@@ -9,14 +9,12 @@ import { readOsRelease, type ResolvedUser } from "../util/tree.ts";
 import { signalName, SIGRTMIN } from "../settings/parse.ts";
 import { hostFacts } from "../container/host.ts";
 import { openMachineCgroup } from "../cgroup/cgroup.ts";
-import { spawnPlan } from "../container/spawn.ts";
 import { isatty, closeQuietly, libc, shim, errno, strerror } from "../sys/ffi.ts";
 import { startRelay, type Relay } from "../container/console.ts";
-import { waitExit } from "../container/supervisor.ts";
 import {
   type MachineState, allStates, leaderAlive, lockPath, readState, removeState, supervisorAlive,
 } from "./registry.ts";
-import { buildEnterPlan, enterEnvironment, machineCgroupFd, machineUser, namespacesToJoin } from "./enter.ts";
+import { buildEnterPlan, enterEnvironment, machineUser, namespacesToJoin, spawnEnter } from "./enter.ts";
 import { teardownNetwork } from "../net/machine.ts";
 
 /** A machine that is running, or an error naming it. Stale entries are removed on the way. */
@@ -298,15 +296,7 @@ export async function login(st: MachineState): Promise<number> {
 async function enterAndRun(st: MachineState, u: ResolvedUser, o: { argv: string[]; argv0?: string; env: string[]; pty: boolean; cwd: string }, what: "shell" | "login"): Promise<number> {
   const facts = hostFacts();
   const plan = buildEnterPlan(st, facts.cgroup, namespacesToJoin(st.leader), { user: u, ...o });
-  const cgfd = machineCgroupFd(st);
-  plan.cgroupFd = cgfd;
-  let child;
-  try {
-    child = spawnPlan(plan);
-  } finally {
-    closeQuietly(cgfd);
-  }
-  const exited = waitExit(child.pid);
+  const { child, exited } = spawnEnter(plan);
   let detached = false;
   let relay: Relay | undefined;
   if (child.consoleFd !== undefined) {

@@ -35,7 +35,7 @@ export const OP = {
   UNSHARE: 3,
   /** fork; the parent waits and exits with the child's status; the child goes on */
   FORK_WAIT: 4,
-  /** fork; the parent becomes a minimal init (reap, forward signals); the child goes on as PID 2 */
+  /** fork; the parent becomes a minimal init (reap, forward signals): if n1, by exec'ing the fd n0 (closed in the child); the child goes on as PID 2 */
   STUB_INIT: 5,
   /** prctl(n0, n1, n2) */
   PRCTL: 6,
@@ -87,7 +87,7 @@ export const OP = {
   CAPS: 29,
   /** chdir(s1); F_OPTIONAL falls back to "/" */
   CHDIR: 30,
-  /** close every fd >= n0 except the sync socket (which is close-on-exec) */
+  /** close every fd >= n0 except the sync socket (which is close-on-exec) and, if n2, fd n1 */
   CLOSE_FROM: 31,
   /** unblock all signals and reset their handlers */
   SIGRESET: 32,

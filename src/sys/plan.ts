@@ -16,7 +16,7 @@ export type Op = Common &
     | { kind: "setns"; path: string; nstype: number }
     | { kind: "unshare"; flags: number }
     | { kind: "forkWait" }
-    | { kind: "stubInit" }
+    | { kind: "stubInit"; /** a sealed memfd with the static init to exec (see container/init-bin.ts) */ exeFd?: number }
     | { kind: "prctl"; option: number; arg2: number | bigint; arg3?: number; what: string }
     | {
         kind: "mount"; src?: string; dst?: string; fstype?: string; flags: number; data?: string;
@@ -52,7 +52,7 @@ export type Op = Common &
     | { kind: "setuid"; uid: number }
     | { kind: "caps"; set: bigint; ambient: bigint }
     | { kind: "chdir"; path: string }
-    | { kind: "closeFrom"; fd: number }
+    | { kind: "closeFrom"; fd: number; /** one more fd to keep open */ keep?: number }
     | { kind: "sigreset" }
     | { kind: "exec"; file: string; argv: string[]; env: string[]; searchPath?: boolean; fallback?: boolean }
     | { kind: "recvFd"; slot: number }
@@ -147,7 +147,7 @@ export function encodePlan(plan: Plan): Uint8Array {
       case "setns": kind = OP.SETNS; s[1] = st.add(op.path); n[0] = op.nstype; break;
       case "unshare": kind = OP.UNSHARE; n[0] = op.flags; break;
       case "forkWait": kind = OP.FORK_WAIT; break;
-      case "stubInit": kind = OP.STUB_INIT; break;
+      case "stubInit": kind = OP.STUB_INIT; if (op.exeFd !== undefined) { n[0] = op.exeFd; n[1] = 1; } break;
       case "prctl": kind = OP.PRCTL; n[0] = op.option; n[1] = op.arg2; n[2] = op.arg3 ?? 0; break;
       case "mount":
         kind = OP.MOUNT;
@@ -205,7 +205,7 @@ export function encodePlan(plan: Plan): Uint8Array {
       case "setuid": kind = OP.SETUID; n[0] = id(op.uid); break;
       case "caps": kind = OP.CAPS; n[0] = op.set; n[1] = op.ambient; break;
       case "chdir": kind = OP.CHDIR; s[1] = st.add(op.path); break;
-      case "closeFrom": kind = OP.CLOSE_FROM; n[0] = op.fd; break;
+      case "closeFrom": kind = OP.CLOSE_FROM; n[0] = op.fd; if (op.keep !== undefined) { n[1] = op.keep; n[2] = 1; } break;
       case "sigreset": kind = OP.SIGRESET; break;
       case "exec":
         kind = OP.EXEC; s[0] = st.add(op.file); s[1] = st.block(op.argv); s[2] = st.block(op.env);
