@@ -637,9 +637,19 @@ static int do_write(struct ctx *c, const struct nsh_op *o)
 			}
 		}
 	}
-	int fd = resolve(c, path, in_root, oflags, (mode_t)o->n[0]);
+	/* without blocking: a FIFO planted in the tree must not hang us; and
+	 * only into a regular file (procfs, sysfs and cgroupfs files are) */
+	int fd = resolve(c, path, in_root, oflags | O_NONBLOCK, (mode_t)o->n[0]);
 	if (fd < 0)
 		return -1;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return xclose(fd);
+	if (!S_ISREG(st.st_mode)) {
+		xclose(fd);
+		errno = EINVAL;
+		return -1;
+	}
 	const char *data = o->s[0] == NSH_NO_STRING ? "" : c->p.str + o->s[0];
 	uint64_t left = o->n[1];
 	while (left > 0) {

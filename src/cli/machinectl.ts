@@ -106,7 +106,8 @@ function splitShell(argv: string[]): { head: string[]; command: string[] } {
   const takesValue = new Set(["-p", "--property", "-P", "-s", "--signal", "--kill-whom", "--uid", "-E", "--setenv", "--verify", "--format", "--json", "-M", "--machine", "-H", "--host", "-n", "-o"]);
   for (; j < argv.length; j++) {
     const a = argv[j]!;
-    if (a === "--") return { head: argv.slice(0, j), command: argv.slice(j + 1) };
+    // `shell -- NAME CMD...`: the name comes after the "--", as with getopt
+    if (a === "--") return j + 1 < argv.length ? { head: [...argv.slice(0, j + 2)], command: argv.slice(j + 2) } : { head: argv.slice(0, j), command: [] };
     if (a.startsWith("-")) {
       if (takesValue.has(a)) j++;
       continue;

@@ -523,9 +523,11 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   ops.push(...customMountOps(s, ctx));
   if (ctx.treeHasEtc) {
     const fileOps = [...fileActionOps("/etc/resolv.conf", ctx.resolvConf), ...fileActionOps("/etc/localtime", ctx.timezone)];
-    // the container's root may not own the tree's /etc (ownership off, or a
-    // tree owned by another range): as nspawn, that is worth no failure
-    if (ctx.userns) for (const op of fileOps) op.ignoreErrors = true;
+    // as nspawn ("Failed to copy /etc/resolv.conf ..., ignoring"), a file
+    // that cannot be put there is worth no failure: the container's root may
+    // not own the tree's /etc (-U), or the tree has a FIFO, a device or a
+    // directory where the file belongs (never opened: see the shim's write)
+    for (const op of fileOps) op.ignoreErrors = true;
     ops.push(...fileOps);
   }
   // /run/host is read-only once filled
