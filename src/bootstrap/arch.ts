@@ -48,7 +48,7 @@
 // (a signature by a listed key is refused); the embedded keyring has no such
 // list, and the web-of-trust check is not done: every key in the keyring is
 // trusted as a signer. Use a keyring that holds only keys you trust.
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, rmdirSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, utimesSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
@@ -56,7 +56,7 @@ import { Progress } from "../util/progress.ts";
 import { warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { runCleanup, type Cleanup } from "../container/prepare.ts";
-import { interruption, prepareTarget } from "./target.ts";
+import { interruption, prepareTarget, treeLstat, treeMkdir, treePath, treeRead, treeRemove, treeWrite } from "./target.ts";
 import type { TreeCommand } from "../container/exec.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll } from "./fetch.ts";
@@ -296,7 +296,9 @@ function extractAll(tmp: string, got: Got[], progress: Progress, check: () => vo
     check();
     const p = readPkg(readFileSync(path), pkg.filename);
     checkPkginfo(pkg, p.pkginfo);
-    extractTar(p.entries, tmp, { keepDirectorySymlinks: true, devices: false, name: pkg.filename });
+    // refuseEscapes: a member that is absolute, has "..", goes through a
+    // symlink out of the tree or hardlinks to outside refuses the package
+    extractTar(p.entries, tmp, { keepDirectorySymlinks: true, devices: false, refuseEscapes: true, name: `${pkg.filename} (${pkg.name} ${pkg.version} from ${pkg.repo})` });
     out.push({
       pkg,
       pkginfo: p.pkginfo,
@@ -313,22 +315,20 @@ function extractAll(tmp: string, got: Got[], progress: Progress, check: () => vo
   return out;
 }
 
+// From here on the tree holds the packages' symlinks: every path in it goes
+// through target.ts's tree* functions, which resolve them inside the tree.
+
 /** A path in the tree that exists as a file or a symlink, without following anything outside it. */
 function inTree(tmp: string, path: string): boolean {
-  try {
-    const st = lstatSync(`${tmp}/${path}`);
-    return st.isFile() || st.isSymbolicLink();
-  } catch {
-    return false;
-  }
+  const st = treeLstat(tmp, path);
+  return !!st && (st.isFile() || st.isSymbolicLink());
 }
 
+/** an absolute path of the container ("/etc/x") as a path in the tree ("etc/x") */
+const rel = (path: string) => path.replace(/^\/+/, "");
+
 function logTail(tmp: string, lines = 25): string {
-  try {
-    return readFileSync(`${tmp}${STAGE2.log}`, "utf8").split("\n").slice(-lines).join("\n");
-  } catch {
-    return "";
-  }
+  return (treeRead(tmp, rel(STAGE2.log)) ?? "").split("\n").slice(-lines).join("\n");
 }
 
 /**
@@ -337,24 +337,20 @@ function logTail(tmp: string, lines = 25): string {
  */
 function fixValidation(tmp: string, extracted: Extracted[], verified: boolean): void {
   for (const e of extracted) {
-    const desc = `${tmp}/var/lib/pacman/local/${localDirName(e.pkginfo)}/desc`;
-    let text: string;
-    try {
-      text = readFileSync(desc, "utf8");
-    } catch {
-      continue;
-    }
+    const desc = `var/lib/pacman/local/${localDirName(e.pkginfo)}/desc`;
+    const text = treeRead(tmp, desc);
+    if (text === undefined) continue;
     const fixed = text.replace(/^%VALIDATION%\nnone\n/m, `%VALIDATION%\n${validationOf(e.pkg, verified).join("\n")}\n`);
-    if (fixed !== text) writeFileSync(desc, fixed);
+    if (fixed !== text) treeWrite(tmp, desc, fixed);
   }
 }
 
 async function stageWithPacman(tmp: string, got: Got[], extracted: Extracted[], explicit: Set<string>, pkgDir: string, verified: boolean, progress: Progress, check: () => void): Promise<void> {
   progress.phase(`Installing ${got.length} packages with the tree's pacman in a container`);
-  writeFileSync(`${tmp}${STAGE2.conf}`, pacmanConf());
-  mkdirSync(`${tmp}${STAGE2.pkgDir}`, { recursive: true, mode: 0o755 });
+  treeWrite(tmp, rel(STAGE2.conf), pacmanConf());
+  treeMkdir(tmp, rel(STAGE2.pkgDir));
   const deps = got.filter((g) => !explicit.has(g.pkg.name)).map((g) => g.pkg.name);
-  writeFileSync(`${tmp}${STAGE2.script}`, pacmanScript(got.map((g) => g.pkg.filename), deps));
+  treeWrite(tmp, rel(STAGE2.script), pacmanScript(got.map((g) => g.pkg.filename), deps));
   const code = await runStage(tmp, ["/bin/sh", STAGE2.script], {
     // hooks that call systemctl (daemon-reload, enable) act on the files only, as in pacstrap's chroot
     env: ["LC_ALL=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin", "SYSTEMD_OFFLINE=1", "SYSTEMD_IN_CHROOT=1"],
@@ -372,27 +368,27 @@ async function runStage(tmp: string, argv: string[], opts: TreeCommand, check: (
   return code;
 }
 
-function writeWithTime(path: string, text: string, time: number | undefined): void {
-  writeFileSync(path, text, { mode: 0o644 });
-  if (time !== undefined) utimesSync(path, time, time);
+function writeWithTime(tmp: string, path: string, text: string, time: number | undefined): void {
+  treeWrite(tmp, path, text);
+  if (time !== undefined) utimesSync(treePath(tmp, path), time, time);
 }
 
 async function stageWithoutPacman(tmp: string, extracted: Extracted[], explicit: Set<string>, verified: boolean, progress: Progress, check: () => void): Promise<void> {
   progress.phase(`Registering ${extracted.length} packages in /var/lib/pacman/local (the tree has no pacman)`);
-  const local = `${tmp}/var/lib/pacman/local`;
-  mkdirSync(local, { recursive: true, mode: 0o755 });
-  writeFileSync(`${local}/ALPM_DB_VERSION`, `${ALPM_DB_VERSION}\n`);
+  const local = "var/lib/pacman/local";
+  treeMkdir(tmp, local);
+  treeWrite(tmp, `${local}/ALPM_DB_VERSION`, `${ALPM_DB_VERSION}\n`);
   const installDate = Math.floor(Date.now() / 1000);
   const scriptlets: Scriptlet[] = [];
   for (const e of extracted) {
     const dir = localDirName(e.pkginfo);
-    mkdirSync(`${local}/${dir}`, { mode: 0o755 });
-    writeFileSync(`${local}/${dir}/desc`, localDesc({ pkginfo: e.pkginfo, installDate, asDependency: !explicit.has(e.pkg.name), validation: validationOf(e.pkg, verified) }), { mode: 0o644 });
-    writeFileSync(`${local}/${dir}/files`, e.files, { mode: 0o644 });
-    if (e.mtree) writeFileSync(`${local}/${dir}/mtree`, e.mtree, { mode: 0o644 });
-    if (e.changelog !== undefined) writeWithTime(`${local}/${dir}/changelog`, e.changelog, e.changelogTime);
+    treeMkdir(tmp, `${local}/${dir}`);
+    treeWrite(tmp, `${local}/${dir}/desc`, localDesc({ pkginfo: e.pkginfo, installDate, asDependency: !explicit.has(e.pkg.name), validation: validationOf(e.pkg, verified) }));
+    treeWrite(tmp, `${local}/${dir}/files`, e.files);
+    if (e.mtree) treeWrite(tmp, `${local}/${dir}/mtree`, e.mtree);
+    if (e.changelog !== undefined) writeWithTime(tmp, `${local}/${dir}/changelog`, e.changelog, e.changelogTime);
     if (e.install !== undefined) {
-      writeWithTime(`${local}/${dir}/install`, e.install, e.installTime);
+      writeWithTime(tmp, `${local}/${dir}/install`, e.install, e.installTime);
       const functions = (["pre_install", "post_install"] as const).filter((f) => scriptletHas(e.install, f));
       if (functions.length) scriptlets.push({ dir, version: e.pkginfo.pkgver![0]!, functions });
     }
@@ -402,11 +398,11 @@ async function stageWithoutPacman(tmp: string, extracted: Extracted[], explicit:
     throw new SpawnctlError(`cannot run the install scriptlets of ${scriptlets.map((s) => s.dir).join(", ")}: the tree has no /bin/sh`);
   }
   progress.phase(`Running ${scriptlets.length} install scriptlets in a container`);
-  writeFileSync(`${tmp}${STAGE2.script}`, scriptletScript(scriptlets));
+  treeWrite(tmp, rel(STAGE2.script), scriptletScript(scriptlets));
   const code = await runStage(tmp, ["/bin/sh", STAGE2.script], { env: ["LC_ALL=C"] }, check);
   if (code !== 0) throw new SpawnctlError(`running the install scriptlets in the container failed (exit ${code}); the end of their output:\n${logTail(tmp)}`);
-  const log = readOptional(`${tmp}${STAGE2.log}`);
-  for (const line of new TextDecoder().decode(log ?? new Uint8Array()).split("\n")) {
+  const log = treeRead(tmp, rel(STAGE2.log)) ?? "";
+  for (const line of log.split("\n")) {
     if (line.startsWith(SCRIPTLET_FAILED)) warn(`warning: ${line.slice("spawnctl: ".length)}`);
   }
 }
@@ -415,27 +411,27 @@ async function stageWithoutPacman(tmp: string, extracted: Extracted[], explicit:
 async function initPacmanKeyring(tmp: string, progress: Progress, check: () => void): Promise<void> {
   if (!inTree(tmp, "usr/bin/pacman-key")) return;
   progress.phase("Initialising the pacman keyring (pacman-key --init, --populate)");
-  writeFileSync(`${tmp}${STAGE2.script}`, PACMAN_KEY_SCRIPT);
+  treeWrite(tmp, rel(STAGE2.script), PACMAN_KEY_SCRIPT);
   const code = await runStage(tmp, ["/bin/sh", STAGE2.script], { env: ["LC_ALL=C"] }, check);
   if (code !== 0) {
     warn(`warning: pacman-key failed in the container (exit ${code}); run "pacman-key --init && pacman-key --populate" in the machine before using pacman. Its output:\n${logTail(tmp, 10)}`);
   }
-  for (const f of GNUPG_LEFTOVERS) rmSync(`${tmp}/etc/pacman.d/gnupg/${f}`, { force: true });
+  for (const f of GNUPG_LEFTOVERS) treeRemove(tmp, `etc/pacman.d/gnupg/${f}`);
 }
 
 async function followUps(tmp: string, o: ArchOptions, mirror: string | undefined, check: () => void): Promise<void> {
   if (mirror) {
     const line = mirrorlistLine(mirror);
     if (line) {
-      const path = `${tmp}/etc/pacman.d/mirrorlist`;
-      const old = existsSync(path) ? readFileSync(path, "utf8") : "";
-      writeFileSync(path, `# added by spawnctl bootstrap\n${line}\n\n${old}`);
+      const path = "etc/pacman.d/mirrorlist";
+      const old = treeRead(tmp, path) ?? "";
+      treeWrite(tmp, path, `# added by spawnctl bootstrap\n${line}\n\n${old}`);
     }
   }
   if (o.hostname) {
-    writeFileSync(`${tmp}/etc/hostname`, `${o.hostname}\n`);
-    const hosts = existsSync(`${tmp}/etc/hosts`) ? readFileSync(`${tmp}/etc/hosts`, "utf8") : "127.0.0.1\tlocalhost\n";
-    if (!hosts.includes(o.hostname)) writeFileSync(`${tmp}/etc/hosts`, `${hosts.trimEnd()}\n127.0.1.1\t${o.hostname}\n`);
+    treeWrite(tmp, "etc/hostname", `${o.hostname}\n`);
+    const hosts = treeRead(tmp, "etc/hosts") ?? "127.0.0.1\tlocalhost\n";
+    if (!hosts.includes(o.hostname)) treeWrite(tmp, "etc/hosts", `${hosts.trimEnd()}\n127.0.1.1\t${o.hostname}\n`);
   }
   if (o.rootPassword !== undefined) {
     const cmd = o.rootPassword === "" ? ["passwd", "-d", "root"] : ["/bin/sh", "-c", 'echo "root:$SPAWNCTL_ROOT_PASSWORD" | chpasswd'];
@@ -445,11 +441,11 @@ async function followUps(tmp: string, o: ArchOptions, mirror: string | undefined
 }
 
 function cleanupTree(tmp: string): void {
-  for (const p of LEFTOVERS) rmSync(`${tmp}/${p}`, { force: true });
+  for (const p of LEFTOVERS) treeRemove(tmp, p);
   // the bind mount point: rmdir, so that nothing below it could ever be deleted
-  if (existsSync(`${tmp}${STAGE2.pkgDir}`)) rmdirSync(`${tmp}${STAGE2.pkgDir}`);
+  if (treeLstat(tmp, rel(STAGE2.pkgDir))?.isDirectory()) rmdirSync(treePath(tmp, rel(STAGE2.pkgDir), true));
   // an empty machine-id: the first boot makes one (systemd's post_install wrote one)
-  if (existsSync(`${tmp}/etc`)) writeFileSync(`${tmp}/etc/machine-id`, "");
+  if (treeLstat(tmp, "etc")) treeWrite(tmp, "etc/machine-id", "");
 }
 
 /** Make the packages' directory one path that can be bound into the container. */

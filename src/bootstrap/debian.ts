@@ -4,20 +4,22 @@
 //   index     fetch Packages for each component, check its hashes
 //   resolve   the package set of the variant (debootstrap's sets)
 //   download  the .debs, in parallel, size and SHA-256 checked, cached
-//   extract   the Essential set into a temporary tree beside DEST
+//   extract   every package's member names checked (nothing absolute, no
+//             "..", nothing through a symlink out of the tree), the Essential
+//             set extracted into a temporary tree beside DEST
 //   install   dpkg --install inside a container made by spawnctl itself
 //   cleanup   as mmdebstrap: empty machine-id, no caches or logs
 //   finish    rename the tree to DEST
 // With --download-only --bundle=FILE the first four phases write one file (a
 // small mirror: the signed InRelease, the indices and the .debs) that
 // --from-bundle=FILE installs from with no network, verifying it all again.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync, writeSync, symlinkSync, openSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync, symlinkSync, openSync, closeSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
 import { trace, warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { runCleanup, type Cleanup } from "../container/prepare.ts";
-import { interruption, prepareTarget } from "./target.ts";
+import { interruption, prepareTarget, treeLstat, treeMkdir, treePath, treeRead, treeRemove, treeWrite } from "./target.ts";
 import { defaultMirror } from "./mirror.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll, fetchIndex } from "./fetch.ts";
@@ -26,7 +28,7 @@ import { checkValidUntil, parseRelease, type Release } from "./release.ts";
 import { PackageIndex, type Pkg } from "./packages.ts";
 import { resolveDebian, type Variant } from "./resolve.ts";
 import { readDeb } from "./deb.ts";
-import { extractTar } from "./extract.ts";
+import { MemberCheck, extractTar, findUnsafeMember } from "./extract.ts";
 import { XzWorkerPool } from "./xz.ts";
 import { readTar, TarWriter } from "./tar.ts";
 import { setHostname, setRootPassword } from "./accounts.ts";
@@ -154,6 +156,28 @@ function writeBundle(path: string, o: DebianOptions, f: Fetched): void {
   renameSync(tmp, path);
 }
 
+/**
+ * The manifest's values become URL paths under the bundle's mirror (suite,
+ * component, architecture) and the tree's dpkg architecture: a bundle is
+ * no more trusted than a mirror, so they must be plain names.
+ */
+function checkManifest(m: Manifest, path: string): void {
+  const bad = (field: string, v: unknown) => new SpawnctlError(`${path}: the bundle's ${MANIFEST} has an invalid ${field} ${JSON.stringify(v)}.`);
+  const word = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
+  const words = (field: keyof Manifest, re: RegExp) => {
+    const v = m[field];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string" && re.test(x))) throw bad(field, v);
+  };
+  if (typeof m.suite !== "string" || !word.test(m.suite)) throw bad("suite", m.suite);
+  if (typeof m.arch !== "string" || !/^[a-z0-9][a-z0-9-]*$/.test(m.arch)) throw bad("arch", m.arch);
+  if (m.distro !== "debian" && m.distro !== "ubuntu") throw bad("distro", m.distro);
+  // components may have one level of directory ("updates/main"), never ".."
+  words("components", /^[A-Za-z0-9][A-Za-z0-9._+-]*(\/[A-Za-z0-9][A-Za-z0-9._+-]*)?$/);
+  words("include", word);
+  words("exclude", word);
+  words("packages", word);
+}
+
 /** Unpack a bundle into a directory that then serves as a file:// mirror. */
 function openBundle(path: string, cleanup: Cleanup): { mirror: string; manifest: Manifest } {
   let bytes: Uint8Array;
@@ -167,41 +191,80 @@ function openBundle(path: string, cleanup: Cleanup): { mirror: string; manifest:
   extractTar(readTar(bytes, { name: path }), dir, { refuseEscapes: true, devices: false, refuseDevices: true, owners: false, name: path });
   let manifest: Manifest;
   try {
-    manifest = JSON.parse(readFileSync(`${dir}/${MANIFEST}`, "utf8")) as Manifest;
+    manifest = JSON.parse(treeRead(dir, MANIFEST) ?? "") as Manifest;
   } catch {
     throw new SpawnctlError(`${path} is not a spawnctl bundle (no ${MANIFEST}).`);
   }
   if (manifest.format !== "spawnctl-bundle/1") throw new SpawnctlError(`${path}: unknown bundle format ${manifest.format}.`);
+  checkManifest(manifest, path);
   return { mirror: `file://${dir}`, manifest };
 }
 
-async function extractEssential(tmp: string, f: Fetched, o: DebianOptions, progress: Progress): Promise<void> {
-  if (o.mergedUsr) {
-    // merged /usr, as debootstrap makes it for bookworm (trixie's base-files ships these links itself)
-    for (const d of ["bin", "sbin", "lib"]) {
-      mkdirSync(`${tmp}/usr/${d}`, { recursive: true });
-      symlinkSync(`usr/${d}`, `${tmp}/${d}`);
-    }
-    if (o.arch === "amd64") {
-      mkdirSync(`${tmp}/usr/lib64`, { recursive: true });
-      symlinkSync("usr/lib64", `${tmp}/lib64`);
-    }
+/** The links a merged-/usr tree starts with, before any package is unpacked. */
+function mergedUsrLinks(arch: string): Record<string, string> {
+  const links: Record<string, string> = { bin: "usr/bin", sbin: "usr/sbin", lib: "usr/lib" };
+  if (arch === "amd64") links.lib64 = "usr/lib64";
+  return links;
+}
+
+/** "dash 0.5.12-2 (pool/main/d/dash/dash_0.5.12-2_amd64.deb)" */
+const described = (p: Pkg) => `${p} (${p.filename})`;
+
+/** The uncompressed data.tar of a downloaded package, multi-block xz decoded in Workers. */
+async function dataTar(p: Pkg, f: Fetched, pool: XzWorkerPool): Promise<Uint8Array> {
+  const deb = readDeb(readFileSync(f.debs.get(p.name)!), { name: described(p) });
+  const m = deb.dataMember;
+  if (!m.name.endsWith(".xz")) return deb.dataTar();
+  try {
+    return await pool.decompress(m.data);
+  } catch (e) {
+    throw new SpawnctlError(`reading ${described(p)}: decompressing ${m.name}: ${e instanceof Error ? e.message : e}`, { cause: e });
   }
-  progress.phase(`Extracting ${f.essential.length} essential packages`);
+}
+
+/**
+ * Every package's data.tar is read in the order dpkg unpacks them (the
+ * essential ones first), decoded a few packages ahead in Workers, and the
+ * first member that could lead out of the tree refuses the whole bootstrap,
+ * naming the package and the member: an absolute name, "..", a parent that
+ * goes through a symlink out of the tree (from this package or an earlier
+ * one), a hardlink to outside, a NUL byte (MemberCheck). The essential
+ * packages are extracted as soon as they pass, with refuseEscapes checking
+ * once more against the tree itself; the others are only checked here, dpkg
+ * unpacks them in the second stage. A refusal leaves no tree behind (the
+ * target's cleanup removes it).
+ */
+async function unpack(tmp: string, f: Fetched, o: DebianOptions, progress: Progress): Promise<void> {
+  const links = o.mergedUsr ? mergedUsrLinks(o.arch) : {};
+  // merged /usr, as debootstrap makes it for bookworm (trixie's base-files ships these links itself)
+  for (const [link, target] of Object.entries(links)) {
+    mkdirSync(`${tmp}/${target}`, { recursive: true });
+    symlinkSync(target, `${tmp}/${link}`);
+  }
+  progress.phase(`Checking ${f.packages.length} packages, extracting the ${f.essential.length} essential ones`);
+  const essential = new Set(f.essential.map((p) => p.name));
+  const order = [...f.essential, ...f.packages.filter((p) => !essential.has(p.name))];
+  const check = new MemberCheck(links);
   const pool = new XzWorkerPool();
   try {
-    let n = 0;
-    // decompress in Workers while extracting in order on this thread
-    const decoded = f.essential.map(async (p) => {
-      const deb = readDeb(readFileSync(f.debs.get(p.name)!), { name: p.filename });
-      const m = deb.dataMember;
-      const tar = m.name.endsWith(".xz") ? await pool.decompress(m.data) : deb.dataTar();
-      return { p, tar };
-    });
-    for (const d of decoded) {
-      const { p, tar } = await d;
-      extractTar(readTar(tar, { name: `data.tar of ${p.name}` }), tmp, { keepDirectorySymlinks: true, devices: false, name: p.filename });
-      progress.update(`Extracting: ${++n}/${f.essential.length} ${p.name}`);
+    const ahead = Math.max(4, pool.size * 4);
+    const pending: Array<Promise<Uint8Array> | undefined> = [];
+    let next = 0;
+    for (let i = 0; i < order.length; i++) {
+      for (; next < order.length && next <= i + ahead; next++) {
+        const job = dataTar(order[next]!, f, pool);
+        job.catch(() => {}); // awaited in turn below; a failure after the first one is not reported twice
+        pending[next] = job;
+      }
+      const p = order[i]!;
+      const tar = await pending[i]!;
+      pending[i] = undefined;
+      const bad = findUnsafeMember(readTar(tar, { name: `data.tar of ${described(p)}` }), check);
+      if (bad) throw new SpawnctlError(`refusing the package ${described(p)}: its data.tar member ${JSON.stringify(bad.path)} could write outside the tree: ${bad.why}.`);
+      if (essential.has(p.name)) {
+        extractTar(readTar(tar, { name: `data.tar of ${described(p)}` }), tmp, { keepDirectorySymlinks: true, devices: false, refuseEscapes: true, name: described(p) });
+      }
+      progress.update(`${essential.has(p.name) ? "Extracting" : "Checking"}: ${i + 1}/${order.length} ${p.name}`);
     }
   } finally {
     pool.close();
@@ -209,17 +272,19 @@ async function extractEssential(tmp: string, f: Fetched, o: DebianOptions, progr
   progress.clear();
 }
 
+// From here on the tree holds the packages' symlinks: every path in it goes
+// through target.ts's tree* functions, which resolve them inside the tree.
 function setupTree(tmp: string, o: DebianOptions, mirror: string): void {
-  mkdirSync(`${tmp}/var/lib/dpkg/info`, { recursive: true });
-  mkdirSync(`${tmp}/var/lib/dpkg/updates`, { recursive: true });
-  writeFileSync(`${tmp}/var/lib/dpkg/status`, "");
-  writeFileSync(`${tmp}/var/lib/dpkg/available`, "");
-  writeFileSync(`${tmp}/var/lib/dpkg/arch`, `${o.arch}\n`);
-  mkdirSync(`${tmp}/etc/apt`, { recursive: true });
-  if (!mirror.startsWith("file:")) writeFileSync(`${tmp}/etc/apt/sources.list`, `deb ${mirror} ${o.suite} ${o.components.join(" ")}\n`);
-  mkdirSync(`${tmp}/usr/sbin`, { recursive: true });
+  treeMkdir(tmp, "var/lib/dpkg/info");
+  treeMkdir(tmp, "var/lib/dpkg/updates");
+  treeWrite(tmp, "var/lib/dpkg/status", "");
+  treeWrite(tmp, "var/lib/dpkg/available", "");
+  treeWrite(tmp, "var/lib/dpkg/arch", `${o.arch}\n`);
+  treeMkdir(tmp, "etc/apt");
+  if (!mirror.startsWith("file:")) treeWrite(tmp, "etc/apt/sources.list", `deb ${mirror} ${o.suite} ${o.components.join(" ")}\n`);
+  treeMkdir(tmp, "usr/sbin");
   // no services start while packages are configured
-  writeFileSync(`${tmp}/usr/sbin/policy-rc.d`, "#!/bin/sh\nexit 101\n", { mode: 0o755 });
+  treeWrite(tmp, "usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0o755);
 }
 
 async function secondStage(tmp: string, f: Fetched, o: DebianOptions, progress: Progress): Promise<void> {
@@ -245,7 +310,7 @@ async function secondStage(tmp: string, f: Fetched, o: DebianOptions, progress: 
     `${dpkg} --configure -a`,
     stamp("configured"),
   ].join("\n");
-  writeFileSync(`${tmp}/var/lib/dpkg/spawnctl-stage2.sh`, script);
+  treeWrite(tmp, "var/lib/dpkg/spawnctl-stage2.sh", script);
   progress.phase(`Installing ${f.packages.length} packages with dpkg in a container`);
   const dirs = [...new Set([...f.debs.values()].map((p) => p.slice(0, p.lastIndexOf("/"))))];
   if (dirs.length !== 1) throw new SpawnctlError("the downloaded packages are not in one directory");
@@ -254,15 +319,10 @@ async function secondStage(tmp: string, f: Fetched, o: DebianOptions, progress: 
     bindsRo: [`${dirs[0]}:${debDir}`],
   });
   if (code !== 0) {
-    let tail = "";
-    try {
-      tail = readFileSync(`${tmp}/var/log/spawnctl-bootstrap.log`, "utf8").split("\n").slice(-25).join("\n");
-    } catch {
-      /* no log */
-    }
+    const tail = (treeRead(tmp, "var/log/spawnctl-bootstrap.log") ?? "").split("\n").slice(-25).join("\n");
     throw new SpawnctlError(`installing the packages with dpkg failed (exit ${code}); the end of its output:\n${tail}`);
   }
-  rmSync(`${tmp}/var/lib/dpkg/spawnctl-stage2.sh`);
+  treeRemove(tmp, "var/lib/dpkg/spawnctl-stage2.sh");
 }
 
 function followUps(tmp: string, o: DebianOptions): void {
@@ -276,15 +336,17 @@ function cleanupTree(tmp: string): void {
     "usr/sbin/policy-rc.d", "var/log/dpkg.log", "var/log/spawnctl-bootstrap.log", "var/log/alternatives.log", "var/log/apt/history.log",
     "var/log/apt/term.log", "var/log/apt/eipp.log.xz", "var/cache/ldconfig/aux-cache", "var/lib/dbus/machine-id",
     "var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin",
-  ]) rmSync(`${tmp}/${p}`, { force: true });
+  ]) treeRemove(tmp, p);
   // an empty machine-id: the first boot makes one
-  if (existsSync(`${tmp}/etc`)) writeFileSync(`${tmp}/etc/machine-id`, "");
+  if (treeLstat(tmp, "etc")) treeWrite(tmp, "etc/machine-id", "");
   for (const d of ["var/lib/dpkg/updates"]) {
+    let names: string[] = [];
     try {
-      for (const f of readdirSync(`${tmp}/${d}`)) rmSync(`${tmp}/${d}/${f}`, { force: true });
+      names = readdirSync(treePath(tmp, d));
     } catch {
       /* none */
     }
+    for (const f of names) treeRemove(tmp, `${d}/${f}`);
   }
 }
 
@@ -321,7 +383,7 @@ export async function bootstrapDebian(o: DebianOptions): Promise<void> {
       return;
     }
     const tmp = prepareTarget(o.dest, cleanup);
-    await extractEssential(tmp, fetched, o, progress);
+    await unpack(tmp, fetched, o, progress);
     trace("bootstrap: extracted");
     check();
     setupTree(tmp, o, mirror);

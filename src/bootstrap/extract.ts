@@ -457,3 +457,135 @@ export function extractTar(entries: Iterable<TarEntry>, root: string, opts: Extr
   x.finish();
   return x.stats;
 }
+
+// ---------------------------------------------------------------------------
+// Checking member names without extracting anything
+
+/** An entry that cannot be extracted without leaving the tree, and why. */
+export interface UnsafeMember {
+  /** the entry's name as readTar gives it ("etc/passwd", "../x", "/abs") */
+  path: string;
+  /** what is wrong with it, e.g. `its name "../x" contains ".."` */
+  why: string;
+}
+
+/**
+ * The refuseEscapes rules of extractTar, applied to names alone (no file
+ * system), for archives that something else unpacks (dpkg in the second stage
+ * of a bootstrap) or that must be checked before a target exists: an entry is
+ * unsafe when its name or its hardlink target has a NUL byte, is absolute or
+ * has a ".." component, when its parent goes through a symlink an earlier
+ * entry made that is absolute or climbs above the root, or when it is a
+ * hardlink to such a symlink. One checker can see several archives in the
+ * order they are unpacked, so that a symlink from one package is known when
+ * the next one is checked. A directory entry where a symlink is keeps the
+ * symlink (dpkg, tar --keep-directory-symlink); any other entry replaces it.
+ */
+export class MemberCheck {
+  /** symlinks made so far: normalised path -> target */
+  private readonly links = new Map<string, string>();
+
+  /** `links`: symlinks the tree has before the first archive (merged /usr: "bin" -> "usr/bin") */
+  constructor(links: Record<string, string> = {}) {
+    for (const [path, target] of Object.entries(links)) this.links.set(path, target);
+  }
+
+  /** Why `e` is unsafe, or undefined; a safe entry is then recorded (symlinks). */
+  check(e: Pick<TarEntry, "path" | "type" | "linkname">): string | undefined {
+    const name = this.split(e.path, "its name");
+    if (typeof name === "string") return name;
+    if (name.length === 0) return undefined; // "./": the root itself
+    const parent = this.resolve(name.slice(0, -1), e.path);
+    if (typeof parent === "string") return parent;
+    const path = [...parent, name[name.length - 1]!].join("/");
+    switch (e.type) {
+      case "symlink":
+        if (e.linkname.includes("\0")) return "its symlink target contains a NUL byte";
+        this.links.set(path, e.linkname);
+        return undefined;
+      case "dir":
+        return undefined;
+      case "hardlink": {
+        const why = this.hardlink(e.linkname);
+        if (why) return why;
+        break;
+      }
+    }
+    this.links.delete(path);
+    return undefined;
+  }
+
+  private split(name: string, what: string): string[] | string {
+    if (name.includes("\0")) return `${what} contains a NUL byte`;
+    if (name.startsWith("/")) return `${what} ${JSON.stringify(name)} is absolute`;
+    const out: string[] = [];
+    for (const c of name.split("/")) {
+      if (c === "" || c === ".") continue;
+      if (c === "..") return `${what} ${JSON.stringify(name)} contains ".."`;
+      out.push(c);
+    }
+    return out;
+  }
+
+  /** The components of a directory with the recorded symlinks followed, or why that leaves the tree. */
+  private resolve(parts: string[], name: string): string[] | string {
+    const phys: string[] = [];
+    let todo = parts.slice();
+    let links = 0;
+    while (todo.length) {
+      const c = todo.shift()!;
+      if (c === "" || c === ".") continue;
+      if (c === "..") {
+        if (phys.length === 0) return `resolving the parent of ${JSON.stringify(name)} leads above the root`;
+        phys.pop();
+        continue;
+      }
+      const here = [...phys, c].join("/");
+      const target = this.links.get(here);
+      if (target === undefined) {
+        phys.push(c);
+        continue;
+      }
+      if (++links > MAX_SYMLINKS) return `resolving the parent of ${JSON.stringify(name)}: too many levels of symbolic links`;
+      if (target.startsWith("/") || climbs(phys.length, target)) {
+        return `its parent goes through the symlink ${JSON.stringify(here)} -> ${JSON.stringify(target)}, which points out of the tree`;
+      }
+      todo = target.split("/").concat(todo);
+    }
+    return phys;
+  }
+
+  private hardlink(linkname: string): string | undefined {
+    const parts = this.split(linkname, "its hardlink target");
+    if (typeof parts === "string") return parts;
+    if (parts.length === 0) return `its hardlink target ${JSON.stringify(linkname)} is the root directory`;
+    const dir = this.resolve(parts.slice(0, -1), linkname);
+    if (typeof dir === "string") return `its hardlink target ${JSON.stringify(linkname)} is unsafe: ${dir.replace(/^its parent/, "the target's parent")}`;
+    const target = this.links.get([...dir, parts[parts.length - 1]!].join("/"));
+    if (target !== undefined && (target.startsWith("/") || climbs(dir.length, target))) {
+      return `its hardlink target ${JSON.stringify(linkname)} is a symlink to ${JSON.stringify(target)}, outside the tree`;
+    }
+    return undefined;
+  }
+}
+
+/** Does a relative symlink target, in a directory `depth` levels below the root, climb above the root? */
+function climbs(depth: number, target: string): boolean {
+  for (const c of target.split("/")) {
+    if (c === "..") {
+      if (--depth < 0) return true;
+    } else if (c !== "" && c !== ".") {
+      depth++;
+    }
+  }
+  return false;
+}
+
+/** The first entry of `entries` that `check` finds unsafe (see MemberCheck), or undefined. */
+export function findUnsafeMember(entries: Iterable<Pick<TarEntry, "path" | "type" | "linkname">>, check = new MemberCheck()): UnsafeMember | undefined {
+  for (const e of entries) {
+    const why = check.check(e);
+    if (why !== undefined) return { path: e.path, why };
+  }
+  return undefined;
+}

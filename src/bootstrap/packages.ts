@@ -64,6 +64,7 @@ export class Pkg {
     this.size = Number(need("Size"));
     this.sha256 = need("SHA256").toLowerCase();
     if (!Number.isSafeInteger(this.size) || !/^[0-9a-f]{64}$/.test(this.sha256)) throw new SpawnctlError(`reading ${what}: package ${this.name} has a malformed Size or SHA256 field`);
+    checkStanzaNames(this, what);
     this.rawDepends = f.Depends;
     this.rawPreDepends = f["Pre-Depends"];
     this.rawProvides = f.Provides;
@@ -86,6 +87,37 @@ export class Pkg {
   toString(): string {
     return `${this.name} ${this.version}`;
   }
+}
+
+const PACKAGE_NAME_FIELD = /^[A-Za-z0-9][A-Za-z0-9+.-]*$/;
+const ARCHITECTURE_FIELD = /^[a-z0-9][a-z0-9-]*$/;
+const VERSION_FIELD = /^[0-9A-Za-z][A-Za-z0-9.+~:-]*$/;
+/**
+ * one component of a pool path: Debian's pool holds letters, digits and
+ * "._+~-" (":" is let through for archives that keep epochs in file names);
+ * never "%" (a URL would decode "%2e%2e" to ".."), spaces or shell syntax
+ */
+const FILENAME_COMPONENT = /^[A-Za-z0-9_+~-][A-Za-z0-9._+~:-]*$/;
+
+/**
+ * A Packages index is only as trusted as the Release file that lists it (and
+ * not at all with --no-verify), and its values go into URLs, cache file
+ * names, bundle member names, the dpkg command line and error messages:
+ * Filename must be a relative path inside the mirror (no "/" at the start, no
+ * "." or ".." component, no empty component, only the characters of real
+ * pool names), and Package, Version and Architecture plain words.
+ */
+function checkStanzaNames(p: Pkg, what: string): void {
+  const bad = (field: string, value: string, rule: string) =>
+    new SpawnctlError(`reading ${what}: the ${field} field of package ${JSON.stringify(p.name)} is ${JSON.stringify(value)}, ${rule}; refusing the index`);
+  if (!PACKAGE_NAME_FIELD.test(p.name)) throw bad("Package", p.name, "which is not a package name (letters, digits and \"+.-\")");
+  if (!VERSION_FIELD.test(p.version)) throw bad("Version", p.version, "which is not a Debian version");
+  if (!ARCHITECTURE_FIELD.test(p.architecture)) throw bad("Architecture", p.architecture, "which is not an architecture name");
+  const f = p.filename;
+  if (f.startsWith("/")) throw bad("Filename", f, "an absolute path where a path inside the mirror belongs");
+  const parts = f.split("/");
+  if (parts.includes("..")) throw bad("Filename", f, "which contains \"..\" and would lead out of the mirror");
+  if (!parts.every((c) => FILENAME_COMPONENT.test(c))) throw bad("Filename", f, "which is not a plain relative path (letters, digits and \"._+~:-\" between single slashes)");
 }
 
 // name[:arch] [(op version)]; "<" and ">" are dpkg's obsolete spellings of "<=" and ">=".

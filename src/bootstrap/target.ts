@@ -1,7 +1,10 @@
 // The tree a bootstrap builds: a temporary directory beside DEST, renamed
 // to DEST at the end, removed on failure (debootstrap and pacstrap alike).
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { SpawnctlError } from "../util/errors.ts";
+import {
+  chmodSync, closeSync, constants, existsSync, fchmodSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync,
+  rmSync, statSync, unlinkSync, writeSync, type Stats,
+} from "node:fs";
+import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import type { Cleanup } from "../container/prepare.ts";
 
 /** Paths of the target tree: a temporary name beside DEST, renamed at the end. */
@@ -40,4 +43,155 @@ export function interruption(): { signal: AbortSignal; check(): void; release():
       process.off("SIGTERM", onSignal);
     },
   };
+}
+
+// ---------------------------------------------------------------------------
+// Writing into the tree from the host
+//
+// Once packages are unpacked, the tree holds whatever symlinks they ship:
+// "etc -> /etc" or "usr/sbin/policy-rc.d -> /etc/passwd" are fine inside the
+// container, where an absolute target starts at the tree's root, but a host
+// path like `${tree}/etc/hostname` would follow them out of the tree. Every
+// file the bootstrap itself writes, reads or removes there goes through these
+// functions, which resolve symlinks by hand inside the tree, as the container
+// sees them (openat2's RESOLVE_IN_ROOT: an absolute target restarts at the
+// root, ".." stops there). The tree is nobody else's while this runs: no
+// container is running in it.
+
+const MAX_LINKS = 40;
+
+function treeError(doing: string, path: string, e: unknown): SpawnctlError {
+  return new SpawnctlError(`${doing} ${path} in the new tree: ${e instanceof SpawnctlError ? e.message : fsMessage(e)}`, { cause: e });
+}
+
+/**
+ * The host path of `rel` (relative to the tree's root, "etc/hostname") with
+ * every symlink on the way resolved inside `root`; the last component too,
+ * unless `nofollow`. Components that do not exist are appended as named.
+ */
+export function treePath(root: string, rel: string, nofollow = false): string {
+  const base = root.replace(/\/+$/, "");
+  const phys: string[] = [];
+  let todo = rel.split("/");
+  let links = 0;
+  let missing = false;
+  while (todo.length) {
+    const c = todo.shift()!;
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      phys.pop();
+      continue;
+    }
+    if (missing || (nofollow && todo.every((t) => t === "" || t === "."))) {
+      phys.push(c);
+      continue;
+    }
+    const p = `${base}/${[...phys, c].join("/")}`;
+    let st: Stats;
+    try {
+      st = lstatSync(p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw treeError("resolving", rel, e);
+      missing = true;
+      phys.push(c);
+      continue;
+    }
+    if (!st.isSymbolicLink()) {
+      phys.push(c);
+      continue;
+    }
+    if (++links > MAX_LINKS) throw new SpawnctlError(`resolving ${rel} in the new tree: too many levels of symbolic links`);
+    let target: string;
+    try {
+      target = readlinkSync(p);
+    } catch (e) {
+      throw treeError("resolving", rel, e);
+    }
+    if (target.startsWith("/")) phys.length = 0;
+    todo = target.split("/").concat(todo);
+  }
+  return phys.length ? `${base}/${phys.join("/")}` : base;
+}
+
+/** mkdir -p inside the tree. */
+export function treeMkdir(root: string, rel: string, mode = 0o755): void {
+  const parts = rel.split("/").filter((c) => c !== "" && c !== ".");
+  for (let i = 1; i <= parts.length; i++) {
+    const p = treePath(root, parts.slice(0, i).join("/"));
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(p);
+    } catch {
+      try {
+        mkdirSync(p, mode);
+      } catch (e) {
+        throw treeError("creating", rel, e);
+      }
+      continue;
+    }
+    if (!st.isDirectory()) throw new SpawnctlError(`creating ${rel} in the new tree: ${parts.slice(0, i).join("/")} is not a directory`);
+  }
+}
+
+/**
+ * Write a regular file inside the tree. Whatever else stands there (a FIFO,
+ * a device node, a socket) is removed first, so that the write cannot block
+ * or reach a device; a directory there is an error.
+ */
+export function treeWrite(root: string, rel: string, data: string | Uint8Array, mode = 0o644): void {
+  const p = treePath(root, rel);
+  let fd = -1;
+  try {
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(p);
+    } catch {
+      /* a new file */
+    }
+    if (st?.isDirectory()) throw new SpawnctlError("it is a directory");
+    if (st && !st.isFile()) unlinkSync(p);
+    fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK, mode);
+    const bytes = typeof data === "string" ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    if (st === undefined) fchmodSync(fd, mode); // the umask does not apply to what we mean
+  } catch (e) {
+    throw treeError("writing", rel, e);
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** A regular file of the tree as text, or undefined (missing, not a regular file, larger than `max`). */
+export function treeRead(root: string, rel: string, max = 16 << 20): string | undefined {
+  let fd = -1;
+  try {
+    fd = openSync(treePath(root, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > max) return undefined;
+    return readFileSync(fd, "utf8");
+  } catch {
+    return undefined;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** lstat of `rel` in the tree (the last component not followed), or undefined. */
+export function treeLstat(root: string, rel: string): Stats | undefined {
+  try {
+    return lstatSync(treePath(root, rel, true));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Remove a file (or symlink, ...) of the tree if it is there; the last component is not followed. */
+export function treeRemove(root: string, rel: string): void {
+  const p = treePath(root, rel, true);
+  try {
+    rmSync(p, { force: true });
+  } catch (e) {
+    throw treeError("removing", rel, e);
+  }
 }
