@@ -9,7 +9,7 @@
 BUN   := node_modules/.bin/bun
 SRCS  := $(shell find src shim -type f -not -name nsh_abi.h 2>/dev/null) build.ts package.json
 
-.PHONY: all run test test-unit test-integration test-e2e bench clean
+.PHONY: all run deps test test-unit test-integration test-e2e bench clean
 
 all: dist/spawnctl
 
@@ -32,16 +32,20 @@ run: dist/spawnctl
 		dist/spawnctl run -x -D / --settings=no --pipe $(if $(ARGS),$(ARGS),$(DEMO)); \
 	fi
 
-test: dist/spawnctl
+# the Debian packages the tests need (.ci/packages), installed when missing
+deps:
+	@sh .ci/deps
+
+test: deps dist/spawnctl
 	$(BUN) tests/run.ts
 
 test-unit: dist/spawnctl
 	$(BUN) tests/run.ts unit
 
-test-integration: dist/spawnctl
+test-integration: deps dist/spawnctl
 	$(BUN) tests/run.ts integration
 
-test-e2e: dist/spawnctl
+test-e2e: deps dist/spawnctl
 	$(BUN) tests/run.ts e2e
 
 bench: dist/spawnctl
