@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import type { CgroupFacts } from "../container/host.ts";
+import { EINVAL, ERANGE, ParseError, displayValue, formatCpuList, parseCpuSet, parsePermyriad, parseSize, readCpuList, safeAtou64 } from "../settings/parse.ts";
 import { CGROUP_PARENT } from "./cgroup.ts";
 
 export type PropertyName = "MemoryMax" | "MemoryHigh" | "MemoryLow" | "MemorySwapMax" | "CPUQuota" | "CPUWeight" | "IOWeight" | "TasksMax" | "AllowedCPUs";
@@ -16,68 +17,109 @@ const ALIASES: Record<string, PropertyName> = {
   CPUSetCPUs: "AllowedCPUs",
 };
 
+/**
+ * A parsed property. value: bytes (bigint) or "max" for the memory limits;
+ * tasks (bigint) or "max" for TasksMax; 1/10000 of a CPU (number) or "max"
+ * for CPUQuota; a weight 1…10000 for CPUWeight and IOWeight; a CPU list
+ * ("0-3,5"), or "" for all of the parent's, for AllowedCPUs. An empty
+ * assignment resets to the default, as in systemd ("MemoryMax=" is no limit).
+ */
 export interface Property { name: PropertyName; raw: string; value: bigint | "max" | number | string }
 
 const PROPERTIES = new Set<string>(["MemoryMax", "MemoryHigh", "MemoryLow", "MemorySwapMax", "CPUQuota", "CPUWeight", "IOWeight", "TasksMax", "AllowedCPUs"]);
+
+/** Every name parseProperty() takes, its own and systemd's older aliases */
+export const PROPERTY_NAMES: readonly string[] = [...PROPERTIES, ...Object.keys(ALIASES)];
+
+/** the kernel's PID_MAX_LIMIT on 64-bit: pids.max takes 0…4194304 or "max" */
+export const PID_MAX_LIMIT = 4194304n;
+/** systemd's CGROUP_WEIGHT_DEFAULT */
+const WEIGHT_DEFAULT = 100;
 
 function totalMemory(): bigint {
   const m = /^MemTotal:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"));
   return m ? BigInt(m[1]!) * 1024n : 0n;
 }
 
-function parseBytes(v: string, percentOf?: () => bigint): bigint | "max" {
-  if (v === "infinity") return "max";
-  const pct = /^(\d+(?:\.\d+)?)%$/.exec(v);
-  if (pct && percentOf) return (percentOf() * BigInt(Math.round(Number(pct[1]) * 100))) / 10000n;
-  const m = /^(\d+)([KMGTPE]?)$/.exec(v);
-  if (!m) throw new SpawnctlError(`Invalid size: ${v}`);
-  const shift: Record<string, bigint> = { "": 0n, K: 10n, M: 20n, G: 30n, T: 40n, P: 50n, E: 60n };
-  return BigInt(m[1]!) << shift[m[2]!]!;
+function pidMax(): bigint {
+  return BigInt(readFileSync("/proc/sys/kernel/pid_max", "utf8").trim());
 }
 
-/** "NAME=VALUE" → a property, or an error naming it. */
+/** "NAME=VALUE" → a property, or an error naming it and the value ("Failed to parse MemoryMax=…: Numerical result out of range"). */
 export function parseProperty(assignment: string): Property {
   const eq = assignment.indexOf("=");
-  if (eq <= 0) throw new SpawnctlError(`Invalid property assignment: ${assignment}`);
-  let name = assignment.slice(0, eq);
+  if (eq <= 0) throw new SpawnctlError(`Invalid property assignment: ${displayValue(assignment)}`);
+  const given = assignment.slice(0, eq);
   const raw = assignment.slice(eq + 1).trim();
-  name = ALIASES[name] ?? name;
-  if (!PROPERTIES.has(name)) throw new SpawnctlError(`Unknown or unsupported property: ${assignment.slice(0, eq)}`);
+  const name = Object.hasOwn(ALIASES, given) ? ALIASES[given]! : given;
+  if (!PROPERTIES.has(name)) throw new SpawnctlError(`Unknown or unsupported property: ${displayValue(given)}`);
   const n = name as PropertyName;
-  switch (n) {
-    case "MemoryMax":
-    case "MemoryHigh":
-    case "MemoryLow":
-    case "MemorySwapMax":
-      return { name: n, raw, value: parseBytes(raw, totalMemory) };
-    case "TasksMax": {
-      if (raw === "infinity") return { name: n, raw, value: "max" };
-      const pct = /^(\d+)%$/.exec(raw);
-      if (pct) {
-        const max = BigInt(readFileSync("/proc/sys/kernel/pid_max", "utf8").trim());
-        return { name: n, raw, value: (max * BigInt(pct[1]!)) / 100n };
+  const bad = (reason: string, e?: unknown): never => {
+    throw new SpawnctlError(`Failed to parse ${given}=${displayValue(raw)}: ${reason}`, e === undefined ? {} : { cause: e });
+  };
+  const reason = (e: unknown) => (e instanceof ParseError ? e.message : (e as Error).message);
+  try {
+    switch (n) {
+      case "MemoryMax":
+      case "MemoryHigh":
+      case "MemoryLow":
+      case "MemorySwapMax": {
+        if (raw === "") return { name: n, raw, value: n === "MemoryLow" ? 0n : "max" };
+        if (raw === "infinity") return { name: n, raw, value: "max" };
+        const pm = parsePermyriad(raw);
+        if (pm !== undefined) return { name: n, raw, value: (totalMemory() * BigInt(pm)) / 10000n };
+        // bytes with K, M, G, T, P, E (1024-based) as systemd's parse_size(); at most 2^64-1
+        return { name: n, raw, value: parseSize(raw) };
       }
-      if (!/^\d+$/.test(raw)) throw new SpawnctlError(`Invalid TasksMax= value: ${raw}`);
-      return { name: n, raw, value: BigInt(raw) };
+      case "TasksMax": {
+        if (raw === "" || raw === "infinity") return { name: n, raw, value: "max" };
+        const pm = parsePermyriad(raw);
+        const v = pm !== undefined ? (pidMax() * BigInt(pm)) / 10000n : safeAtou64(raw);
+        if (v > PID_MAX_LIMIT) return bad(`${ERANGE} (the kernel's maximum is ${PID_MAX_LIMIT})`);
+        return { name: n, raw, value: v };
+      }
+      case "CPUQuota": {
+        if (raw === "") return { name: n, raw, value: "max" };
+        const pm = parsePermyriad(raw, false);
+        if (pm === undefined) return bad(`${EINVAL} (expected a percentage, e.g. 50%)`);
+        if (pm === 0) return bad("CPU quota too small");
+        return { name: n, raw, value: pm };
+      }
+      case "CPUWeight":
+      case "IOWeight": {
+        if (raw === "") return { name: n, raw, value: WEIGHT_DEFAULT };
+        if (raw === "idle") return bad("Operation not supported (no CPUWeight=idle here)");
+        const v = safeAtou64(raw);
+        // the v1 names carry v1 units; they become weights as systemd converts them
+        if (given === "CPUShares") {
+          if (v < 2n || v > 262144n) return bad(ERANGE);
+          return { name: n, raw, value: clampWeight(Number((v * 100n) / 1024n)) };
+        }
+        if (given === "BlockIOWeight") {
+          if (v < 10n || v > 1000n) return bad(ERANGE);
+          return { name: n, raw, value: clampWeight(Number((v * 100n) / 500n)) };
+        }
+        if (v < 1n || v > 10000n) return bad(ERANGE);
+        return { name: n, raw, value: Number(v) };
+      }
+      case "AllowedCPUs": {
+        if (raw === "") return { name: n, raw, value: "" };
+        const cpus = parseCpuSet(raw);
+        // cpuset.cpus takes only CPUs its parent has (EINVAL otherwise)
+        const online = readCpuList("/sys/devices/system/cpu/online");
+        const missing = online && online.size > 0 ? cpus.filter((c) => !online.has(c)) : [];
+        if (missing.length > 0) return bad(`${EINVAL} (CPU ${formatCpuList(missing)} not online; online: ${formatCpuList(online!)})`);
+        return { name: n, raw, value: formatCpuList(cpus) };
+      }
     }
-    case "CPUQuota": {
-      const m = /^(\d+(?:\.\d+)?)%$/.exec(raw);
-      if (!m || Number(m[1]) <= 0) throw new SpawnctlError(`Invalid CPUQuota= value: ${raw} (expected a percentage, e.g. 50%)`);
-      return { name: n, raw, value: Number(m[1]) };
-    }
-    case "CPUWeight":
-    case "IOWeight": {
-      const v = Number(raw);
-      const shares = assignment.startsWith("CPUShares=") || assignment.startsWith("BlockIOWeight=");
-      if (!Number.isInteger(v) || v < 1 || v > (shares ? 262144 : 10000)) throw new SpawnctlError(`Invalid ${n}= value: ${raw} (1…10000)`);
-      // the old v1-style names carry v1 units; convert to weights
-      const w = shares ? (assignment.startsWith("CPUShares=") ? Math.max(1, Math.min(10000, Math.round((v * 100) / 1024))) : Math.max(1, Math.min(10000, v * 10))) : v;
-      return { name: n, raw, value: w };
-    }
-    case "AllowedCPUs":
-      if (!/^[\d,\s-]+$/.test(raw)) throw new SpawnctlError(`Invalid AllowedCPUs= value: ${raw}`);
-      return { name: n, raw, value: raw.replace(/\s+/g, ",") };
+  } catch (e) {
+    if (e instanceof SpawnctlError) throw e;
+    return bad(reason(e), e);
   }
+}
+
+function clampWeight(w: number): number {
+  return Math.max(1, Math.min(10000, w));
 }
 
 interface Target { file: string; data: string }
@@ -120,10 +162,11 @@ export function propertyTargets(p: Property, facts: CgroupFacts, machine: string
     }
     case "CPUQuota": {
       const period = 100000;
-      const quota = Math.max(1000, Math.round((p.value as number) * 1000));
-      if (use2("cpu")) return [{ file: `${v2}/cpu.max`, data: `${quota} ${period}` }];
+      // 1/10000 of a CPU per period of 100 ms is 10 µs; the kernel's minimum quota is 1 ms
+      const quota = p.value === "max" ? undefined : Math.max(1000, (p.value as number) * 10);
+      if (use2("cpu")) return [{ file: `${v2}/cpu.max`, data: `${quota ?? "max"} ${period}` }];
       const d = v1Dir(facts, "cpu", machine);
-      return d ? [{ file: `${d}/cpu.cfs_period_us`, data: String(period) }, { file: `${d}/cpu.cfs_quota_us`, data: String(quota) }] : [];
+      return d ? [{ file: `${d}/cpu.cfs_period_us`, data: String(period) }, { file: `${d}/cpu.cfs_quota_us`, data: String(quota ?? -1) }] : [];
     }
     case "CPUWeight": {
       if (use2("cpu")) return [{ file: `${v2}/cpu.weight`, data: String(p.value) }];
@@ -133,13 +176,23 @@ export function propertyTargets(p: Property, facts: CgroupFacts, machine: string
     case "IOWeight": {
       if (use2("io")) return [{ file: `${v2}/io.weight`, data: `default ${p.value}` }];
       const d = v1Dir(facts, "blkio", machine);
-      // blkio.weight is 10…1000
-      return d ? [{ file: `${d}/blkio.weight`, data: String(Math.max(10, Math.min(1000, Math.round((p.value as number) / 10)))) }] : [];
+      // blkio.weight is 10…1000, 500 the default (systemd's cgroup_weight_io_to_blkio())
+      return d ? [{ file: `${d}/blkio.weight`, data: String(Math.max(10, Math.min(1000, Math.floor(((p.value as number) * 500) / 100)))) }] : [];
     }
     case "AllowedCPUs": {
+      // "" on v2 is the parent's set; a v1 cpuset needs it written out
       if (use2("cpuset")) return [{ file: `${v2}/cpuset.cpus`, data: String(p.value) }];
       const d = v1Dir(facts, "cpuset", machine);
-      return d ? [{ file: `${d}/cpuset.cpus`, data: String(p.value) }] : [];
+      if (!d) return [];
+      let data = String(p.value);
+      if (data === "") {
+        try {
+          data = readFileSync(`${d.slice(0, d.lastIndexOf("/"))}/cpuset.cpus`, "utf8").trim();
+        } catch {
+          return [];
+        }
+      }
+      return [{ file: `${d}/cpuset.cpus`, data }];
     }
   }
 }
@@ -148,13 +201,14 @@ export function propertyTargets(p: Property, facts: CgroupFacts, machine: string
 export function applyProperties(props: Property[], facts: CgroupFacts, machine: string): void {
   for (const p of props) {
     const targets = propertyTargets(p, facts, machine);
-    if (targets.length === 0) throw new SpawnctlError(`${p.name}=${p.raw}: the controller it needs is not available on this host.`);
+    const shown = `${p.name}=${displayValue(p.raw)}`;
+    if (targets.length === 0) throw new SpawnctlError(`${shown}: the controller it needs is not available on this host.`);
     for (const t of targets) {
-      if (!existsSync(t.file)) throw new SpawnctlError(`${p.name}=${p.raw}: ${t.file} does not exist (controller not enabled?)`);
+      if (!existsSync(t.file)) throw new SpawnctlError(`${shown}: ${t.file} does not exist (controller not enabled?)`);
       try {
         writeFileSync(t.file, t.data);
       } catch (e) {
-        throw new SpawnctlError(`setting ${p.name}=${p.raw} (${t.file}): ${fsMessage(e)}`, { cause: e });
+        throw new SpawnctlError(`setting ${shown} (${t.file}): ${fsMessage(e)}`, { cause: e });
       }
     }
   }
@@ -162,7 +216,7 @@ export function applyProperties(props: Property[], facts: CgroupFacts, machine: 
 
 /** Read back the current value of a property, as systemd would show it. */
 export function readProperty(name: PropertyName, facts: CgroupFacts, machine: string): string | undefined {
-  const t = propertyTargets({ name, raw: "", value: name === "CPUQuota" ? 100 : name === "CPUWeight" || name === "IOWeight" ? 100 : name === "AllowedCPUs" ? "" : 0n }, facts, machine);
+  const t = propertyTargets({ name, raw: "", value: name === "CPUQuota" ? 10000 : name === "CPUWeight" || name === "IOWeight" ? 100 : name === "AllowedCPUs" ? "0" : 0n }, facts, machine);
   const f = t[t.length - 1]?.file;
   if (!f) return undefined;
   try {

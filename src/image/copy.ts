@@ -21,7 +21,7 @@ function copyMeta(src: string, dst: string, st: Stats, isLink: boolean): void {
   if (!isLink) chmodSync(dst, st.mode & 0o7777);
   for (const [name, value] of listXattrs(src)) {
     const r = setXattr(dst, name, value);
-    if (r !== 0 && r !== 95 /* EOPNOTSUPP */ && r !== 1) throw new Error(`setting ${name} on ${dst}: ${strerror(r)}`);
+    if (r !== 0 && r !== 95 /* EOPNOTSUPP */ && r !== 1) throw new SpawnctlError(`setting ${name} on ${dst}: ${strerror(r)}`);
   }
   if (isLink) lutimesSync(dst, st.atime, st.mtime);
   else utimesSync(dst, st.atime, st.mtime);
@@ -60,7 +60,7 @@ export function copyTreeRaw(src: string, dst: string, opts: CopyOptions = {}): v
       copyFileSync(s, d, constants.COPYFILE_FICLONE);
     } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
       const r = mknod(d, st.mode, Number(st.rdev));
-      if (r !== 0) throw new Error(`creating ${d}: mknod: ${strerror(r)}`);
+      if (r !== 0) throw new SpawnctlError(`creating ${d}: mknod: ${strerror(r)}`);
     } else if (st.isSocket()) {
       return; // sockets are not copied, as cp -a
     }
@@ -141,7 +141,7 @@ export async function copyTreeAsync(src: string, dst: string, opts: AsyncCopyOpt
       copyMeta(s, d, st, false);
     } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
       const r = mknod(d, st.mode, Number(st.rdev));
-      if (r !== 0) throw new Error(`creating ${d}: mknod: ${strerror(r)}`);
+      if (r !== 0) throw new SpawnctlError(`creating ${d}: mknod: ${strerror(r)}`);
       copyMeta(s, d, st, false);
     }
     await tick(st.isFile() ? st.size : 0);

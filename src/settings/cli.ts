@@ -3,7 +3,7 @@
 // included) belongs to the payload. cac cannot stop there, so this is a small
 // parser driven by the settings table.
 import { usage } from "../util/errors.ts";
-import { ParseError } from "./parse.ts";
+import { ParseError, displayValue, sanitizeMessage } from "./parse.ts";
 import { META_OPTIONS, rowByLong, rowByShort, rowFlag, type Row } from "./table.ts";
 import type { PartialSettings } from "./types.ts";
 
@@ -16,19 +16,33 @@ export interface CommandLine {
   meta: Set<string>;
 }
 
-export function parseFailure(r: Row, value: string | undefined, e: unknown): Error {
+/**
+ * The error for a bad value: nspawn's sentence where it has one, else
+ * "Failed to parse --flag= argument VALUE: reason". It always names the
+ * option (a sentence that does not gets "Invalid --flag= argument: " before
+ * it), and shows the value escaped and shortened: it may hold terminal
+ * escapes, newlines or 100000 characters.
+ */
+export function parseFailure(r: Row, value: string | undefined, e: unknown, given?: string): Error {
   if (e instanceof ParseError) {
-    if (e.sentence) return usage(e.message.endsWith(".") ? e.message : `${e.message}.`);
-    return usage(`Failed to parse ${rowFlag(r)}= argument ${value ?? ""}: ${e.message}`);
+    // the option as it was given (--uid is --user's other name), else the row's own
+    const flag = given ?? rowFlag(r);
+    if (e.sentence) {
+      let sentence = e.message.endsWith(".") ? e.message : `${e.message}.`;
+      if (value && displayValue(value) !== value) sentence = sentence.split(value).join(displayValue(value));
+      const named = sentence.includes(`${flag}=`) || (r.long ?? []).some((l) => sentence.includes(`--${l}=`));
+      return usage(sanitizeMessage(named ? sentence : `Invalid ${flag}= argument: ${sentence}`));
+    }
+    return usage(sanitizeMessage(`Failed to parse ${flag}= argument ${displayValue(value ?? "")}: ${e.message}`));
   }
   return e as Error;
 }
 
-function apply(cl: CommandLine, r: Row, v: string | undefined, cwd: string): void {
+function apply(cl: CommandLine, r: Row, v: string | undefined, cwd: string, given?: string): void {
   try {
     r.set(cl.settings, v, "cli", cwd);
   } catch (e) {
-    throw parseFailure(r, v, e);
+    throw parseFailure(r, v, e, given);
   }
   cl.groups.add(r.group);
 }
@@ -51,19 +65,19 @@ export function parseCommandLine(argv: readonly string[], cwd = process.cwd()): 
         continue;
       }
       const r = rowByLong(name);
-      if (!r) throw usage(`unrecognized option '--${name}'`);
+      if (!r) throw usage(sanitizeMessage(`unrecognized option '--${name}'`));
       if (r.arg === "none") {
         if (inline !== undefined) throw usage(`option '--${name}' doesn't allow an argument`);
         apply(cl, r, undefined, cwd);
       } else if (r.arg === "optional") {
-        apply(cl, r, inline, cwd);
+        apply(cl, r, inline, cwd, `--${name}`);
       } else {
         let v = inline;
         if (v === undefined) {
           if (i + 1 >= argv.length) throw usage(`option '--${name}' requires an argument`);
           v = argv[++i]!;
         }
-        apply(cl, r, v, cwd);
+        apply(cl, r, v, cwd, `--${name}`);
       }
       continue;
     }
@@ -75,7 +89,7 @@ export function parseCommandLine(argv: readonly string[], cwd = process.cwd()): 
           continue;
         }
         const r = rowByShort(ch);
-        if (!r) throw usage(`invalid option -- '${ch}'`);
+        if (!r) throw usage(sanitizeMessage(`invalid option -- '${ch}'`));
         if (r.arg === "none") {
           apply(cl, r, undefined, cwd);
           continue;

@@ -1,13 +1,19 @@
 // .nspawn files: systemd's INI dialect (sections, repeated keys, "\" line
 // continuation, "#" and ";" comments), mapped onto the settings table. A bad
-// value is a warning naming file:line and is skipped; an unknown key warns.
-import { ParseError } from "./parse.ts";
+// value is a warning naming file:line and is skipped, as systemd-nspawn does
+// ("[file:line] Failed to parse ..., ignoring"); an unknown key warns. A few
+// values fail the whole file instead (CPUAffinity=, as in systemd-nspawn;
+// SystemCallFilter=, whose typo must not drop a deny list). Values are shown
+// escaped and shortened: a file may hold anything.
+import { usage } from "../util/errors.ts";
+import { ParseError, displayValue, sanitizeMessage } from "./parse.ts";
 import { rowByFileKey } from "./table.ts";
 import type { PartialSettings } from "./types.ts";
 
 export interface IniEntry { section: string; key: string; value: string; line: number }
 
-export function parseIni(text: string, file: string, warn: (m: string) => void): IniEntry[] {
+export function parseIni(text: string, file: string, warnRaw: (m: string) => void): IniEntry[] {
+  const warn = (m: string) => warnRaw(sanitizeMessage(m));
   const out: IniEntry[] = [];
   const lines = text.split("\n");
   let section = "";
@@ -57,7 +63,8 @@ export interface LoadedFile {
 
 const KNOWN_SECTIONS = new Set(["Exec", "Files", "Network"]);
 
-export function applyNspawnFile(path: string, text: string, trusted: boolean, cwd: string, warn: (m: string) => void): LoadedFile {
+export function applyNspawnFile(path: string, text: string, trusted: boolean, cwd: string, warnRaw: (m: string) => void): LoadedFile {
+  const warn = (m: string) => warnRaw(sanitizeMessage(m));
   const lf: LoadedFile = { path, trusted, settings: {}, groups: new Set() };
   const ignored = new Set<string>();
   for (const e of parseIni(text, path, warn)) {
@@ -86,8 +93,13 @@ export function applyNspawnFile(path: string, text: string, trusted: boolean, cw
       row.set(lf.settings, e.value, "file", cwd, key);
       lf.groups.add(row.group);
     } catch (err) {
-      const reason = err instanceof ParseError ? err.message : String(err);
-      warn(`${path}:${e.line}: Failed to parse ${e.key}=${e.value}, ignoring: ${reason}`);
+      // the reason may quote the value: shown as the value is
+      let reason = err instanceof Error ? err.message : String(err);
+      if (e.value && displayValue(e.value) !== e.value) reason = reason.split(e.value).join(displayValue(e.value));
+      if (err instanceof ParseError && err.fatalInFile) {
+        throw usage(sanitizeMessage(`${path}:${e.line}: Failed to parse ${e.key}=${displayValue(e.value)}: ${reason}`));
+      }
+      warn(`${path}:${e.line}: Failed to parse ${e.key}=${displayValue(e.value)}, ignoring: ${reason}`);
     }
   }
   if (ignored.size > 0) warn(`Ignoring ${[...ignored].join(", ")} settings, file ${path} is not trusted.`);

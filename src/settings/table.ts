@@ -2,13 +2,13 @@
 // (nspawn's option names), the .nspawn reader (its [Section] Key=), the merge
 // (its mask group: a group set on the command line is not taken from a file)
 // and the trust rules (privileged rows are ignored in untrusted files).
-import { readFileSync } from "node:fs";
 import { parseCapList } from "../container/caps.ts";
 import { parseProperty } from "../cgroup/properties.ts";
 import {
-  ParseError, isAbsoluteNormalized, normalize, parseBind, parseBoolean, parseCpuSet, parseEnvAssignment,
-  parseId128, parseInteger, parseLoadCredential, parseMachineName, parseOverlay, parsePort, parseRlimit,
-  parseSetCredential, parseSignal, parseTmpfs, resolvePath, splitQuoted, isValidHostname,
+  E2BIG, ERANGE, MAX_ARG_STRLEN, ParseError, checkPath, formatCpuList, isAbsoluteNormalized, isValidHostname, isValidUserName,
+  normalize, parseBind, parseBoolean, parseCpuSet, parseEnvAssignment, parseId128, parseInteger, parseLoadCredential,
+  parseMachineName, parseOomScoreAdjust, parseOverlay, parsePort, parseRlimit, parseSetCredential, parseSignal, parseTmpfs,
+  parseUid, readCpuList, readCredentialFile, resolvePath, safeAtou64, splitQuoted, type Credential,
 } from "./parse.ts";
 import type { PartialSettings, PrivateUsersMode, Settings } from "./types.ts";
 
@@ -47,7 +47,10 @@ function push<K extends keyof Settings>(s: PartialSettings, k: K, ...items: unkn
 
 function absPath(v: string, cwd: string): string {
   if (!v) return invalid();
-  return resolvePath(cwd, v);
+  const p = resolvePath(cwd, v);
+  checkPath(v);
+  checkPath(p);
+  return p;
 }
 
 /** A boolean that is a bare flag on the command line and Key=BOOL in a file. */
@@ -84,21 +87,36 @@ function parsePrivateUsers(v: string): { users: PrivateUsersMode; ownership?: "a
       return { users: { mode: "pick" }, ownership: "auto" };
     case "identity":
       return { users: { mode: "identity" } };
-    case "":
-      return invalid();
   }
-  const m = /^(\d+)(?::(\d+))?$/.exec(v);
-  if (m) {
-    const base = Number(m[1]);
-    const range = m[2] === undefined ? 65536 : Number(m[2]);
-    if (range < 1 || base + range > 0xffffffff || !Number.isSafeInteger(base)) throw new ParseError("UID range cannot be empty or go beyond 4294967295");
-    return { users: { mode: "fixed", base, range } };
+  // as systemd-nspawn: a number is never a boolean, and what is neither is a UID[:RANGE]
+  if (!/^\d*$/.test(v)) {
+    try {
+      return { users: parseBoolean(v) ? { mode: "yes" } : { mode: "no" } };
+    } catch {
+      /* UID[:RANGE] */
+    }
   }
+  const colon = v.indexOf(":");
+  let range = 65536;
+  if (colon >= 0) {
+    const r = v.slice(colon + 1);
+    try {
+      const n = safeAtou64(r);
+      if (n > 0xffffffffn) throw new ParseError(ERANGE);
+      range = Number(n);
+    } catch (e) {
+      throw new ParseError(`Failed to parse UID range "${r}": ${(e as Error).message}`, true);
+    }
+  }
+  let base: number;
   try {
-    return { users: parseBoolean(v) ? { mode: "yes" } : { mode: "no" } };
-  } catch {
-    throw new ParseError(`Failed to parse --private-users= argument: ${v}`, true);
+    base = parseUid(colon >= 0 ? v.slice(0, colon) : v);
+  } catch (e) {
+    throw new ParseError(`Failed to parse UID "${v}": ${(e as Error).message}`, true);
   }
+  // the last UID, base + range - 1, must be a valid one (at most 4294967294)
+  if (range < 1 || base > 0xffffffff - range) throw new ParseError("UID range cannot be empty or go beyond 4294967295.", true);
+  return { users: { mode: "fixed", base, range } };
 }
 
 const VOLATILE = ["no", "yes", "state", "overlay"] as const;
@@ -112,9 +130,39 @@ const CONSOLE = ["interactive", "read-only", "passive", "pipe", "autopipe"] as c
 const SETTINGS = ["yes", "no", "override", "trusted"] as const;
 const OWNERSHIP = ["off", "chown", "map", "auto"] as const;
 
+/** systemd's ifname_valid(): 1…15 printable ASCII characters but ':', '/' and '%', not all digits, not ".", "..", "all" or "default" */
 function ifaceName(v: string): string {
-  if (!v || v.length > 15 || /[\s/:]/.test(v) || v === "." || v === "..") return invalid();
+  if (!v || v.length > 15 || !/^[\x21-\x7e]+$/.test(v) || /[:/%]/.test(v)) return invalid();
+  if (/^\d+$/.test(v) || v === "." || v === ".." || v === "all" || v === "default") return invalid();
   return v;
+}
+
+/** The kernel's one-string limit for an execve() argument */
+function checkArgs(args: string[]): string[] {
+  for (const a of args) if (Buffer.byteLength(a) >= MAX_ARG_STRLEN) throw new ParseError(E2BIG);
+  return args;
+}
+
+/** A system call filter entry: a name the tables know (loaded only when a filter is given) */
+function checkSyscallName(n: string): void {
+  // names, not whatever a plain object answers to ("constructor", "__proto__", ...)
+  let known = /^@?[a-z0-9_-]{1,64}$/.test(n) && !(n in Object.prototype);
+  if (known) {
+    // biome-ignore lint: lazy import keeps the tables off the common start path
+    const { isKnownName } = require("../container/seccomp/compile.ts") as typeof import("../container/seccomp/compile.ts");
+    known = isKnownName(n);
+  }
+  if (!known) throw new ParseError(`unknown system call or group ${n}`, false, true);
+}
+
+/** systemd's looks_like_ansi_color_code(): SGR parameters such as 40 or 48;5;17 */
+function checkAnsiColor(v: string): void {
+  if (v && !/^\d+(;\d+)*$/.test(v)) throw new ParseError(`Invalid --background= argument: ${v}`, true);
+}
+
+function addCredential(s: PartialSettings, c: Credential): void {
+  if ((s.credentials ?? []).some((x) => x.id === c.id)) throw new ParseError(`Duplicate credential '${c.id}', refusing.`, true);
+  s.credentials = [...(s.credentials ?? []), c];
 }
 
 /** HOST[:CONTAINER] interface pairs */
@@ -157,7 +205,7 @@ export const ROWS: Row[] = [
   flagRow("asPid2", "as-pid2", "a", "Exec.ProcessTwo"),
   {
     group: "parameters", arg: "required", file: ["Exec.Parameters"],
-    set: (s, v) => { s.parameters = splitQuoted(v ?? ""); },
+    set: (s, v) => { s.parameters = checkArgs(splitQuoted(v ?? "")); },
   },
   {
     group: "workingDirectory", long: ["chdir"], arg: "required", file: ["Exec.WorkingDirectory"],
@@ -165,6 +213,7 @@ export const ROWS: Row[] = [
       const p = v ?? "";
       if (!p.startsWith("/")) throw new ParseError(`Working directory ${p} is not an absolute path.`, true);
       if (!isAbsoluteNormalized(p)) throw new ParseError(`Working directory ${p} is not normalized.`, true);
+      checkPath(p);
       s.workingDirectory = p;
     },
   },
@@ -179,7 +228,7 @@ export const ROWS: Row[] = [
   {
     group: "user", long: ["user", "uid"], short: "u", arg: "required", file: ["Exec.User"],
     set: (s, v) => {
-      if (!v || /[:\s/]/.test(v)) return invalid();
+      if (!v || !isValidUserName(v)) return invalid();
       s.user = v;
     },
   },
@@ -209,7 +258,8 @@ export const ROWS: Row[] = [
   {
     group: "slice", long: ["slice"], short: "S", arg: "required",
     set: (s, v) => {
-      if (!v || !/^[A-Za-z0-9_.\\:-]+\.slice$/.test(v)) return invalid();
+      // a unit name: at most 255 characters (UNIT_NAME_MAX with the NUL)
+      if (!v || v.length > 255 || !/^[A-Za-z0-9_.\\:-]+\.slice$/.test(v)) return invalid();
       s.slice = v;
     },
   },
@@ -220,7 +270,7 @@ export const ROWS: Row[] = [
       try {
         parseProperty(v);
       } catch (e) {
-        throw new ParseError((e as Error).message);
+        throw new ParseError((e as Error).message, true);
       }
       push(s, "properties", v);
     },
@@ -344,7 +394,10 @@ export const ROWS: Row[] = [
       if (negate) text = text.slice(1);
       const names = text.split(/\s+/).filter(Boolean);
       if (names.length === 0) return invalid();
-      // validated against the tables lazily (merge.ts), to keep start-up cheap
+      // an unknown name is an error, in a .nspawn file too: a deny list with
+      // a typo must not be dropped with a warning (the tables load only here,
+      // when a filter is given)
+      names.forEach(checkSyscallName);
       if (negate) push(s, "syscallDeny", ...names);
       else push(s, "syscallAllow", ...names);
     },
@@ -362,11 +415,26 @@ export const ROWS: Row[] = [
   },
   {
     group: "oomScoreAdjust", long: ["oom-score-adjust"], arg: "required", file: ["Exec.OOMScoreAdjust"], trusted: true,
-    set: (s, v) => { s.oomScoreAdjust = parseInteger(v ?? "", -1000, 1000); },
+    set: (s, v, src) => { s.oomScoreAdjust = src === "file" ? parseInteger(v ?? "", -1000, 1000) : parseOomScoreAdjust(v ?? ""); },
   },
   {
     group: "cpuAffinity", long: ["cpu-affinity"], arg: "required", file: ["Exec.CPUAffinity"], trusted: true,
-    set: (s, v) => { s.cpuAffinity = parseCpuSet(v ?? ""); },
+    set: (s, v, src) => {
+      // in a file, an empty value resets; a bad one fails the whole file, as in systemd-nspawn
+      if (src === "file" && v === "") return;
+      try {
+        const cpus = parseCpuSet(v ?? "");
+        // sched_setaffinity() refuses a set with no CPU it can use
+        const online = readCpuList("/sys/devices/system/cpu/online");
+        if (online && online.size > 0 && !cpus.some((c) => online.has(c))) {
+          throw new ParseError(`Invalid argument (no CPU of the set is online; online: ${formatCpuList(online)})`);
+        }
+        s.cpuAffinity = cpus;
+      } catch (e) {
+        if (e instanceof ParseError) throw new ParseError(e.message, e.sentence, true);
+        throw e;
+      }
+    },
   },
   {
     group: "personality", long: ["personality"], arg: "required", file: ["Exec.Personality"],
@@ -418,6 +486,7 @@ export const ROWS: Row[] = [
     set: (s, v) => {
       const p = v ?? "";
       if (!isAbsoluteNormalized(p) || p === "/") return invalid();
+      checkPath(p);
       push(s, "inaccessible", normalize(p));
     },
   },
@@ -432,22 +501,16 @@ export const ROWS: Row[] = [
   },
   {
     group: "background", long: ["background"], arg: "required",
-    set: () => { /* the pty's background tint: accepted, not drawn */ },
+    set: (_s, v) => { checkAnsiColor(v ?? ""); /* the pty's background tint: accepted, not drawn */ },
   },
   // --- credentials
   {
     group: "credentials", long: ["set-credential"], arg: "required",
-    set: (s, v) => {
-      const c = parseSetCredential(v ?? "");
-      s.credentials = [...(s.credentials ?? []).filter((x) => x.id !== c.id), c];
-    },
+    set: (s, v) => { addCredential(s, parseSetCredential(v ?? "")); },
   },
   {
     group: "credentials", long: ["load-credential"], arg: "required",
-    set: (s, v) => {
-      const c = parseLoadCredential(v ?? "", (p) => readFileSync(p));
-      s.credentials = [...(s.credentials ?? []).filter((x) => x.id !== c.id), c];
-    },
+    set: (s, v) => { addCredential(s, parseLoadCredential(v ?? "", readCredentialFile)); },
   },
   // --- misc
   {

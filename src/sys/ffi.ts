@@ -3,6 +3,7 @@
 import { dlopen, CString, ptr, type Pointer } from "bun:ffi";
 import { readFileSync, readdirSync, writeSync, closeSync } from "node:fs";
 import { SHIM_SYMBOLS, ABI_VERSION } from "./abi.ts";
+import { SpawnctlError } from "../util/errors.ts";
 // The shared object is embedded in the executable by bun build --compile.
 import shimFile from "../../build/nsh.so" with { type: "file" };
 
@@ -106,7 +107,7 @@ export function shim(): Lib<typeof SHIM_SYMBOLS> {
 
 export function pipe(nonblockingRead = false): [number, number] {
   const fds = new Int32Array(2);
-  if (libc().pipe2(ptr(fds), 0x80000 /* O_CLOEXEC */) < 0) throw new Error(`pipe2: ${strerror(errno())}`);
+  if (libc().pipe2(ptr(fds), 0x80000 /* O_CLOEXEC */) < 0) throw new SpawnctlError(`pipe2: ${strerror(errno())}`);
   if (nonblockingRead) shim().nsh_set_nonblock(fds[0]!, 1);
   return [fds[0]!, fds[1]!];
 }
@@ -172,7 +173,7 @@ export function isatty(fd: number): boolean {
 /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC) */
 export function seqpacketPair(): [number, number] {
   const fds = new Int32Array(2);
-  if (libc().socketpair(1, 5 | 0x80000, 0, ptr(fds)) < 0) throw new Error(`socketpair: ${strerror(errno())}`);
+  if (libc().socketpair(1, 5 | 0x80000, 0, ptr(fds)) < 0) throw new SpawnctlError(`socketpair: ${strerror(errno())}`);
   return [fds[0]!, fds[1]!];
 }
 
@@ -188,13 +189,13 @@ const F_ADD_SEALS = 1033, F_SEAL_SEAL = 1, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4, F
 export function sealedMemfd(name: string, bytes: Uint8Array): number {
   const c = libc();
   const fd = c.memfd_create(Buffer.from(`${name}\0`), MFD_CLOEXEC | MFD_ALLOW_SEALING) as number;
-  if (fd < 0) throw new Error(`memfd_create: ${strerror(errno())}`);
+  if (fd < 0) throw new SpawnctlError(`memfd_create: ${strerror(errno())} (spawnctl needs memfd support, Linux 3.17 or later)`);
   try {
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    if (c.fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) throw new Error(`sealing the ${name} memfd: ${strerror(errno())}`);
+    if (c.fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) throw new SpawnctlError(`sealing the ${name} memfd: ${strerror(errno())} (spawnctl needs sealable memfds, Linux 3.17 or later)`);
     const ro = c.open(cstr(`/proc/self/fd/${fd}`), 0x80000 /* O_RDONLY | O_CLOEXEC */, 0) as number;
-    if (ro < 0) throw new Error(`reopening the ${name} memfd read-only: ${strerror(errno())}`);
+    if (ro < 0) throw new SpawnctlError(`reopening the ${name} memfd read-only: ${strerror(errno())} (is /proc mounted?)`);
     return ro;
   } finally {
     c.close(fd);

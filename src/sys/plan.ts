@@ -233,7 +233,11 @@ export function encodePlan(plan: Plan): Uint8Array {
       if (typeof v === "number" && v >= 0 && v <= 0xffffffff) {
         dv.setUint32(o + 24 + k * 8, v, true);
       } else {
-        dv.setBigUint64(o + 24 + k * 8, BigInt.asUintN(64, BigInt(v)), true);
+        // a value that does not fit 64 bits would be truncated into another
+        // one: a planning bug (the settings bound every number), never sent
+        const b = BigInt(v);
+        if (b >= 1n << 64n || b < -(1n << 63n)) throw new Error(`op ${i} (${op.kind}): ${b} does not fit 64 bits`);
+        dv.setBigUint64(o + 24 + k * 8, BigInt.asUintN(64, b), true);
       }
     }
   });

@@ -54,8 +54,9 @@ export function expandGroup(name: string, seen = new Set<string>()): string[] {
 }
 
 export function isKnownName(name: string): boolean {
-  if (name.startsWith("@")) return name === "@known" || name in SYSCALL_GROUPS;
-  return name in SYSCALLS_X86_64 || name in SYSCALLS_I386;
+  // own properties only: "constructor" or "__proto__" are no system calls
+  if (name.startsWith("@")) return name === "@known" || Object.hasOwn(SYSCALL_GROUPS, name);
+  return Object.hasOwn(SYSCALLS_X86_64, name) || Object.hasOwn(SYSCALLS_I386, name);
 }
 
 /** The capabilities that change the default program; used as the cache key. */
