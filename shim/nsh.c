@@ -1028,8 +1028,18 @@ static int run_op(struct ctx *c, uint32_t i)
 		stub_init(pid);
 		_exit(1);
 	}
-	case NSH_OP_PRCTL:
-		return prctl((int)o->n[0], (unsigned long)o->n[1], (unsigned long)o->n[2], 0, 0);
+	case NSH_OP_PRCTL: {
+		int r = prctl((int)o->n[0], (unsigned long)o->n[1], (unsigned long)o->n[2], 0, 0);
+		if (r == 0 && o->n[0] == PR_SET_PDEATHSIG && c->sync >= 0) {
+			/* the parent may have died before the signal was armed (getppid
+			 * says nothing across a PID namespace): its end of the sync
+			 * socket is closed then */
+			struct pollfd pf = { c->sync, POLLRDHUP, 0 };
+			if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLRDHUP)))
+				_exit(1);
+		}
+		return r;
+	}
 	case NSH_OP_MOUNT:
 		return do_mount(c, o);
 	case NSH_OP_SETATTR:

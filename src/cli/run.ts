@@ -163,6 +163,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const { settings } = resolveSettings(cl, env);
   trace("resolved");
   setQuiet(settings.quiet);
+  if (!settings.printPlan) (await import("../machine/gc.ts")).collectStale();
   const { runContainer } = await import("../container/supervisor.ts");
   trace("imported supervisor");
   return runContainer(settings);

@@ -478,10 +478,15 @@ export function execOps(s: Settings, ctx: RunContext): Op[] {
   }));
 }
 
+/** Die with the supervisor (SIGKILL); the shim also exits at once if the supervisor is gone already. */
+function pdeathsig(): Op {
+  return { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" };
+}
+
 export function buildPlan(s: Settings, ctx: RunContext): Plan {
   const ops: Op[] = [
     // die with the supervisor: a SIGKILLed spawnctl leaves no container behind
-    { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
+    pdeathsig(),
   ];
   // joined while we are still the host's root (in a user namespace too, whose
   // maps need not be written for this: the host's root owns the files, so
@@ -504,6 +509,9 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     for (let slot = 0; slot < last; slot++) ops.push({ kind: "recvFd", slot });
     // we still are the host's root, which the namespace cannot map: become its root
     ops.push({ kind: "setgroups", gids: [] }, { kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
+    // a change of credentials clears the parent-death signal: arm it again,
+    // or a SIGKILLed spawnctl would leave the container running
+    ops.push(pdeathsig());
   }
   if (s.networkNamespacePath) ops.push({ kind: "setns", path: s.networkNamespacePath, nstype: CLONE.NEWNET });
   if (ctx.cgroupNamespace) ops.push({ kind: "unshare", flags: CLONE.NEWCGROUP });
@@ -565,7 +573,7 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   const u = ctx.user;
   if (u.uid !== 0 || u.gid !== 0) {
     if (s.ambientCapability) ops.push({ kind: "prctl", option: PR.SET_KEEPCAPS, arg2: 1, what: "keeping capabilities across the user change" });
-    ops.push({ kind: "setgroups", gids: u.groups }, { kind: "setgid", gid: u.gid }, { kind: "setuid", uid: u.uid });
+    ops.push({ kind: "setgroups", gids: u.groups }, { kind: "setgid", gid: u.gid }, { kind: "setuid", uid: u.uid }, pdeathsig());
     ops.push({ kind: "caps", set: s.ambientCapability, ambient: s.ambientCapability });
   } else {
     ops.push({ kind: "setgroups", gids: [] });

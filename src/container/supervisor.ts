@@ -11,6 +11,7 @@ import { SpawnctlError } from "../util/errors.ts";
 import { info, print, trace } from "../util/log.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
+import { markRun } from "../cgroup/gc.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "./build-plan.ts";
 import { startRelay, type Relay } from "./console.ts";
@@ -288,6 +289,7 @@ export async function runContainer(s: Settings): Promise<number> {
     if (!s.printPlan) {
       const lock: Lock = lockTree(s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
       cleanup.push(() => lock.release());
+      cleanup.push(markRun(s.machine, lock.held().map((h) => h.path)));
     }
     const tree = s.directory;
     if (!s.printPlan) {

@@ -28,6 +28,7 @@ import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "./properties-store.ts";
 import { supervisorFd } from "./supervisor-bin.ts";
+import { collectStale } from "./gc.ts";
 import { machineDelegation, usernsHooks } from "../userns/setup.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
 import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
@@ -87,6 +88,7 @@ type Flight = { name: string; steps: Generator<void, MachineState, void> };
  * is thrown (or, with onError, reported and the rest started).
  */
 export function startMachines(names: string[], onError?: (name: string, e: unknown) => void, window = START_WINDOW): void {
+  collectStale();
   const waiting: Flight[] = names.map((name) => ({ name, steps: machineSteps(name) }));
   const flying: Flight[] = [];
   // one step of m; false when it failed (and was dropped from `list`)

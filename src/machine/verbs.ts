@@ -16,6 +16,7 @@ import {
 } from "./registry.ts";
 import { buildEnterPlan, enterEnvironment, machineUser, namespacesToJoin, spawnEnter } from "./enter.ts";
 import { teardownNetwork } from "../net/machine.ts";
+import { collectStale } from "./gc.ts";
 
 /** A machine that is running, or an error naming it. Stale entries are removed on the way. */
 export function runningMachine(name: string): MachineState {
@@ -64,6 +65,7 @@ function teardownNetworkQuietly(name: string): void {
 }
 
 export function runningMachines(): MachineState[] {
+  collectStale();
   const out: MachineState[] = [];
   for (const st of allStates()) {
     if (leaderAlive(st)) out.push(st);
