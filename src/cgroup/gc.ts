@@ -10,7 +10,7 @@
 //    and again when the file was unlinked between open and flock);
 //  - a machine's cgroup directories looked at and removed, never killing
 //    anything: a directory with processes in it stays.
-import { closeSync, constants, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
 import { CGROUP_PARENT } from "./cgroup.ts";
 
@@ -255,4 +255,51 @@ export function removeEmptyParents(roots: string[]): void {
       /* in use, or gone */
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// temporary directories of a run (an empty --bind source, an --overlay's
+// upper layer and work directory): named with the pid of the run that made
+// them, removed by whoever finds them once that run is gone
+
+/** The prefix of a temporary directory this process makes: `${prefix}${pid}-` */
+export function tempName(prefix: string): string {
+  return `${prefix}${process.pid}-`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    // a zombie is gone
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = st.slice(st.lastIndexOf(")") + 2, st.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Remove the entries of `dir` named `${prefix}PID-...` whose PID is gone. Never throws. */
+export function sweepTemp(dir: string, prefixes: string[]): number {
+  let n = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const prefix = prefixes.find((p) => e.startsWith(p));
+    if (!prefix) continue;
+    const rest = e.slice(prefix.length);
+    const dash = rest.indexOf("-");
+    const pid = Number(rest.slice(0, dash));
+    if (dash <= 0 || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    try {
+      rmSync(`${dir}/${e}`, { recursive: true, force: true });
+      n++;
+    } catch {
+      /* someone else's to judge */
+    }
+  }
+  return n;
 }

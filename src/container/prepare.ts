@@ -3,6 +3,7 @@
 // temporary directories) into a RunContext. Undo steps for what it creates
 // are pushed onto the caller's cleanup stack before the side effect.
 import { mkdirInRoot } from "../sys/at.ts";
+import { sweepTemp, tempName } from "../cgroup/gc.ts";
 import { mkdirSync, mkdtempSync, rmSync, statSync, existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync } from "node:fs";
 import { type Settings, needsNetworkSetup } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
@@ -155,7 +156,7 @@ function prepareBinds(s: Settings, tree: string, cleanup: Cleanup): PreparedBind
   return s.binds.map((b): PreparedBind => {
     if (b.source === "") {
       mkdirSync("/var/tmp", { recursive: true });
-      const dir = mkdtempSync("/var/tmp/spawnctl-bind-");
+      const dir = mkdtempSync(tempName("/var/tmp/spawnctl-bind-"));
       cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
       return { ...b, hostSource: dir, isDir: true };
     }
@@ -192,14 +193,16 @@ function prepareOverlays(s: Settings, tree: string, cleanup: Cleanup): PreparedO
     let upper: string;
     if (o.upper.path === "") {
       mkdirSync("/var/tmp", { recursive: true });
-      const dir = mkdtempSync("/var/tmp/spawnctl-overlay-");
+      const dir = mkdtempSync(tempName("/var/tmp/spawnctl-overlay-"));
       cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
       upper = `${dir}/upper`;
       mkdirSync(upper);
     } else upper = hostPath(o.upper, "upper directory");
     // the work directory must live on the upper directory's file system
     const parent = upper.replace(/\/[^/]+\/?$/, "") || "/";
-    const work = `${parent}/.#spawnctl-work-${randomHex(8)}`;
+    // (named with our pid: what a SIGKILLed run left there goes now)
+    sweepTemp(parent, [".#spawnctl-work-"]);
+    const work = `${parent}/${tempName(".#spawnctl-work-")}${randomHex(8)}`;
     mkdirSync(work, { mode: 0o700 });
     cleanup.push(() => rmSync(work, { recursive: true, force: true }));
     return { lower, upper, work, destination: o.destination, readOnly: false };

@@ -33,7 +33,7 @@
 import { existsSync, lstatSync, readdirSync, unlinkSync } from "node:fs";
 import { hierarchyRoots } from "../cgroup/cgroup.ts";
 import {
-  LOCK_DIRS, cgroupBusy, cgroupNames, dropFile, grabFile, isLockFile, readMark, removeCgroup, removeEmptyParents, removeUnheld, runMarkPath, type HeldFile,
+  LOCK_DIRS, cgroupBusy, cgroupNames, dropFile, grabFile, isLockFile, readMark, removeCgroup, removeEmptyParents, removeUnheld, runMarkPath, sweepTemp, type HeldFile,
 } from "../cgroup/gc.ts";
 import { hostFacts } from "../container/host.ts";
 import { trace, warn } from "../util/log.ts";
@@ -80,6 +80,10 @@ export function collectStale(): Collected {
 }
 
 function collect(done: Collected): void {
+  // a SIGKILLed run's temporary directories (empty --bind sources, --overlay
+  // upper layers; work directories beside a given upper layer go when the
+  // next run uses that layer)
+  sweepTemp("/var/tmp", ["spawnctl-bind-", "spawnctl-overlay-"]);
   const names = new Set<string>();
   const tmpStates: Array<{ file: string; pid: number }> = [];
   // (string tests, not regular expressions: compiling one costs a cold process more)

@@ -235,6 +235,38 @@ const mark = (name: string) => `${REGISTRY}/${name}.run`;
 const PAYLOAD = ["/bin/sh", "-c", "echo up; exec sleep 100"];
 
 describe("a SIGKILLed run is collected by the next command of another name", () => {
+  test("its temporary directories (an empty --bind source, an --overlay upper layer, its work directory) go too", async () => {
+    const name = `${P}-tmp`;
+    const upperBase = `${base}/upper-base`;
+    mkdirSync(`${upperBase}/upper`, { recursive: true });
+    mkdirSync(`${base}/lower`, { recursive: true });
+    const ours = (dir: string, prefix: string) => readdirSync(dir).filter((e) => e.startsWith(prefix));
+    try {
+      const p = track(spawnRun(["-D", tree, "-M", name, "--bind=:/scratch", `--overlay=${base}/lower::/ovl`, `--overlay=${base}/lower:${upperBase}/upper:/ovl2`, ...PAYLOAD]));
+      expect(await firstLine(p)).toBe("up\n");
+      const binds = ours("/var/tmp", `spawnctl-bind-${p.pid}-`);
+      const overlays = ours("/var/tmp", `spawnctl-overlay-${p.pid}-`);
+      const works = ours(upperBase, `.#spawnctl-work-${p.pid}-`);
+      expect([binds.length, overlays.length, works.length]).toEqual([1, 1, 1]);
+      await sigkill(p);
+      expect(await containerEnd(name)).toBe(0);
+      // still there: nobody came by yet
+      expect(ours("/var/tmp", `spawnctl-bind-${p.pid}-`)).toEqual(binds);
+      expect(run(["list"]).code).toBe(0);
+      expect(ours("/var/tmp", `spawnctl-bind-${p.pid}-`)).toEqual([]);
+      expect(ours("/var/tmp", `spawnctl-overlay-${p.pid}-`)).toEqual([]);
+      // the work directory beside a given upper layer: by the next run that uses it
+      expect(ours(upperBase, `.#spawnctl-work-${p.pid}-`)).toEqual(works);
+      const r = run(["run", "-q", "-P", "-D", tree, "-M", name, `--overlay=${base}/lower:${upperBase}/upper:/ovl2`, "/bin/true"]);
+      expect(r.code).toBe(0);
+      expect(readdirSync(upperBase).filter((e) => e.startsWith(".#spawnctl-work-"))).toEqual([]);
+      expect(remains(name, tree)).toEqual([]);
+    } finally {
+      await stopAll();
+      await scrub(name, tree);
+    }
+  }, 30_000);
+
   test("killed while it sets up (its run mark just made): the next run collects it", async () => {
     const name = `${P}-r1`;
     const other = `${P}-other1`;
