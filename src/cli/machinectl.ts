@@ -5,6 +5,7 @@ import { SpawnctlError, usage } from "../util/errors.ts";
 import { print, setQuiet, warn } from "../util/log.ts";
 import { formatJson, formatTable } from "../util/table.ts";
 import { isValidMachineName, parseSignal } from "../settings/parse.ts";
+import { isValidImageName } from "../image/names.ts";
 
 export const MACHINECTL_HELP = `spawnctl VERB [OPTIONS...]   (also: machinectl VERB [OPTIONS...])
 
@@ -255,16 +256,21 @@ function printProperties(props: Array<[string, string]>, o: GlobalOptions): void
   }
 }
 
-// Which arguments of a verb name a machine or an image: checked against
-// systemd's machine-name rules before anything touches the file system, so a
-// name like "a/b", "../x" or 300 characters never becomes a path.
+// Which arguments of a verb name a machine or an image, checked before
+// anything touches the file system, so that a name like "a/b", "../x" or 300
+// characters never becomes a path. Machines follow systemd's machine-name
+// (hostname) rules; images its image_name_is_valid(), which also takes hidden
+// images (".old") and ".host".
 //   "all": every argument; a number: the first N; "shell": [USER@]NAME
-const NAME_ARGS: Record<string, "all" | number | "shell"> = {
-  status: "all", show: "all", start: "all", poweroff: "all", stop: "all", reboot: "all", restart: "all",
-  terminate: "all", kill: "all", login: 1, console: 1, "set-property": 1, enable: "all", disable: "all",
-  "copy-to": 1, "copy-from": 1, bind: 1, shell: "shell",
-  "image-status": "all", "show-image": "all", clone: 2, rename: 2, "read-only": 1, remove: "all",
-  "export-tar": 1, "export-raw": 1,
+type NameRule = { kind: "machine" | "image"; args: "all" | number | "shell" };
+const mach = (args: NameRule["args"]): NameRule => ({ kind: "machine", args });
+const img = (args: NameRule["args"]): NameRule => ({ kind: "image", args });
+const NAME_ARGS: Record<string, NameRule> = {
+  status: mach("all"), show: mach("all"), start: mach("all"), poweroff: mach("all"), stop: mach("all"), reboot: mach("all"), restart: mach("all"),
+  terminate: mach("all"), kill: mach("all"), login: mach(1), console: mach(1), "set-property": mach(1), enable: mach("all"), disable: mach("all"),
+  "copy-to": mach(1), "copy-from": mach(1), bind: mach(1), shell: mach("shell"),
+  "image-status": img("all"), "show-image": img("all"), clone: img(2), rename: img(2), "read-only": img(1), remove: img("all"),
+  "export-tar": img(1), "export-raw": img(1),
 };
 
 /** A printable form of a hostile name: control characters escaped, long ones cut. */
@@ -277,13 +283,15 @@ export function checkNameArgs(verb: string, args: string[]): void {
   const rule = NAME_ARGS[verb];
   if (rule === undefined) return;
   let names: string[];
-  if (rule === "shell") {
+  if (rule.args === "shell") {
     const t = args[0] ?? "";
     const name = t.slice(t.indexOf("@") + 1);
     names = name === "" || name === ".host" ? [] : [name];
-  } else names = rule === "all" ? args : args.slice(0, rule);
+  } else names = rule.args === "all" ? args : args.slice(0, rule.args);
   for (const n of names) {
-    if (!isValidMachineName(n)) {
+    if (rule.kind === "image") {
+      if (!isValidImageName(n)) throw usage(`Invalid image name '${shown(n)}'.`);
+    } else if (!isValidMachineName(n)) {
       throw usage(`Invalid machine name: ${shown(n)} (a machine name is at most 64 letters, digits, "-", "_" and "."; no "/", no leading "-" or ".").`);
     }
   }

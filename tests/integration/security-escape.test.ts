@@ -201,7 +201,8 @@ done
 
   test("shell, copy-to, copy-from and bind leave nothing of the host for a racing scanner to find", async () => {
     try {
-      const r = run(["start", NAME]);
+      // in a network namespace of its own: a machine's veth, NAT and forwarding never touch the host's
+      const r = run(["start", NAME], { netns: true });
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       const found = () => {
@@ -402,24 +403,35 @@ describe("kernel interfaces from inside (default capabilities)", () => {
 });
 
 describe("hostile machinectl arguments", () => {
-  const names = ["a/b", "/etc/passwd", "../../etc", "x".repeat(300), "-rf", ".hidden", "a\nb", "a b", "", "a..b", "\u0001", "ä"];
-  const verbs = ["start", "status", "show", "poweroff", "terminate", "kill", "login", "shell", "enable", "copy-to", "bind", "set-property", "remove", "clone", "rename", "read-only", "export-tar", "image-status"];
-  test(`every verb refuses every hostile name (${names.length} names × ${verbs.length} verbs) before touching the file system`, () => {
-    const snap = () => ["/run/spawnctl/machines", "/var/lib/machines", "/etc/spawnctl/autostart", "/etc/systemd/nspawn"].map((d) => (existsSync(d) ? readdirSync(d).sort().join(",") : "-")).join("|");
+  const snap = () => ["/run/spawnctl/machines", "/var/lib/machines", "/etc/spawnctl/autostart", "/etc/systemd/nspawn", "/etc/spawnctl/properties"].map((d) => (existsSync(d) ? readdirSync(d).sort().join(",") : "-")).join("|");
+  const sweep = (names: string[], verbs: string[], message: RegExp) => {
     const before = snap();
     const failures: string[] = [];
     for (const n of names) {
       for (const v of verbs) {
         const extra = v === "copy-to" || v === "bind" ? ["/tmp", "/tmp"] : v === "set-property" ? ["MemoryMax=1G"] : v === "clone" || v === "rename" ? ["ok-name"] : [];
         const r = run([v, "--", n, ...extra]);
-        const okMessage = n === "" ? /Invalid machine name|Too few arguments|A shell on the host/ : /Invalid machine name/;
-        if (r.code !== 1 || !okMessage.test(r.stderr) || r.stderr.includes("internal error") || /^\s+at /m.test(r.stderr)) {
+        const ok = n === "" ? /Invalid (machine|image) name|Too few arguments|A shell on the host/ : message;
+        if (r.code !== 1 || !ok.test(r.stderr) || r.stderr.includes("internal error") || /^\s+at /m.test(r.stderr)) {
           failures.push(`${v} ${JSON.stringify(n.slice(0, 20))}: ${r.code} ${r.stderr.slice(0, 200)}`);
         }
       }
     }
     expect(failures).toEqual([]);
     expect(snap()).toBe(before);
+  };
+  // machine names: systemd's hostname rules
+  const machineNames = ["a/b", "/etc/passwd", "../../etc", "x".repeat(300), "-rf", ".hidden", "a\nb", "a b", "", "a..b", "\u0001", "ä", ".host"];
+  const machineVerbs = ["start", "status", "show", "poweroff", "terminate", "kill", "login", "shell", "enable", "disable", "copy-to", "copy-from", "bind", "set-property"];
+  test(`machine verbs refuse every hostile machine name (${machineNames.length} names × ${machineVerbs.length} verbs) before touching the file system`, () => {
+    sweep(machineNames.filter((n) => n !== ".host"), machineVerbs.filter((v) => v !== "shell"), /Invalid machine name/);
+    sweep(machineNames.filter((n) => n !== ".host" && n !== ""), ["shell"], /Invalid machine name/);
+  });
+  // image names: systemd's image_name_is_valid (hidden images and ".host" are names)
+  const imageNames = ["a/b", "/etc/passwd", "../../etc", "x".repeat(300), "", ".", "..", ".#tmp", "a\nb", "\u0001"];
+  const imageVerbs = ["remove", "clone", "rename", "read-only", "export-tar", "image-status", "show-image"];
+  test(`image verbs refuse every hostile image name (${imageNames.length} names × ${imageVerbs.length} verbs)`, () => {
+    sweep(imageNames, imageVerbs, /Invalid image name/);
   });
   test("USER@NAME of shell: the name part is checked", () => {
     const r = run(["shell", "root@../x"]);

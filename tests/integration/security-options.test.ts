@@ -131,17 +131,22 @@ function changes(before: string[], after: string[]): string[] {
   return [...after.filter((x) => !b.has(x)).map((x) => `+ ${x}`), ...before.filter((x) => !a.has(x)).map((x) => `- ${x}`)];
 }
 
+const forwardBefore = readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim();
+
 /** Run spawnctl, and check that the host is as it was. */
 function runClean(args: string[], opts: { argv0?: string } = {}): Result {
   const before = hostSnapshot();
   let r: Result;
+  // in a network namespace of its own: should a case ever start a container
+  // with a network, the host's links and forwarding stay untouched
   if (opts.argv0) {
-    const p = Bun.spawnSync([opts.argv0, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: 10_000 });
+    const p = Bun.spawnSync(["unshare", "--net", opts.argv0, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: 10_000 });
     r = { code: p.exitCode ?? -1, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
   } else {
-    r = run(args, { timeout: 10_000 });
+    r = run(args, { timeout: 10_000, netns: true });
   }
   expect(changes(before, hostSnapshot())).toEqual([]);
+  expect(readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim()).toBe(forwardBefore);
   return r;
 }
 
