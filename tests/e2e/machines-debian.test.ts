@@ -1,16 +1,18 @@
 // e2e: a Debian machine with systemd started in the background: shell into a
 // booted systemd guest, login prompt, poweroff.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { IS_ROOT, SPAWNCTL, leftovers, needs, run } from "../helpers.ts";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { IS_ROOT, SPAWNCTL, leftovers, needs, run, tempDir } from "../helpers.ts";
 import { ensureDebianTree, haveMirror } from "./debian.ts";
 
 const ok = IS_ROOT && haveMirror();
 const test = needs("root and a Debian mirror", ok);
 const NAME = "sctest-debian";
 const before = ok ? leftovers() : [];
+let tmp = "";
 beforeAll(() => {
   if (!ok) return;
+  tmp = tempDir();
   const tree = ensureDebianTree();
   mkdirSync("/var/lib/machines", { recursive: true });
   rmSync(`/var/lib/machines/${NAME}`, { force: true });
@@ -21,10 +23,12 @@ beforeAll(() => {
 }, 900_000);
 afterAll(() => {
   if (!ok) return;
-  run(["terminate", NAME]);
+  // an ephemeral machine's name has a suffix: end every one of ours
+  for (const n of run(["list", "--no-legend"]).stdout.split("\n").map((l) => l.split(/\s+/)[0]!)) if (n.startsWith(NAME)) run(["terminate", n]);
   rmSync(`/var/lib/machines/${NAME}`, { force: true });
   rmSync(`/etc/systemd/nspawn/${NAME}.nspawn`, { force: true });
   rmSync(`/var/log/spawnctl/${NAME}.console`, { force: true });
+  rmSync(tmp, { recursive: true, force: true });
   expect(leftovers().filter((l) => !before.includes(l))).toEqual([]);
 });
 
@@ -40,8 +44,9 @@ describe("a booted Debian machine", () => {
   test("start, shell into systemd's world, poweroff", async () => {
     const r = run(["start", NAME], { netns: true });
     expect(r.stderr).toBe("");
-    const name = run(["list", "--no-legend"]).stdout.split("\n")[0]!.split(/\s+/)[0]!;
-    expect(name.startsWith(NAME)).toBe(true);
+    // found by its name, never by its position in the list
+    const name = run(["list", "--no-legend"]).stdout.split("\n").map((l) => l.split(/\s+/)[0]!).find((n) => n.startsWith(NAME))!;
+    expect(name).toBeDefined();
     await until(() => {
       const s = run(["shell", name, "/bin/systemctl", "is-system-running"]).stdout.trim();
       return s === "running" || s === "degraded";
@@ -49,6 +54,42 @@ describe("a booted Debian machine", () => {
     const sh = run(["shell", name, "/bin/sh", "-c", "cat /proc/1/comm; . /etc/os-release; echo $VERSION_CODENAME"]);
     expect(sh.stdout).toBe("systemd\nbookworm\n");
     expect(run(["status", name]).stdout).toContain("OS: Debian GNU/Linux 12 (bookworm)");
+
+    // security, with systemd's own processes around (start's defaults: -U):
+    // a shell joined with a host file of the caller's open holds stdio only,
+    // and no process in the guest holds anything of the host side
+    const secret = `${tmp}/host-secret`;
+    writeFileSync(secret, "host secret\n", { mode: 0o600 });
+    const fd = openSync(secret, "r");
+    let scan = "";
+    try {
+      const p = Bun.spawnSync(["/bin/sh", "-c", `exec 7<&3 3<&-; exec "$@"`, "sh", SPAWNCTL, "shell", name, "/bin/sh", "-c",
+        "ls /proc/self/fd | tr '\\n' ' '; echo; for p in /proc/[0-9]*; do readlink $p/exe; for f in $p/fd/*; do readlink $f; done; done 2>/dev/null; true"], {
+        stdio: ["ignore", "pipe", "pipe", fd] as never,
+      });
+      expect(p.exitCode).toBe(0);
+      scan = p.stdout.toString();
+    } finally {
+      closeSync(fd);
+    }
+    const [own, ...links] = scan.split("\n");
+    expect(own!.trim()).toBe("0 1 2 3");
+    expect(links.filter((l) => /host-secret|memfd:(spawnctl|nsh)|\.lck$|\/run\/spawnctl|nspawn\/locks|dist\/spawnctl/.test(l))).toEqual([]);
+    // systemd's processes were scanned too
+    expect(links).toContain("/usr/lib/systemd/systemd");
+
+    // copy-to, copy-from and bind under -U: owners shifted into the machine and back
+    writeFileSync(`${tmp}/in`, "into the guest\n");
+    expect(run(["copy-to", name, `${tmp}/in`, "/root/in"]).code).toBe(0);
+    expect(run(["shell", name, "/bin/sh", "-c", "stat -c '%u:%g %s' /root/in; cat /root/in"]).stdout).toBe("0:0 15\ninto the guest\n");
+    expect(run(["shell", name, "/bin/sh", "-c", "echo out of the guest > /root/out; chown 1:1 /root/out"]).code).toBe(0);
+    expect(run(["copy-from", name, "/root/out", `${tmp}/out`]).code).toBe(0);
+    expect(readFileSync(`${tmp}/out`, "utf8")).toBe("out of the guest\n");
+    expect(statSync(`${tmp}/out`).uid).toBe(1);
+    mkdirSync(`${tmp}/bound`);
+    writeFileSync(`${tmp}/bound/file`, "bound\n");
+    expect(run(["bind", "--read-only", "--mkdir", name, `${tmp}/bound`, "/mnt/bound"]).code).toBe(0);
+    expect(run(["shell", name, "/bin/sh", "-c", "cat /mnt/bound/file; touch /mnt/bound/x 2>&1 | grep -c Read-only"]).stdout).toBe("bound\n1\n");
     expect(run(["poweroff", name]).code).toBe(0);
     await until(() => !run(["list", "--no-legend"]).stdout.includes(NAME), 60_000);
     // its supervisor then cleans up: the state file goes, then the locks
