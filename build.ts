@@ -118,7 +118,7 @@ async function keyringFromPackage(pkg: string, member: string, dir: string): Pro
   const { readdirSync } = await import("node:fs");
   const deb = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith(".deb"));
   if (!deb) return undefined;
-  const { readDeb } = await import("./src/bootstrap/deb.ts");
+  const { readDeb } = await import("./src/archive/deb.ts");
   for (const e of readDeb(readFileSync(`${dir}/${deb}`), { name: deb }).data()) {
     if (e.type === "file" && e.path.replace(/^\.\//, "") === member) return e.data.slice();
   }
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
     // our environment, a bunfig.toml there must not preload code into a root process
     "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
     // the xz decoder's worker is a second entry point so Workers exist in the binary
-    `${root}/src/main.ts`, `${root}/src/bootstrap/xz-worker.ts`, "--outfile", `${root}/dist/spawnctl`];
+    `${root}/src/main.ts`, `${root}/src/archive/xz-worker.ts`, "--outfile", `${root}/dist/spawnctl`];
   run(args, "bun build --compile");
 }
 

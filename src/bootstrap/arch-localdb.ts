@@ -8,7 +8,7 @@
 //   install  the .INSTALL scriptlet, when the package has one
 // Pure functions of the package's .PKGINFO and payload: no file system here.
 import { createHash } from "node:crypto";
-import type { TarEntry } from "./tar.ts";
+import type { TarEntry } from "../archive/tar.ts";
 
 /** The local database schema version pacman 6 and 7 write and expect. */
 export const ALPM_DB_VERSION = "9";

@@ -59,10 +59,10 @@ import { runCleanup, type Cleanup } from "../container/prepare.ts";
 import { interruption, prepareTarget, treeLstat, treeMkdir, treePath, treeRead, treeRemove, treeWrite } from "./target.ts";
 import type { TreeCommand } from "../container/exec.ts";
 import { loadKeyring } from "./keyrings.ts";
-import { fetchAll } from "./fetch.ts";
-import { verifyDetached, type Keyring } from "./pgp.ts";
+import { fetchAll } from "../archive/download.ts";
+import { verifyDetached, type Keyring } from "../archive/pgp.ts";
 import { parsePacmanDb, readPkg, resolvePacman, type PacmanDb, type PacmanPackage } from "./pacman.ts";
-import { extractTar } from "./extract.ts";
+import { extractTar } from "../archive/extract.ts";
 import { ALPM_DB_VERSION, localDesc, localDirName, localFiles, mtreeTime, scriptletHas } from "./arch-localdb.ts";
 import {
   GNUPG_LEFTOVERS, LEFTOVERS, PACMAN_KEY_SCRIPT, SCRIPTLET_FAILED, SKELETON, STAGE2, checkDbEntry, checkPkginfo, explicitNames, firstServer,

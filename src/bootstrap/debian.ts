@@ -22,15 +22,16 @@ import { runCleanup, type Cleanup } from "../container/prepare.ts";
 import { interruption, prepareTarget, treeLstat, treeMkdir, treePath, treeRead, treeRemove, treeWrite } from "./target.ts";
 import { defaultMirror } from "./mirror.ts";
 import { loadKeyring } from "./keyrings.ts";
-import { fetchAll, fetchIndex } from "./fetch.ts";
-import { verifyClearsigned, type Keyring } from "./pgp.ts";
+import { fetchAll } from "../archive/download.ts";
+import { fetchIndex } from "./fetch.ts";
+import { verifyClearsigned, type Keyring } from "../archive/pgp.ts";
 import { checkValidUntil, parseRelease, type Release } from "./release.ts";
 import { PackageIndex, type Pkg } from "./packages.ts";
 import { resolveDebian, type Variant } from "./resolve.ts";
-import { readDeb } from "./deb.ts";
-import { MemberCheck, extractTar, findUnsafeMember } from "./extract.ts";
-import { XzWorkerPool } from "./xz.ts";
-import { readTar, TarWriter } from "./tar.ts";
+import { readDeb } from "../archive/deb.ts";
+import { MemberCheck, extractTar, findUnsafeMember } from "../archive/extract.ts";
+import { XzWorkerPool } from "../archive/xz.ts";
+import { readTar, TarWriter } from "../archive/tar.ts";
 import { setHostname, setRootPassword } from "./accounts.ts";
 
 export interface DebianOptions {

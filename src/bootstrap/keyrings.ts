@@ -5,7 +5,7 @@ import debian from "../../build/keyrings/debian.gpg" with { type: "file" };
 import ubuntu from "../../build/keyrings/ubuntu.gpg" with { type: "file" };
 import archlinux from "../../build/keyrings/archlinux.gpg" with { type: "file" };
 import { SpawnctlError } from "../util/errors.ts";
-import { parseKeyring, type Keyring } from "./pgp.ts";
+import { parseKeyring, type Keyring } from "../archive/pgp.ts";
 
 const EMBEDDED: Record<string, string> = { debian, ubuntu, archlinux };
 

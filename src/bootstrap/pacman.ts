@@ -4,8 +4,8 @@
 //   resolvePacman()  targets + groups + dependency closure, first repository wins
 //   readPkg()        a .pkg.tar.* split into metadata (.PKGINFO, .INSTALL, .MTREE...) and payload
 import { SpawnctlError } from "../util/errors.ts";
-import { decompress } from "./decompress.ts";
-import { readTar, type TarEntry } from "./tar.ts";
+import { decompress } from "../archive/decompress.ts";
+import { readTar, type TarEntry } from "../archive/tar.ts";
 
 // ---------------------------------------------------------------------------
 // Versions

@@ -5,7 +5,7 @@
 // cgroup as the root. On exit every process is killed and the directories
 // are removed, sub-cgroups the container made included.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
-import type { CgroupFacts } from "../container/host.ts";
+import type { CgroupFacts } from "./facts.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 
 export const CGROUP_PARENT = "spawnctl";

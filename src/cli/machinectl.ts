@@ -355,7 +355,7 @@ export async function machinectlMain(argv: string[]): Promise<number> {
       for (const n of args) {
         // also a machine whose supervisor died (cleaned up here, not refused)
         // or is cleaning up after it (waited for)
-        const { readState } = await import("../machine/registry.ts");
+        const { readState } = await import("../container/registry.ts");
         const st = readState(n);
         await M.terminate(st ?? M.runningMachine(n));
       }

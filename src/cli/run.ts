@@ -1,12 +1,8 @@
 // `spawnctl run [OPTIONS...] [COMMAND [ARGS...]]`, also `systemd-nspawn`.
-import { readFileSync, existsSync } from "node:fs";
 import { parseCommandLine } from "../settings/cli.ts";
-import { resolveSettings, type MergeEnv } from "../settings/merge.ts";
-import { setQuiet, print, trace, warn } from "../util/log.ts";
-import { boundingSet } from "../container/host.ts";
-import { randomHex } from "../container/prepare.ts";
-import { isatty } from "../sys/ffi.ts";
-import { statSync } from "node:fs";
+import { resolveSettings } from "../settings/merge.ts";
+import { setQuiet, print, trace } from "../util/log.ts";
+import { mergeEnv } from "../container/host-env.ts";
 import { usage } from "../util/errors.ts";
 
 export const RUN_HELP = `spawnctl run [OPTIONS...] [COMMAND [ARGS...]]
@@ -110,39 +106,6 @@ Credentials:
      --set-credential=ID:VALUE
      --load-credential=ID:PATH
 `;
-
-export function mergeEnv(): MergeEnv {
-  return {
-    cwd: process.cwd(),
-    isRoot: process.getuid?.() === 0,
-    isTty: isatty(0) && isatty(1),
-    hostname: () => {
-      try {
-        return readFileSync("/proc/sys/kernel/hostname", "utf8").trim();
-      } catch {
-        return "localhost";
-      }
-    },
-    isDir: (p) => {
-      try {
-        return statSync(p).isDirectory();
-      } catch {
-        return false;
-      }
-    },
-    readFile: (p) => {
-      if (!existsSync(p)) return undefined;
-      try {
-        return readFileSync(p, "utf8");
-      } catch {
-        return undefined;
-      }
-    },
-    random64: () => randomHex(8),
-    warn,
-    boundingSet: boundingSet(),
-  };
-}
 
 export async function runCommand(argv: string[]): Promise<number> {
   trace("runCommand");

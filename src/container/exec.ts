@@ -3,7 +3,7 @@
 // change nothing in the tree besides what the command does.
 import { parseCommandLine } from "../settings/cli.ts";
 import { resolveSettings } from "../settings/merge.ts";
-import { mergeEnv } from "../cli/run.ts";
+import { mergeEnv } from "./host-env.ts";
 import { runContainer } from "./supervisor.ts";
 import { randomHex } from "./prepare.ts";
 import { isQuiet, setQuiet } from "../util/log.ts";

@@ -13,7 +13,7 @@ import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOve
 import type { HostFacts } from "./host.ts";
 import { loadFilter } from "./seccomp/load.ts";
 import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
-import { bindOwners, prepareUserns } from "../userns/setup.ts";
+import { bindOwners, prepareUserns } from "./userns-setup.ts";
 
 export const RUNTIME_DIR = "/run/spawnctl";
 export const STAGE_DIR = `${RUNTIME_DIR}/root`;

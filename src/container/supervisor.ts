@@ -19,7 +19,7 @@ import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
 import { attachInit } from "./init-bin.ts";
 import { answeredByShim, chainHooks, spawnPlan, type SpawnHooks } from "./spawn.ts";
-import { machineDelegation, usernsHooks } from "../userns/setup.ts";
+import { machineDelegation, usernsHooks } from "./userns-setup.ts";
 import { populateFromTemplate } from "./template.ts";
 
 
@@ -266,7 +266,7 @@ class RunNetwork {
     }
     const spec = net.dhcpSpec(plan);
     if (spec && this.dhcpSock !== undefined) {
-      const { startDhcpResponder } = require("../machine/supervisor-bin.ts") as typeof import("../machine/supervisor-bin.ts");
+      const { startDhcpResponder } = require("./supervisor-bin.ts") as typeof import("./supervisor-bin.ts");
       const dhcp = startDhcpResponder(spec, this.s.hostname, this.dhcpSock);
       this.cleanup.push(() => dhcp.kill());
       // the responder has its own copy

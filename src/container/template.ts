@@ -1,6 +1,6 @@
 // --template=: populate a missing -D directory from a template tree once.
 import { existsSync } from "node:fs";
-import { copyTree } from "../image/copy.ts";
+import { copyTree } from "../util/copy.ts";
 import { info } from "../util/log.ts";
 
 export function populateFromTemplate(template: string, directory: string): void {

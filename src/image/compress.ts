@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { finished } from "node:stream/promises";
 import * as zlib from "node:zlib";
-import { decompressAsync, sniffCompression } from "../bootstrap/decompress.ts";
+import { decompressAsync, sniffCompression } from "../archive/decompress.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import type { Format } from "./names.ts";
 

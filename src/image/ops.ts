@@ -3,14 +3,14 @@
 // .nspawn files travel with their image, locks keep running containers'
 // trees safe, vendor images (/usr) and the host (.host) are never touched.
 import { chmodSync, copyFileSync, existsSync, lstatSync, readdirSync, realpathSync, statSync, unlinkSync } from "node:fs";
-import { PROPERTIES_DIR } from "../machine/properties-store.ts";
-import { processStart } from "../machine/registry.ts";
+import { PROPERTIES_DIR } from "./properties-store.ts";
+import { processStart } from "../container/registry.ts";
 import { strerror } from "../sys/ffi.ts";
 import { SpawnctlError, usage, fsMessage } from "../util/errors.ts";
 import { info, warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { createSubvolume, isBtrfs, isSubvolume, setQgroupLimit, setSubvolumeReadOnly, snapshotRecursive } from "./btrfs.ts";
-import { copyTreeAsync } from "./copy.ts";
+import { copyTreeAsync } from "../util/copy.ts";
 import { removePath, runJob, type Job } from "./job.ts";
 import { isValidImageName, tempOwner, tempPath } from "./names.ts";
 import {

@@ -10,7 +10,7 @@
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN, strerror } from "../sys/ffi.ts";
 import { IMAGE_SEARCH_PATH } from "../settings/merge.ts";
-import { allStates, leaderAlive, readState, type MachineState } from "../machine/registry.ts";
+import { allStates, leaderAlive, readState, type MachineState } from "../container/registry.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { isSubvolume, subvolumeReadOnly } from "./btrfs.ts";

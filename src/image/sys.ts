@@ -2,7 +2,7 @@
 // ioctl (file attributes, btrfs, block devices, reflinks), statfs,
 // renameat2(RENAME_NOREPLACE) and lseek(SEEK_DATA/SEEK_HOLE). Loaded lazily;
 // every function returns an errno (0 on success) or throws a sentence.
-import { ptr } from "bun:ffi";
+import { ptr, type FFIFunction, type Pointer } from "bun:ffi";
 import { closeSync, constants, openSync } from "node:fs";
 import { type Lib, cstr, dlopenLibc, errno, strerror } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -13,7 +13,7 @@ const SYMBOLS = {
   renameat2: { args: ["i32", "cstring", "i32", "cstring", "u32"], returns: "i32" },
   lseek: { args: ["i32", "i64", "i32"], returns: "i64" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
-} as const;
+} as const satisfies Record<string, FFIFunction>;
 
 let lib: Lib<typeof SYMBOLS> | undefined;
 function c(): Lib<typeof SYMBOLS> {
@@ -101,7 +101,8 @@ export function changeInodeFlags(fd: number, value: number, mask: number): numbe
 
 /** Reflink a whole file (FICLONE); returns 0 or the errno (EXDEV, EOPNOTSUPP, EINVAL when not possible). */
 export function reflink(srcFd: number, dstFd: number): number {
-  const r = c().ioctl(dstFd, FICLONE, srcFd) as number;
+  // FICLONE takes the source fd as the argument itself, not a pointer to it
+  const r = c().ioctl(dstFd, FICLONE, srcFd as Pointer) as number;
   return r < 0 ? errno() : 0;
 }
 

@@ -15,8 +15,8 @@
 // SIGINT can cancel a long import; directory metadata is applied once more
 // at the end, since later batches change the mtimes of earlier directories.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
-import { extractTar, type ExtractOptions, type ExtractStats } from "../bootstrap/extract.ts";
-import { readTar, TarWriter, type TarEntry, type TarMeta } from "../bootstrap/tar.ts";
+import { extractTar, type ExtractOptions, type ExtractStats } from "../archive/extract.ts";
+import { readTar, TarWriter, type TarEntry, type TarMeta } from "../archive/tar.ts";
 import { openat2, RESOLVE } from "../sys/at.ts";
 import { O } from "../sys/consts.ts";
 import { listXattrs } from "../sys/ffi.ts";

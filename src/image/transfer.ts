@@ -8,16 +8,16 @@
 // /usr/lib/systemd/import-pubring.gpg (SPAWNCTL_IMPORT_KEYRING overrides).
 import { fullJit } from "../util/jit.ts";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, statSync } from "node:fs";
-import { decompressAsync, sniffCompression } from "../bootstrap/decompress.ts";
-import { fetchAll } from "../bootstrap/fetch.ts";
-import { parseKeyring, verifyDetached } from "../bootstrap/pgp.ts";
+import { decompressAsync, sniffCompression } from "../archive/decompress.ts";
+import { fetchAll } from "../archive/download.ts";
+import { parseKeyring, verifyDetached } from "../archive/pgp.ts";
 import { isatty } from "../sys/ffi.ts";
 import { SpawnctlError, fsMessage, usage } from "../util/errors.ts";
 import { info } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { createSubvolume, isBtrfs, isSubvolume, setSubvolumeReadOnly, snapshot, snapshotRecursive } from "./btrfs.ts";
 import { checkFormatAvailable, decompressedChunks, fileHead, openSink } from "./compress.ts";
-import { copyTreeAsync } from "./copy.ts";
+import { copyTreeAsync } from "../util/copy.ts";
 import { removePath, runJob, type Job } from "./job.ts";
 import {
   checkNewMachineName, checkPullUrl, chooseFormat, localNameFor, stripRawSuffix, stripTarSuffix, sumsListed, tempPath, urlLastComponent,

@@ -6,8 +6,8 @@ import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, unlinkSync, wr
 import { SpawnctlError } from "../util/errors.ts";
 import { warn, info } from "../util/log.ts";
 import { findImage } from "../settings/merge.ts";
-import { mergeEnv } from "../cli/run.ts";
-import { leaderAlive, readState } from "./registry.ts";
+import { mergeEnv } from "../container/host-env.ts";
+import { leaderAlive, readState } from "../container/registry.ts";
 
 export const AUTOSTART_DIR = "/etc/spawnctl/autostart";
 const UNIT_DIR = "/etc/systemd/system";

@@ -8,7 +8,7 @@ import type { Op } from "../sys/plan.ts";
 import { spawnPlan } from "../container/spawn.ts";
 import { waitExit } from "../container/supervisor.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
-import type { MachineState } from "./registry.ts";
+import type { MachineState } from "../container/registry.ts";
 
 export async function bindInto(m: MachineState, src: string, dst: string, o: { readOnly: boolean; mkdir: boolean }): Promise<void> {
   let isDir: boolean;

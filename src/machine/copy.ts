@@ -8,7 +8,7 @@ import { RESOLVE, chmodFd, closeFd, lchownat, mkdirat, openInRoot, openat2, read
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { warn } from "../util/log.ts";
 import { shim, strerror } from "../sys/ffi.ts";
-import type { MachineState } from "./registry.ts";
+import type { MachineState } from "../container/registry.ts";
 
 const ONE = RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS;
 

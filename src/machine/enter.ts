@@ -10,7 +10,7 @@ import { constants as osConstants } from "node:os";
 import { closeQuietly, memfdWith, seqpacketPair } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
 import { driveChild, type Spawned } from "../container/spawn.ts";
-import { supervisorFd } from "./supervisor-bin.ts";
+import { supervisorFd } from "../container/supervisor-bin.ts";
 import { CLONE, PR } from "../sys/consts.ts";
 import type { Op, Plan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -18,7 +18,7 @@ import { resolveUser, type ResolvedUser } from "../util/tree.ts";
 import type { CgroupFacts } from "../container/host.ts";
 import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
 import { loadFilter } from "../container/seccomp/load.ts";
-import type { MachineState } from "./registry.ts";
+import type { MachineState } from "../container/registry.ts";
 
 // the user namespace first: it owns the others, and joining it gives the
 // capabilities in it that joining them needs

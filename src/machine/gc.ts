@@ -37,7 +37,7 @@ import {
 } from "../cgroup/gc.ts";
 import { hostFacts } from "../container/host.ts";
 import { trace, warn } from "../util/log.ts";
-import { MACHINES_DIR, type MachineState, ensureDir, leaderAlive, lockPath, processStart, readState, removeState, supervisorAlive } from "./registry.ts";
+import { MACHINES_DIR, type MachineState, ensureDir, leaderAlive, lockPath, processStart, readState, removeState, supervisorAlive } from "../container/registry.ts";
 
 /** src/net/plan.ts NET_DIR (not imported: that module is not needed unless a stale machine had a network) */
 const NET_DIR = "/run/spawnctl/net";

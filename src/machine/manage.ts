@@ -2,8 +2,8 @@
 // the running machine's cgroup at once.
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { hostFacts } from "../container/host.ts";
-import { leaderAlive, readState } from "./registry.ts";
-import { saveProperties } from "./properties-store.ts";
+import { leaderAlive, readState } from "../container/registry.ts";
+import { saveProperties } from "../image/properties-store.ts";
 
 export function setProperty(name: string, assignments: string[]): void {
   const props = assignments.map(parseProperty);

@@ -16,7 +16,7 @@ import { lockTree, releaseInherited } from "../util/lock.ts";
 import { parseCommandLine } from "../settings/cli.ts";
 import { resolveSettings } from "../settings/merge.ts";
 import { type Settings, needsNetworkSetup } from "../settings/types.ts";
-import { mergeEnv } from "../cli/run.ts";
+import { mergeEnv } from "../container/host-env.ts";
 import { createMachineCgroup, openMachineCgroup } from "../cgroup/cgroup.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
@@ -26,15 +26,15 @@ import { ChildDriver, chainHooks, cloneFailure } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
-import { loadProperties } from "./properties-store.ts";
-import { supervisorFd } from "./supervisor-bin.ts";
+import { loadProperties } from "../image/properties-store.ts";
+import { supervisorFd } from "../container/supervisor-bin.ts";
 import { collectStale } from "./gc.ts";
-import { machineDelegation, usernsHooks } from "../userns/setup.ts";
+import { machineDelegation, usernsHooks } from "../container/userns-setup.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
 import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
 import {
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
-} from "./registry.ts";
+} from "../container/registry.ts";
 
 /** What systemd-nspawn@.service passes. */
 export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--network-veth", "-U", "--settings=override"];

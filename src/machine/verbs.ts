@@ -13,7 +13,7 @@ import { isatty, closeQuietly, libc, shim, errno, strerror } from "../sys/ffi.ts
 import { startRelay, type Relay } from "../container/console.ts";
 import {
   type MachineState, allStates, leaderAlive, lockPath, readState, removeState, supervisorAlive,
-} from "./registry.ts";
+} from "../container/registry.ts";
 import { buildEnterPlan, enterEnvironment, machineUser, namespacesToJoin, spawnEnter } from "./enter.ts";
 import { teardownNetwork } from "../net/machine.ts";
 import { collectStale } from "./gc.ts";

@@ -2,7 +2,7 @@
 // safe in Bun's threaded process; setns(CLONE_NEWNET) is too, because it only
 // moves the calling thread — which is why enterNetns() always moves back.
 // Loaded lazily, so importing this module costs nothing.
-import { CString, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
+import { CString, ptr, toArrayBuffer, type FFIFunction, type Pointer } from "bun:ffi";
 import { dlopenLibc } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
 
@@ -18,7 +18,7 @@ const SYMBOLS = {
   strerror: { args: ["i32"], returns: "ptr" },
   __errno_location: { args: [], returns: "ptr" },
   if_nametoindex: { args: ["cstring"], returns: "u32" },
-} as const;
+} as const satisfies Record<string, FFIFunction>;
 
 let cached: ReturnType<typeof dlopenLibc<typeof SYMBOLS>> | undefined;
 

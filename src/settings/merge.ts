@@ -3,7 +3,7 @@
 // merge (the command line wins unless --settings=override), apply defaults
 // once, and check the combinations nspawn refuses.
 import { usage } from "../util/errors.ts";
-import { DEFAULT_CAP_MASK, capBit, capNames } from "../container/caps.ts";
+import { DEFAULT_CAP_MASK, capBit, capNames } from "./caps.ts";
 import type { CommandLine } from "./cli.ts";
 import { applyNspawnFile, type LoadedFile } from "./nspawn-file.ts";
 import { SIGRTMIN, isValidHostname } from "./parse.ts";

@@ -2,8 +2,8 @@
 // (nspawn's option names), the .nspawn reader (its [Section] Key=), the merge
 // (its mask group: a group set on the command line is not taken from a file)
 // and the trust rules (privileged rows are ignored in untrusted files).
-import { parseCapList } from "../container/caps.ts";
-import { parseProperty } from "../cgroup/properties.ts";
+import { parseCapList } from "./caps.ts";
+import { parseProperty } from "./properties.ts";
 import {
   E2BIG, ERANGE, MAX_ARG_STRLEN, ParseError, checkPath, formatCpuList, isAbsoluteNormalized, isValidHostname, isValidUserName,
   normalize, parseBind, parseBoolean, parseCpuSet, parseEnvAssignment, parseId128, parseInteger, parseLoadCredential,
@@ -149,7 +149,7 @@ function checkSyscallName(n: string): void {
   let known = /^@?[a-z0-9_-]{1,64}$/.test(n) && !(n in Object.prototype);
   if (known) {
     // biome-ignore lint: lazy import keeps the tables off the common start path
-    const { isKnownName } = require("../container/seccomp/compile.ts") as typeof import("../container/seccomp/compile.ts");
+    const { isKnownName } = require("./syscall-groups.ts") as typeof import("./syscall-groups.ts");
     known = isKnownName(n);
   }
   if (!known) throw new ParseError(`unknown system call or group ${n}`, false, true);

@@ -1,3 +1,4 @@
+import type { FFIFunction } from "bun:ffi";
 // The one source of truth for the wire format between TypeScript and the C shim.
 // build.ts generates shim/nsh_abi.h from this module; a unit test compares the
 // numbers the built shim reports with the ones here.
@@ -239,7 +240,7 @@ export const SHIM_SYMBOLS = {
   nsh_tty_raw: { args: ["i32", "ptr"], returns: "i32" },
   // (fd, saved termios) -> 0 or -errno
   nsh_tty_restore: { args: ["i32", "ptr"], returns: "i32" },
-} as const;
+} as const satisfies Record<string, FFIFunction>;
 
 /** Render the C header. Called by build.ts; the output is not checked in. */
 export function renderHeader(): string {

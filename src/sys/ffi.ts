@@ -1,6 +1,6 @@
 // The FFI boundary: the embedded shim and the few libc calls that are safe in
 // a threaded process. Loaded lazily, so importing this module costs nothing.
-import { dlopen, CString, ptr, type Pointer } from "bun:ffi";
+import { dlopen, CString, ptr, type ConvertFns, type FFIFunction, type Pointer } from "bun:ffi";
 import { readFileSync, readdirSync, writeSync, closeSync } from "node:fs";
 import { SHIM_SYMBOLS, ABI_VERSION } from "./abi.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -39,19 +39,17 @@ const LIBC_SYMBOLS = {
   llistxattr: { args: ["cstring", "ptr", "u64"], returns: "i64" },
   lgetxattr: { args: ["cstring", "cstring", "ptr", "u64"], returns: "i64" },
   lsetxattr: { args: ["cstring", "cstring", "ptr", "u64", "i32"], returns: "i32" },
-} as const;
+} as const satisfies Record<string, FFIFunction>;
 
-export type Lib<T extends Record<string, { args: readonly string[]; returns: string }>> = {
-  // biome-ignore lint: ffi function signatures are dynamic
-  [K in keyof T]: (...args: any[]) => any;
-};
+/** The typed functions of a symbol table (Bun's own mapping of FFI types to JavaScript ones). */
+export type Lib<T extends Record<string, FFIFunction>> = ConvertFns<T>;
 
 
 let libcCache: Lib<typeof LIBC_SYMBOLS> | undefined;
 let shimCache: Lib<typeof SHIM_SYMBOLS> | undefined;
 
 /** The C library's functions `symbols` (glibc, or musl when spawnctl runs on a musl build of Bun). */
-export function dlopenLibc<T extends Record<string, { args: readonly string[]; returns: string }>>(symbols: T): Lib<T> {
+export function dlopenLibc<T extends Record<string, FFIFunction>>(symbols: T): Lib<T> {
   try {
     return dlopen("libc.so.6", symbols as never).symbols as never;
   } catch {
@@ -91,14 +89,14 @@ function shimPath(): { path: string; fd: number } {
 export function shim(): Lib<typeof SHIM_SYMBOLS> {
   if (!shimCache) {
     const { path, fd } = shimPath();
-    let lib;
+    let lib: { symbols: unknown };
     try {
       lib = dlopen(path, SHIM_SYMBOLS as never);
     } finally {
       // the mapping stays; no fd of the shim is kept open
       if (fd >= 0) libc().close(fd);
     }
-    shimCache = lib.symbols as never;
+    shimCache = lib.symbols as Lib<typeof SHIM_SYMBOLS>;
     const v = shimCache!.nsh_abi_version();
     if (v !== ABI_VERSION) throw new Error(`the embedded shim speaks ABI ${v}, this program ${ABI_VERSION}`);
   }

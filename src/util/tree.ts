@@ -91,6 +91,8 @@ export function readOsRelease(root: string): Record<string, string> | undefined 
 export interface PasswdEntry { name: string; uid: number; gid: number; gecos: string; home: string; shell: string; line: number }
 export interface GroupEntry { name: string; gid: number; members: string[]; line: number }
 
+export interface ResolvedUser { name: string; uid: number; gid: number; home: string; shell: string; groups: number[] }
+
 /** The largest valid uid or gid: (uid_t)-1 means "none" to the kernel. */
 export const MAX_ID = 4294967294;
 

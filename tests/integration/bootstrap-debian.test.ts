@@ -8,8 +8,8 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { IS_ROOT, leftovers, needs, removeTree, run, tempDir } from "../helpers.ts";
 import { defaultMirror } from "../../src/bootstrap/mirror.ts";
-import { readDeb } from "../../src/bootstrap/deb.ts";
-import { readTar } from "../../src/bootstrap/tar.ts";
+import { readDeb } from "../../src/archive/deb.ts";
+import { readTar } from "../../src/archive/tar.ts";
 
 const haveGpg = Bun.spawnSync(["sh", "-c", "command -v gpg"]).exitCode === 0;
 const test = needs("root, gpg and a Debian mirror for the fixture", IS_ROOT && haveGpg && !!defaultMirror("bookworm"));

@@ -3,7 +3,7 @@ import { describe, expect } from "bun:test";
 import { busyboxFixture } from "../fixture.ts";
 import { readFileSync } from "node:fs";
 import { IS_ROOT, rootTest as test, run } from "../helpers.ts";
-import { DEFAULT_CAP_MASK, capBit } from "../../src/container/caps.ts";
+import { DEFAULT_CAP_MASK, capBit } from "../../src/settings/caps.ts";
 import { boundingSet } from "../../src/container/host.ts";
 
 let base = "";

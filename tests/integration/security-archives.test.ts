@@ -15,7 +15,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { createHash } from "node:crypto";
 import { IS_ROOT, leftovers, removeTree, rootTest, run, tempDir, type Result } from "../helpers.ts";
 import { gzip, makeDeb, tarOf, text, zstd } from "../unit/archive/fixtures.ts";
-import type { TarWriteEntry } from "../../src/bootstrap/tar.ts";
+import type { TarWriteEntry } from "../../src/archive/tar.ts";
 
 const base = tempDir("spawnctl-secarch-");
 const before = IS_ROOT ? leftovers() : [];

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, st
 import { hostFacts } from "../../src/container/host.ts";
 import { hierarchyRoots } from "../../src/cgroup/cgroup.ts";
 import { markRun } from "../../src/cgroup/gc.ts";
-import { TarWriter } from "../../src/bootstrap/tar.ts";
+import { TarWriter } from "../../src/archive/tar.ts";
 import { IS_ROOT, SPAWNCTL, busyboxPath, leftovers, makeBusyboxTree, needs, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
 import { hasTool } from "../unit/archive/fixtures.ts";
 import { INSTALL_HINT, TOOLS, buildFixture, ensureTools, type Fixture } from "./bootstrap-arch/fixture.ts";

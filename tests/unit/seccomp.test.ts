@@ -1,8 +1,8 @@
 // The seccomp program, run through a small BPF interpreter.
 import { describe, expect, test } from "bun:test";
 import { compileFilter, evaluate, SECCOMP, precomputeDefaultPrograms, gatingMask } from "../../src/container/seccomp/compile.ts";
-import { SYSCALLS_X86_64 as X, SYSCALLS_I386 as I } from "../../src/container/seccomp/syscalls.ts";
-import { DEFAULT_CAP_MASK, capBit } from "../../src/container/caps.ts";
+import { SYSCALLS_X86_64 as X, SYSCALLS_I386 as I } from "../../src/sys/syscalls.ts";
+import { DEFAULT_CAP_MASK, capBit } from "../../src/settings/caps.ts";
 import { PRECOMPILED } from "../../build/gen/seccomp.ts";
 
 const A64 = SECCOMP.AUDIT_ARCH_X86_64, A32 = SECCOMP.AUDIT_ARCH_I386;

@@ -5,7 +5,7 @@ import { resolveSettings, mergeSettings, type MergeEnv } from "../../src/setting
 import { applyNspawnFile, parseIni } from "../../src/settings/nspawn-file.ts";
 import { parseSignal, parseBind, parseOverlay, parsePort, parseRlimit, splitQuoted, parseBoolean, parseId128 } from "../../src/settings/parse.ts";
 import { ROWS } from "../../src/settings/table.ts";
-import { DEFAULT_CAPS, DEFAULT_CAP_MASK, capBit, capNumber, maskOf } from "../../src/container/caps.ts";
+import { DEFAULT_CAPS, DEFAULT_CAP_MASK, capBit, capNumber, maskOf } from "../../src/settings/caps.ts";
 
 function env(files: Record<string, string> = {}, dirs: string[] = []): MergeEnv & { warnings: string[] } {
   const warnings: string[] = [];

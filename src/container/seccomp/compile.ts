@@ -9,9 +9,9 @@
 //
 // The default programs are computed by build.ts and embedded; this module
 // only runs at start-up for custom --system-call-filter= or capability sets.
-import { SYSCALLS_X86_64, SYSCALLS_I386 } from "./syscalls.ts";
-import { SYSCALL_GROUPS, NSPAWN_ALLOW } from "./groups.ts";
-import { capBit, DEFAULT_CAP_MASK } from "../caps.ts";
+import { SYSCALLS_X86_64, SYSCALLS_I386 } from "../../sys/syscalls.ts";
+import { SYSCALL_GROUPS, NSPAWN_ALLOW } from "../../settings/syscall-groups.ts";
+import { capBit, DEFAULT_CAP_MASK } from "../../settings/caps.ts";
 
 const AUDIT_ARCH_X86_64 = 0xc000003e;
 const AUDIT_ARCH_I386 = 0x40000003;
@@ -53,11 +53,8 @@ export function expandGroup(name: string, seen = new Set<string>()): string[] {
   return members.flatMap((m) => expandGroup(m, seen));
 }
 
-export function isKnownName(name: string): boolean {
-  // own properties only: "constructor" or "__proto__" are no system calls
-  if (name.startsWith("@")) return name === "@known" || Object.hasOwn(SYSCALL_GROUPS, name);
-  return Object.hasOwn(SYSCALLS_X86_64, name) || Object.hasOwn(SYSCALLS_I386, name);
-}
+
+export { isKnownName } from "../../settings/syscall-groups.ts";
 
 /** The capabilities that change the default program; used as the cache key. */
 const GATING_CAPS = [...new Set(NSPAWN_ALLOW.filter((e) => e.cap).map((e) => e.cap!))];

@@ -3,9 +3,9 @@
 // mmdebstrap runs), down to modes, owners, link counts and mtimes.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
-import { readDeb } from "../../../src/bootstrap/deb.ts";
-import { extractTar } from "../../../src/bootstrap/extract.ts";
-import { xzDecompress } from "../../../src/bootstrap/xz.ts";
+import { readDeb } from "../../../src/archive/deb.ts";
+import { extractTar } from "../../../src/archive/extract.ts";
+import { xzDecompress } from "../../../src/archive/xz.ts";
 import { IS_ROOT, needs, removeTree, tempDir } from "../../helpers.ts";
 import { hasTool, tool } from "../../unit/archive/fixtures.ts";
 

@@ -3,8 +3,8 @@
 // come out as GNU tar would make it.
 import { afterAll, describe, expect } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { extractTar, type ExtractOptions } from "../../../src/bootstrap/extract.ts";
-import { readTar, type TarWriteEntry } from "../../../src/bootstrap/tar.ts";
+import { extractTar, type ExtractOptions } from "../../../src/archive/extract.ts";
+import { readTar, type TarWriteEntry } from "../../../src/archive/tar.ts";
 import { listXattrs } from "../../../src/sys/ffi.ts";
 import { SpawnctlError } from "../../../src/util/errors.ts";
 import { rootTest, removeTree, tempDir } from "../../helpers.ts";

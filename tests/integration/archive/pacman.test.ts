@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { extractTar } from "../../../src/bootstrap/extract.ts";
+import { extractTar } from "../../../src/archive/extract.ts";
 import { parsePacmanDb, readPkg, resolvePacman, vercmp } from "../../../src/bootstrap/pacman.ts";
 import { IS_ROOT, needs, removeTree, tempDir } from "../../helpers.ts";
 import { hasTool, tool } from "../../unit/archive/fixtures.ts";

@@ -6,10 +6,11 @@
 // failing in CI.
 import { afterAll, describe, expect } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { fetchAll, fetchIndex, fetchRelease } from "../../../src/bootstrap/fetch.ts";
+import { fetchAll } from "../../../src/archive/download.ts";
+import { fetchIndex, fetchRelease } from "../../../src/bootstrap/fetch.ts";
 import { defaultMirror } from "../../../src/bootstrap/mirror.ts";
 import { PackageIndex } from "../../../src/bootstrap/packages.ts";
-import { parseKeyring } from "../../../src/bootstrap/pgp.ts";
+import { parseKeyring } from "../../../src/archive/pgp.ts";
 import { resolveDebian, type Variant } from "../../../src/bootstrap/resolve.ts";
 import { needs } from "../../helpers.ts";
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, lstatSync } from "node:fs";
 import { removePath } from "../../../src/image/job.ts";
 import { statFs } from "../../../src/image/sys.ts";
-import { processStart } from "../../../src/machine/registry.ts";
+import { processStart } from "../../../src/container/registry.ts";
 import { IS_ROOT, SPAWNCTL, busyboxPath, leftovers, makeBusyboxTree, needs, run, tempDir } from "../../helpers.ts";
 import { compareManifests, ensureDirs, imgName, manifest, ourLeftovers, POOL } from "./lib.ts";
 

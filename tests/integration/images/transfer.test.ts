@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
-import { readTar, TarWriter, type TarWriteEntry } from "../../../src/bootstrap/tar.ts";
+import { readTar, TarWriter, type TarWriteEntry } from "../../../src/archive/tar.ts";
 import { removePath } from "../../../src/image/job.ts";
 import { IS_ROOT, SPAWNCTL, busyboxPath, leftovers, needs, run, tempDir } from "../../helpers.ts";
 import { compareManifests, ensureDirs, imgName, makeRichTree, manifest, ourLeftovers, POOL, runAsync } from "./lib.ts";

@@ -1,9 +1,9 @@
 // ar archives (GNU and BSD name forms, malformed headers), decompression by
 // magic number, and .deb packages built from parts.
 import { describe, expect, test } from "bun:test";
-import { readAr } from "../../../src/bootstrap/ar.ts";
-import { decompress, decompressAsync, sniffCompression } from "../../../src/bootstrap/decompress.ts";
-import { readDeb, readDebAsync } from "../../../src/bootstrap/deb.ts";
+import { readAr } from "../../../src/archive/ar.ts";
+import { decompress, decompressAsync, sniffCompression } from "../../../src/archive/decompress.ts";
+import { readDeb, readDebAsync } from "../../../src/archive/deb.ts";
 import { needs } from "../../helpers.ts";
 import { concat, gzip, hasTool, makeAr, makeDeb, tarOf, text, tool, zstd } from "./fixtures.ts";
 

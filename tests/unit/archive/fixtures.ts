@@ -1,6 +1,6 @@
 // Builders for archive test fixtures: ar archives, .debs, raw tar headers
 // (for the malformed cases TarWriter would never produce) and host tools.
-import { TarWriter, type TarWriteEntry } from "../../../src/bootstrap/tar.ts";
+import { TarWriter, type TarWriteEntry } from "../../../src/archive/tar.ts";
 import { concat } from "../../../src/util/bytes.ts";
 
 export { concat };

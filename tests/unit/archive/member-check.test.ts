@@ -2,8 +2,8 @@
 // as the Debian bootstrap applies them to every package before anything is
 // unpacked (dpkg unpacks most of them later, in the container).
 import { describe, expect, test } from "bun:test";
-import { MemberCheck, findUnsafeMember } from "../../../src/bootstrap/extract.ts";
-import { readTar, type TarEntry } from "../../../src/bootstrap/tar.ts";
+import { MemberCheck, findUnsafeMember } from "../../../src/archive/extract.ts";
+import { readTar, type TarEntry } from "../../../src/archive/tar.ts";
 import { tarOf, text } from "./fixtures.ts";
 
 type E = Pick<TarEntry, "path" | "type" | "linkname">;

@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { parseDep, parsePacmanDb, readPkg, resolvePacman, vercmp, type PacmanDb } from "../../../src/bootstrap/pacman.ts";
 import { needs } from "../../helpers.ts";
 import { gzip, hasTool, noise, tarOf, text, tool, zstd } from "./fixtures.ts";
-import type { TarWriteEntry } from "../../../src/bootstrap/tar.ts";
+import type { TarWriteEntry } from "../../../src/archive/tar.ts";
 
 // [a, b, expected]: the sign of vercmp(a, b) as libalpm computes it.
 const TABLE: Array<[string, string, number]> = [

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { readTar, TarWriter, type TarEntry } from "../../../src/bootstrap/tar.ts";
+import { readTar, TarWriter, type TarEntry } from "../../../src/archive/tar.ts";
 import { SpawnctlError } from "../../../src/util/errors.ts";
 import { needs } from "../../helpers.ts";
 import { concat, fixChecksum, hasTool, putOctal, tarOf, text, tool } from "./fixtures.ts";

@@ -3,7 +3,7 @@
 // streams, and corrupt input, which must fail with an error, not hang or crash.
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { crc64, liblzma, setXzBackend, XzWorkerPool, xzDecodeBlock, xzDecompress, xzDecompressParallel, xzLayout } from "../../../src/bootstrap/xz.ts";
+import { crc64, liblzma, setXzBackend, XzWorkerPool, xzDecodeBlock, xzDecompress, xzDecompressParallel, xzLayout } from "../../../src/archive/xz.ts";
 import { SpawnctlError } from "../../../src/util/errors.ts";
 import { needs } from "../../helpers.ts";
 import { concat, hasTool, noise, tool } from "./fixtures.ts";

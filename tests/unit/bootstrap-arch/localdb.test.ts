@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { ALPM_DB_VERSION, localDesc, localDirName, localFiles, mtreeTime, scriptletHas } from "../../../src/bootstrap/arch-localdb.ts";
-import type { TarEntry } from "../../../src/bootstrap/tar.ts";
+import type { TarEntry } from "../../../src/archive/tar.ts";
 
 function entry(path: string, type: TarEntry["type"] = "file", data = "", linkname = ""): TarEntry {
   const bytes = new TextEncoder().encode(data);

@@ -3,7 +3,7 @@
 // real Debian archive keyring and a bookworm InRelease.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { parseKeyring, readPackets, TAG, verifyClearsigned, verifyDetached, type Keyring } from "../../../src/bootstrap/pgp.ts";
+import { parseKeyring, readPackets, TAG, verifyClearsigned, verifyDetached, type Keyring } from "../../../src/archive/pgp.ts";
 import { DATA, haveGpg, makePgpFixtures, T0, TEXT, type Manifest } from "./pgp-fixtures.ts";
 
 const FIXTURES = `${import.meta.dir}/fixtures`;

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { readTar } from "../../../src/bootstrap/tar.ts";
+import { readTar } from "../../../src/archive/tar.ts";
 import { openSink } from "../../../src/image/compress.ts";
 import { Job, runJob } from "../../../src/image/job.ts";
 import { copyRawFile, isQcow2, SparseWriter } from "../../../src/image/raw.ts";

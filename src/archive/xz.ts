@@ -1116,11 +1116,11 @@ function runHere(job: Job): void {
  * The worker module. In a `bun build --compile` executable every bundled
  * module sees the entry point's import.meta.url, and extra entry points are
  * stored as .js under their path relative to the entry points' common
- * directory: build.ts must list src/bootstrap/xz-worker.ts next to
- * src/main.ts, which puts it at bootstrap/xz-worker.js.
+ * directory: build.ts must list src/archive/xz-worker.ts next to
+ * src/main.ts, which puts it at archive/xz-worker.js.
  */
 function workerUrl(): string {
   const here = new URL("./xz-worker.ts", import.meta.url);
   if (!here.pathname.startsWith("/$bunfs/")) return here.href;
-  return "/$bunfs/root/bootstrap/xz-worker.js";
+  return "/$bunfs/root/archive/xz-worker.js";
 }

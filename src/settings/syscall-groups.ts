@@ -28,6 +28,7 @@
 //   lsm_get_self_attr/lsm_list_modules to @default (v257.11).
 // (v258 later moved open_tree from @mount to @file-system and added open_tree_attr to
 // @mount; nspawn allows both groups, so that does not change its policy.)
+import { SYSCALLS_I386, SYSCALLS_X86_64 } from "../sys/syscalls.ts";
 
 export const SYSCALL_GROUPS: Record<string, readonly string[]> = {
   // Needed by practically every program: exit/exec, identity and time queries, sleeping, futexes,
@@ -320,3 +321,10 @@ export const NSPAWN_ALLOW: readonly { name: string; cap?: string }[] = [
   { name: "syslog", cap: "CAP_SYSLOG" },
   { name: "vhangup", cap: "CAP_SYS_TTY_CONFIG" },
 ];
+
+/** Whether `name` is a system call (of x86-64 or i386) or one of the groups. */
+export function isKnownName(name: string): boolean {
+  // own properties only: "constructor" or "__proto__" are no system calls
+  if (name.startsWith("@")) return name === "@known" || Object.hasOwn(SYSCALL_GROUPS, name);
+  return Object.hasOwn(SYSCALLS_X86_64, name) || Object.hasOwn(SYSCALLS_I386, name);
+}

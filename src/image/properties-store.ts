@@ -5,11 +5,11 @@
 // exists gets a file.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { parseProperty } from "../cgroup/properties.ts";
-import { findImage } from "../image/pool.ts";
-import { isValidImageName } from "../image/names.ts";
+import { findImage } from "./pool.ts";
+import { isValidImageName } from "./names.ts";
 import { displayValue } from "../settings/parse.ts";
 import { SpawnctlError } from "../util/errors.ts";
-import { readState } from "./registry.ts";
+import { readState } from "../container/registry.ts";
 
 export const PROPERTIES_DIR = "/etc/spawnctl/properties";
 

@@ -9,7 +9,7 @@ import {
   renameSync, rmSync, symlinkSync, chmodSync, linkSync, utimesSync, type Stats,
 } from "node:fs";
 import { listXattrs, mknod, setXattr, strerror } from "../sys/ffi.ts";
-import { SpawnctlError, fsMessage } from "../util/errors.ts";
+import { SpawnctlError, fsMessage } from "./errors.ts";
 
 export interface CopyOptions {
   /** called every so often with the number of entries copied */

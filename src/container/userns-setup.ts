@@ -9,13 +9,13 @@ import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { chaseInRoot } from "../util/tree.ts";
 import type { Lock } from "../util/lock.ts";
 import { trace } from "../util/log.ts";
-import type { CgroupFacts } from "../container/host.ts";
-import { answeredByShim, type ShimAnswer, type SpawnHooks } from "../container/spawn.ts";
+import type { CgroupFacts } from "./host.ts";
+import { answeredByShim, type ShimAnswer, type SpawnHooks } from "./spawn.ts";
 import { closeQuietly, cstr, shim, strerror } from "../sys/ffi.ts";
 import { makedev } from "../sys/consts.ts";
-import { deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "../container/build-plan.ts";
-import { chooseRange } from "./range.ts";
-import { ensureOwnership, idmappedTree, makeUserns } from "./ownership.ts";
+import { deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "./build-plan.ts";
+import { chooseRange } from "../userns/range.ts";
+import { ensureOwnership, idmappedTree, makeUserns } from "../userns/ownership.ts";
 
 export interface PreparedUserns {
   userns: UsernsContext;
