@@ -2,6 +2,7 @@
 // when gpg is installed, and always the checked-in set), and against the
 // real Debian archive keyring and a bookworm InRelease.
 import { afterAll, describe, expect, test } from "bun:test";
+import { needs } from "../../helpers.ts";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { parseKeyring, readPackets, TAG, verifyClearsigned, verifyDetached, type Keyring } from "../../../src/archive/pgp.ts";
 import { DATA, haveGpg, makePgpFixtures, T0, TEXT, type Manifest } from "./pgp-fixtures.ts";
@@ -27,8 +28,9 @@ afterAll(() => {
   if (fresh) rmSync(fresh, { recursive: true, force: true });
 });
 
-(fresh ? test : test.skip)("gpg makes a fresh set of keys and signatures", () => {
+needs("gpg", !!fresh)("gpg makes a fresh set of keys and signatures", () => {
   if (freshError) throw freshError;
+  expect(freshError).toBeUndefined();
 });
 
 /** Re-encode packets with new-format headers (five-octet lengths are always valid). */
@@ -301,15 +303,16 @@ for (const set of sets) {
 
 describe("OpenPGP (Debian archive keyring, bookworm InRelease)", () => {
   const inRelease = readFileSync(`${FIXTURES}/bookworm-InRelease`, "utf8");
-  const keyringPath = "/usr/share/keyrings/debian-archive-keyring.gpg";
-  const haveKeyring = existsSync(keyringPath);
+  // a copy of debian-archive-keyring 2023.3's keyring, checked in: the test
+  // does not depend on what the host has installed
+  const keyringPath = `${import.meta.dir}/fixtures/debian-archive-keyring.gpg`;
   // The three signers of bookworm's InRelease, as gpgv reports them.
   const SIGNERS = [
     "B8B80B5B623EAB6AD8775C45B7C5D7D6350947F8", // Archive Automatic Signing Key (12/bookworm), via RSA subkey 4CB50190…
     "04B54C3CDCA79751B16BC6B5225629DF75B188BD", // Archive Automatic Signing Key (13/trixie), via RSA subkey B8E5F131…
     "4D64FEC119C2029067D6E791F8D2585B8783D481", // Stable Release Key (12/bookworm), Ed25519
   ];
-  const t = haveKeyring ? test : test.skip;
+  const t = test;
 
   t("the keyring has the nine archive keys", () => {
     const ring = parseKeyring(new Uint8Array(readFileSync(keyringPath)), keyringPath);

@@ -2,6 +2,7 @@
 // is installed) a few hundred generated pairs checked against the real thing.
 import { describe, expect, test } from "bun:test";
 import { compareVersions, satisfiesVersion } from "../../../src/bootstrap/version.ts";
+import { needs } from "../../helpers.ts";
 
 // Each row was checked with `dpkg --compare-versions`.
 const KNOWN: Array<[string, string, number]> = [
@@ -71,7 +72,7 @@ function randomVersion(rand: () => number): string {
 const haveDpkg = Bun.spawnSync(["dpkg", "--version"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
 
 describe("compareVersions against dpkg", () => {
-  (haveDpkg ? test : test.skip)("400 generated pairs agree with dpkg --compare-versions", () => {
+  needs("dpkg", haveDpkg)("400 generated pairs agree with dpkg --compare-versions", () => {
     let seed = 12345;
     const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
     const pairs: Array<[string, string]> = [];
