@@ -6,7 +6,7 @@
 //   dist/spawnctl run -q -D tree /bin/true
 //   unshare -fpmiu --mount-proc chroot tree /bin/true      (the floor)
 //   systemd-nspawn -q --register=no --keep-unit -D tree /bin/true   (if installed)
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { makeBusyboxTree, removeTree, tempDir, SPAWNCTL } from "../tests/helpers.ts";
 
 const args = process.argv.slice(2);
@@ -64,8 +64,13 @@ function benchStart(): void {
   const base = tempDir("spawnctl-bench-");
   try {
     const tree = makeBusyboxTree(`${base}/bb`);
+    // Bun's own floor: a compiled hello-world made by the same Bun, now
+    writeFileSync(`${base}/hello.ts`, 'console.log("hello");\n');
+    const b = Bun.spawnSync([process.execPath, "build", "--compile", `${base}/hello.ts`, "--outfile", `${base}/hello`], { stdout: "ignore", stderr: "pipe" });
+    if (b.exitCode !== 0) throw new Error(`compiling the Bun hello-world: ${b.stderr.toString()}`);
     const cmds: Record<string, string[]> = {
       floor: ["unshare", "-fpmiu", "--mount-proc", "chroot", tree, "/bin/true"],
+      "bun hello": [`${base}/hello`],
       spawnctl: [SPAWNCTL, "run", "-q", "-D", tree, "/bin/true"],
       "spawnctl -P": [SPAWNCTL, "run", "-q", "-P", "-D", tree, "/bin/true"],
     };
@@ -76,6 +81,8 @@ function benchStart(): void {
       console.log(`  ${n.padEnd(16)} ${v.med.toFixed(2).padStart(7)} ms  p90 ${v.p90.toFixed(2).padStart(7)} ms  ${(v.rss / 1024).toFixed(1).padStart(6)} MiB  ×${(v.med / r.floor!.med).toFixed(2)} of the floor`);
     }
     if (r["systemd-nspawn"]) console.log(`  systemd-nspawn / spawnctl: ×${(r["systemd-nspawn"].med / r.spawnctl!.med).toFixed(2)}`);
+    const hello = r["bun hello"]!.med;
+    console.log(`  spawnctl / compiled Bun hello-world: ×${(r.spawnctl!.med / hello).toFixed(2)} (-P ×${(r["spawnctl -P"]!.med / hello).toFixed(2)}); goal ≤ 2.5×`);
   } finally {
     removeTree(base);
   }
