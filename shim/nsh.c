@@ -966,7 +966,7 @@ static int run_op(struct ctx *c, uint32_t i)
 		do
 			r = recv(c->sync, &b, 1, 0);
 		while (r < 0 && errno == EINTR);
-		if (r <= 0 || b != 'g')
+		if (r <= 0 || b != NSH_CTL_GO)
 			_exit(1); /* the parent gave up on us */
 		return 0;
 	}
@@ -1656,7 +1656,7 @@ static void sup_output(struct sup *S, const char *buf, size_t n)
 	for (int c = 0; c < SUP_CLIENTS; c++) {
 		if (S->clients[c] < 0)
 			continue;
-		msg[0] = 'd';
+		msg[0] = NSH_CTL_CONSOLE_DATA;
 		memcpy(msg + 1, buf, n);
 		if (send(S->clients[c], msg, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
 			close(S->clients[c]);
@@ -1672,7 +1672,7 @@ static void sup_send_ring(struct sup *S, int fd)
 	size_t left = S->ring_len;
 	while (left > 0) {
 		size_t n = left > 4096 ? 4096 : left;
-		msg[0] = 'd';
+		msg[0] = NSH_CTL_CONSOLE_DATA;
 		for (size_t i = 0; i < n; i++)
 			msg[1 + i] = S->ring[(start + i) % SUP_RING];
 		if (send(fd, msg, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
@@ -1710,7 +1710,7 @@ static void sup_client_input(struct sup *S, int c)
 	}
 	if (S->console < 0)
 		return;
-	if (msg[0] == 'd') {
+	if (msg[0] == NSH_CTL_CONSOLE_DATA) {
 		const char *p = msg + 1;
 		size_t left = (size_t)n - 1;
 		for (int tries = 0; left > 0 && tries < 1000; tries++) {
@@ -1725,7 +1725,7 @@ static void sup_client_input(struct sup *S, int c)
 				nanosleep(&ts, NULL);
 			}
 		}
-	} else if (msg[0] == 'w' && n >= 5) {
+	} else if (msg[0] == NSH_CTL_CONSOLE_WINSIZE && n >= 5) {
 		uint16_t rc[2];
 		memcpy(rc, msg + 1, 4);
 		nsh_set_winsize(S->console, rc[0], rc[1]);
@@ -2030,28 +2030,28 @@ int main(int argc, char **argv)
 			waitpid(pid, NULL, 0);
 			return 1;
 		}
-		if (b == 'n') {
+		if (b == NSH_CTL_LINKS) {
 			/* the links exist now: listen before the container may ask */
-			char r = 'N';
+			char r = NSH_CTL_LINKS_OK;
 			if (!dhcp_spec || dhcp_open(&D) < 0) {
-				r = 'E';
+				r = NSH_CTL_LINKS_ERROR;
 				if (D.fd >= 0)
 					close(D.fd);
 				D.fd = -1;
 			}
 			if (send(S.ctl, &r, 1, MSG_NOSIGNAL) != 1)
 				return 1;
-		} else if (b == 's' && fd >= 0) {
+		} else if (b == NSH_CTL_NETNS && fd >= 0) {
 			/* the container's netns, kept so that moved interfaces can be
 			 * given back before it goes; inherited by the clean-up */
 			S.netns = fd;
 			fcntl(fd, F_SETFD, 0);
-		} else if (b == 'c' && fd >= 0) {
+		} else if (b == NSH_CTL_CONSOLE && fd >= 0) {
 			S.console = fd;
 			nsh_set_nonblock(fd, 1);
 			/* our own slave keeps the console alive across agetty/vhangup */
 			S.peer = nsh_pty_peer(fd);
-		} else if (b == 'g') {
+		} else if (b == NSH_CTL_GO) {
 			break;
 		} else if (fd >= 0) {
 			close(fd);

@@ -35,6 +35,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "nsh_abi.h"
+
 #ifndef SYS_open_tree
 #define SYS_open_tree 428
 #endif
@@ -845,9 +847,9 @@ int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const c
 		return pid;
 	}
 	result[0] = 3;
-	int r = nsh_send(sync, 'g', -1);
+	int r = nsh_send(sync, NSH_CTL_GO, -1);
 	if (r == 0)
-		r = nsh_send(sync, 'f', mfd);
+		r = nsh_send(sync, NSH_CTL_FD, mfd);
 	close(mfd);
 	if (r < 0) {
 		result[1] = -r;
@@ -869,9 +871,9 @@ int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const c
 		result[1] = -dev;
 		return pid;
 	}
-	r = nsh_send(sync, 'g', -1);
+	r = nsh_send(sync, NSH_CTL_GO, -1);
 	if (r == 0)
-		r = nsh_send(sync, 'f', dev);
+		r = nsh_send(sync, NSH_CTL_FD, dev);
 	close(dev);
 	if (r < 0) {
 		result[1] = -r;

@@ -2,7 +2,7 @@
 // sends (the console), and turn a failed op into a sentence.
 import { ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
-import { FD_TAG, MSG, MSG_SIZE } from "../sys/abi.ts";
+import { CTL, FD_TAG, MSG, MSG_SIZE } from "../sys/abi.ts";
 import { shim, strerror } from "../sys/ffi.ts";
 import { describeOp, encodePlan, type Plan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -121,13 +121,13 @@ const ECONNRESET = 104;
 function sendGo(sync: number, send: number[], ahead = false): void {
   const sh = shim();
   try {
-    const r = sh.nsh_send(sync, "g".charCodeAt(0), -1) as number;
+    const r = sh.nsh_send(sync, CTL.GO, -1) as number;
     if (r < 0) {
       if (ahead && (r === -EPIPE || r === -ECONNRESET)) return;
       throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
     }
     for (const fd of send) {
-      const r2 = sh.nsh_send(sync, "f".charCodeAt(0), fd) as number;
+      const r2 = sh.nsh_send(sync, CTL.FD, fd) as number;
       if (r2 < 0) {
         if (ahead && (r2 === -EPIPE || r2 === -ECONNRESET)) return;
         throw new SpawnctlError(`sending a mount to the container process: ${strerror(-r2)}`, { errno: -r2 });

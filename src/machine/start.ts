@@ -7,7 +7,7 @@
 // which cleans up and, after a reboot, starts the machine again.
 import { closeSync, constants, mkdirSync, openSync, readSync } from "node:fs";
 import { ptr } from "bun:ffi";
-import { MSG, MSG_SIZE } from "../sys/abi.ts";
+import { CTL, MSG, MSG_SIZE } from "../sys/abi.ts";
 import { COMPILED, closeQuietly, memfdWith, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -237,11 +237,11 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
       // the supervisor keeps the container's netns (to give moved interfaces
       // back) and starts answering DHCP before the container goes on
       const nsfd = openSync(`/proc/${p}/ns/net`, "r");
-      shim().nsh_send(ctl, "s".charCodeAt(0), nsfd);
+      shim().nsh_send(ctl, CTL.NETNS, nsfd);
       closeQuietly(nsfd);
       if (dhcp) {
         // its answer is awaited at barrier 2
-        shim().nsh_send(ctl, "n".charCodeAt(0), -1);
+        shim().nsh_send(ctl, CTL.LINKS, -1);
         dhcpAsked = true;
       }
     };
@@ -260,7 +260,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
           // the DHCP server listens before the child goes on
           dhcpAsked = false;
           const reply = Buffer.alloc(1);
-          if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== "N".charCodeAt(0)) {
+          if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== CTL.LINKS_OK) {
             throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
           }
         }
@@ -274,7 +274,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const child = driver.result!;
     trace("machine: child exec'd");
     if (child.consoleFd !== undefined) {
-      shim().nsh_send(ctl, "c".charCodeAt(0), child.consoleFd);
+      shim().nsh_send(ctl, CTL.CONSOLE, child.consoleFd);
       closeQuietly(child.consoleFd);
     }
     const st: MachineState = {
@@ -305,7 +305,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     writeState(st);
     trace("machine: state written");
     cleanup.push(() => removeState(name));
-    const go = shim().nsh_send(ctl, "g".charCodeAt(0), -1) as number;
+    const go = shim().nsh_send(ctl, CTL.GO, -1) as number;
     if (go < 0) throw new SpawnctlError(`handing machine ${name} to its supervisor: ${strerror(-go)}`);
     closeQuietly(ctl);
     // from here on the supervisor owns the locks, the cgroup and the state

@@ -1,6 +1,7 @@
 // machinectl's machine verbs against spawnctl's own registry: list, status,
 // show, poweroff/reboot/terminate/kill, shell, login, console attach.
 import { readFileSync, readdirSync, existsSync, writeSync } from "node:fs";
+import { CTL } from "../sys/abi.ts";
 import { ptr } from "bun:ffi";
 import { releaseFile, takeFile } from "../util/lock.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -338,7 +339,7 @@ export async function attachConsole(st: MachineState): Promise<number> {
     saved = new Uint8Array(256);
     if (shim().nsh_tty_raw(0, ptr(saved)) !== 0) saved = undefined;
     const ws = new Uint16Array(2);
-    if (shim().nsh_get_winsize(1, ptr(ws)) === 0) writeSync(fd, Buffer.from([0x77, ws[0]! & 0xff, ws[0]! >> 8, ws[1]! & 0xff, ws[1]! >> 8]));
+    if (shim().nsh_get_winsize(1, ptr(ws)) === 0) writeSync(fd, Buffer.from([CTL.CONSOLE_WINSIZE, ws[0]! & 0xff, ws[0]! >> 8, ws[1]! & 0xff, ws[1]! >> 8]));
   }
   const { EscapeDetector } = await import("../container/console.ts");
   const esc = new EscapeDetector();
@@ -360,7 +361,7 @@ export async function attachConsole(st: MachineState): Promise<number> {
         return;
       }
       const msg = Buffer.alloc(value.length + 1);
-      msg[0] = 0x64;
+      msg[0] = CTL.CONSOLE_DATA;
       msg.set(value, 1);
       try {
         writeSync(fd, msg);
@@ -376,7 +377,7 @@ export async function attachConsole(st: MachineState): Promise<number> {
       while (!stop.stopped) {
         const { done, value } = await reader.read();
         if (done) break;
-        if (value[0] === 0x64 && !stop.stopped) writeSync(1, value.subarray(1));
+        if (value[0] === CTL.CONSOLE_DATA && !stop.stopped) writeSync(1, value.subarray(1));
       }
     } catch {
       /* closed */

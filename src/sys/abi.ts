@@ -167,6 +167,33 @@ export const MSG = {
   PID: 4,
 } as const;
 
+/**
+ * Control bytes, one per message, the parent sends: to a child at a barrier
+ * (the go-ahead, and fds for its RECV_FD ops) and to a machine's supervisor
+ * over its control socket (the container's netns, its console, "the links
+ * exist", the go-ahead), and the supervisor's replies.
+ */
+export const CTL = {
+  /** go on (a child at a barrier; a supervisor once the set-up is done) */
+  GO: 0x67, // 'g'
+  /** here is an fd (for the child's next RECV_FD op) */
+  FD: 0x66, // 'f'
+  /** supervisor: the container's network namespace */
+  NETNS: 0x73, // 's'
+  /** supervisor: the container's console (pty master) */
+  CONSOLE: 0x63, // 'c'
+  /** supervisor: the links exist, start answering DHCP */
+  LINKS: 0x6e, // 'n'
+  /** reply to LINKS: listening */
+  LINKS_OK: 0x4e, // 'N'
+  /** reply to LINKS: no DHCP socket */
+  LINKS_ERROR: 0x45, // 'E'
+  /** console socket, both ways: console data follows */
+  CONSOLE_DATA: 0x64, // 'd'
+  /** console socket, to the supervisor: the window size follows (rows, cols; u16 each) */
+  CONSOLE_WINSIZE: 0x77, // 'w'
+} as const;
+
 /** fd tags for MSG.FD */
 export const FD_TAG = {
   CONSOLE: 1,
@@ -265,6 +292,7 @@ export function renderHeader(): string {
   lines.push("");
   for (const [k, v] of Object.entries(MSG)) lines.push(`#define NSH_MSG_${k} ${v}u`);
   for (const [k, v] of Object.entries(FD_TAG)) lines.push(`#define NSH_FD_TAG_${k} ${v}u`);
+  for (const [k, v] of Object.entries(CTL)) lines.push(`#define NSH_CTL_${k} 0x${v.toString(16)}`);
   lines.push(
     "",
     "struct nsh_header { uint32_t magic, version, nops, strtab_len; uint64_t clone_flags; int32_t cgroup_fd; uint32_t reserved; };",
