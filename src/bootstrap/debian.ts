@@ -13,6 +13,7 @@
 // With --download-only --bundle=FILE the first four phases write one file (a
 // small mirror: the signed InRelease, the indices and the .debs) that
 // --from-bundle=FILE installs from with no network, verifying it all again.
+import { lazySchema, parseState } from "../util/state.ts";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync, symlinkSync, openSync, closeSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
@@ -70,6 +71,18 @@ interface Manifest {
 }
 
 const MANIFEST = "spawnctl-bundle.json";
+
+const manifestSchema = lazySchema((z) => z.object({
+  format: z.literal("spawnctl-bundle/1"),
+  distro: z.string(),
+  suite: z.string(),
+  arch: z.string(),
+  components: z.array(z.string()),
+  variant: z.enum(["essential", "minbase", "buildd", "required", "important", "standard"]),
+  include: z.array(z.string()),
+  exclude: z.array(z.string()),
+  packages: z.array(z.string()),
+}));
 
 /** The cleartext of a clear-signed file, without checking the signature (--no-verify). */
 export function cleartext(text: string): string {
@@ -190,13 +203,11 @@ function openBundle(path: string, cleanup: Cleanup): { mirror: string; manifest:
   const dir = mkdtempSync("/var/tmp/spawnctl-bundle-");
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   extractTar(readTar(bytes, { name: path }), dir, { refuseEscapes: true, devices: false, refuseDevices: true, owners: false, name: path });
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(treeRead(dir, MANIFEST) ?? "") as Manifest;
-  } catch {
-    throw new SpawnctlError(`${path} is not a spawnctl bundle (no ${MANIFEST}).`);
-  }
-  if (manifest.format !== "spawnctl-bundle/1") throw new SpawnctlError(`${path}: unknown bundle format ${manifest.format}.`);
+  const text = treeRead(dir, MANIFEST);
+  if (text === undefined) throw new SpawnctlError(`${path} is not a spawnctl bundle (no ${MANIFEST}).`);
+  const format = /"format"\s*:\s*"([^"]*)"/.exec(text)?.[1];
+  if (format !== undefined && format !== "spawnctl-bundle/1") throw new SpawnctlError(`${path}: unknown bundle format ${format}.`);
+  const manifest: Manifest = parseState(manifestSchema(), text, `${path}: ${MANIFEST}`);
   checkManifest(manifest, path);
   return { mirror: `file://${dir}`, manifest };
 }

@@ -10,6 +10,7 @@
 //    and again when the file was unlinked between open and flock);
 //  - a machine's cgroup directories looked at and removed, never killing
 //    anything: a directory with processes in it stays.
+import { lazySchema, parseState } from "../util/state.ts";
 import { closeSync, constants, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
 import { CGROUP_PARENT } from "./cgroup.ts";
@@ -172,11 +173,12 @@ export function markRun(name: string, locks: string[]): () => void {
   }
 }
 
+const markSchema = lazySchema((z) => z.object({ pid: z.number(), locks: z.array(z.string()) }));
+
 /** The mark's content, read through the fd of a collector that holds it. */
 export function readMark(h: HeldFile): RunMark | undefined {
   try {
-    const m = JSON.parse(readFileSync(h.fd, "utf8")) as RunMark;
-    return Array.isArray(m.locks) ? m : undefined;
+    return parseState(markSchema(), readFileSync(h.fd, "utf8"), "run mark");
   } catch {
     return undefined;
   }

@@ -6,6 +6,8 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
+import { warn } from "../util/log.ts";
+import { lazySchema, parseState } from "../util/state.ts";
 
 export const MACHINES_DIR = "/run/spawnctl/machines";
 
@@ -82,10 +84,63 @@ export function writeState(st: MachineState): void {
   renameSync(tmp, p);
 }
 
+/** The schema of a state file (checked against MachineState by the compiler, below). */
+const stateSchema = lazySchema((z) => {
+  const lock = z.object({ fd: z.number(), path: z.string() });
+  return z.object({
+    name: z.string(),
+    class: z.literal("container"),
+    service: z.string(),
+    leader: z.number(),
+    leaderStart: z.string(),
+    supervisor: z.number(),
+    supervisorStart: z.string(),
+    root: z.string(),
+    image: z.optional(z.string()),
+    uuid: z.string(),
+    since: z.number(),
+    cgroups: z.array(z.string()),
+    unifiedCgroup: z.optional(z.string()),
+    killSignal: z.number(),
+    poweroffSignal: z.optional(z.number()),
+    capability: z.string(),
+    uidShift: z.optional(z.number()),
+    uidRange: z.optional(z.number()),
+    privateNetwork: z.boolean(),
+    netns: z.optional(z.boolean()),
+    console: z.optional(z.object({ socket: z.string(), log: z.string() })),
+    locks: z.optional(z.array(lock)),
+    netifs: z.optional(z.array(z.string())),
+    boot: z.boolean(),
+    startArgs: z.optional(z.array(z.string())),
+  });
+});
+// the schema and the interface say the same
+type Parsed = ReturnType<ReturnType<typeof stateSchema>["parse"]>;
+const _same: [(p: Parsed) => MachineState, (m: MachineState) => Parsed] = [(p) => p, (m) => m];
+void _same;
+
+/** A state file's text, checked (a SpawnctlError naming `what` and the field otherwise). */
+export function stateFromText(text: string, what: string): MachineState {
+  return parseState(stateSchema(), text, what);
+}
+
+/**
+ * The state of machine `name`, or undefined if there is none. A file that is
+ * no valid state (cut short by a crash, edited by hand) is reported and
+ * treated as none: the machine is then stale, and collected.
+ */
 export function readState(name: string): MachineState | undefined {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(statePath(name), "utf8")) as MachineState;
+    text = readFileSync(statePath(name), "utf8");
   } catch {
+    return undefined;
+  }
+  try {
+    return stateFromText(text, statePath(name));
+  } catch (e) {
+    warn(`Ignoring ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
   }
 }

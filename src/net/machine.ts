@@ -11,6 +11,7 @@
 //                  supervisor died, from the recorded plan
 // DHCP answers come from the machine's supervisor (see shim/nsh.c), told what
 // to hand out by dhcpSpec().
+import { lazySchema, parseState } from "../util/state.ts";
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
 import { warn } from "../util/log.ts";
@@ -61,12 +62,25 @@ function overlaps(a: number, alen: number, b: number, blen: number): boolean {
 
 interface Allocation { machine: string; network: string; prefix: number; zone?: string }
 
+const allocationSchema = lazySchema((z) => z.object({ machine: z.string(), network: z.string(), prefix: z.number(), zone: z.optional(z.string()) }));
+
+/** The recorded address allocations; a file that is none is reported and skipped (its range is then free again). */
 function allocations(): Allocation[] {
+  let files: string[];
   try {
-    return readdirSync(NET_DIR).filter((f) => f.endsWith(".json") && f.startsWith("alloc-")).map((f) => JSON.parse(readFileSync(`${NET_DIR}/${f}`, "utf8")) as Allocation);
+    files = readdirSync(NET_DIR).filter((f) => f.endsWith(".json") && f.startsWith("alloc-"));
   } catch {
     return [];
   }
+  const out: Allocation[] = [];
+  for (const f of files) {
+    try {
+      out.push(parseState(allocationSchema(), readFileSync(`${NET_DIR}/${f}`, "utf8"), `${NET_DIR}/${f}`));
+    } catch (e) {
+      warn(`Ignoring ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return out;
 }
 
 function hash(s: string): number {

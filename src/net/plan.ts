@@ -3,6 +3,8 @@
 // network code (src/net/machine.ts) so a start loads only this. The main
 // veth is made by the shim (veth.ts); anything else here needs the netlink
 // code, which is loaded only then.
+import { lazySchema, parseState } from "../util/state.ts";
+import { warn } from "../util/log.ts";
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { LOCK_EX, LOCK_UN, flock } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -100,10 +102,46 @@ export function writePlan(plan: NetPlan): void {
   renameSync(`${p}.tmp`, p);
 }
 
+const planSchema = lazySchema((z) => {
+  const subnet = z.object({ host: z.string(), container: z.string(), prefix: z.number(), network: z.string() });
+  return z.object({
+    machine: z.string(),
+    veth: z.optional(z.object({
+      host: z.string(),
+      altname: z.optional(z.string()),
+      hostMac: z.string(),
+      containerMac: z.string(),
+      subnet: z.optional(subnet),
+      bridge: z.optional(z.string()),
+      zone: z.optional(z.object({ name: z.string(), bridge: z.string(), altname: z.optional(z.string()), subnet: z.optional(subnet) })),
+    })),
+    extra: z.array(z.object({ host: z.string(), container: z.string() })),
+    macvlan: z.array(z.object({ parent: z.string(), name: z.string(), mac: z.string() })),
+    ipvlan: z.array(z.object({ parent: z.string(), name: z.string() })),
+    interfaces: z.array(z.object({ host: z.string(), container: z.string(), index: z.optional(z.number()) })),
+    ports: z.array(z.object({ protocol: z.enum(["tcp", "udp"]), hostPort: z.number(), containerPort: z.number() })),
+    dns: z.array(z.string()),
+    masquerade: z.boolean(),
+    forwarder: z.optional(z.number()),
+  });
+});
+type ParsedPlan = ReturnType<ReturnType<typeof planSchema>["parse"]>;
+const _samePlan: [(p: ParsedPlan) => NetPlan, (m: NetPlan) => ParsedPlan] = [(p) => p, (m) => m];
+void _samePlan;
+
+/** The recorded plan of `machine`'s network, or undefined; one that is no valid plan is reported and treated as none. */
 export function readPlan(machine: string): NetPlan | undefined {
+  const path = `${NET_DIR}/${machine}.json`;
+  let text: string;
   try {
-    return JSON.parse(readFileSync(`${NET_DIR}/${machine}.json`, "utf8")) as NetPlan;
+    text = readFileSync(path, "utf8");
   } catch {
+    return undefined;
+  }
+  try {
+    return parseState(planSchema(), text, path);
+  } catch (e) {
+    warn(`Ignoring ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
   }
 }
