@@ -48,6 +48,7 @@
 // (a signature by a listed key is refused); the embedded keyring has no such
 // list, and the web-of-trust check is not done: every key in the keyring is
 // trusted as a signer. Use a keyring that holds only keys you trust.
+import { config } from "../settings/config.ts";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, utimesSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
@@ -116,7 +117,7 @@ interface Extracted {
 
 
 function chooseSource(o: ArchOptions): Source {
-  let mirror = o.mirror ?? (o.cacheDir === undefined ? process.env.SPAWNCTL_ARCH_MIRROR || undefined : undefined);
+  let mirror = o.mirror ?? (o.cacheDir === undefined ? process.env.SPAWNCTL_ARCH_MIRROR || config().bootstrap["arch-mirror"] || undefined : undefined);
   if (mirror === undefined && o.cacheDir === undefined) {
     try {
       mirror = firstServer(readFileSync("/etc/pacman.d/mirrorlist", "utf8"));

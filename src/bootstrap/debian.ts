@@ -13,6 +13,7 @@
 // With --download-only --bundle=FILE the first four phases write one file (a
 // small mirror: the signed InRelease, the indices and the .debs) that
 // --from-bundle=FILE installs from with no network, verifying it all again.
+import { config } from "../settings/config.ts";
 import { lazySchema, parseState } from "../util/state.ts";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync, symlinkSync, openSync, closeSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
@@ -374,11 +375,11 @@ export async function bootstrapDebian(o: DebianOptions): Promise<void> {
       // the bundle says what it was made for; the command line may not differ
       Object.assign(o, { distro: b.manifest.distro, suite: b.manifest.suite, arch: b.manifest.arch, components: b.manifest.components, variant: b.manifest.variant, include: b.manifest.include, exclude: b.manifest.exclude });
     }
-    if (!mirror) mirror = o.distro === "debian" ? defaultMirror(o.suite) : process.env.SPAWNCTL_UBUNTU_MIRROR;
+    if (!mirror) mirror = o.distro === "debian" ? defaultMirror(o.suite) : process.env.SPAWNCTL_UBUNTU_MIRROR || config().bootstrap["ubuntu-mirror"];
     if (!mirror) {
       throw new SpawnctlError(o.distro === "debian"
         ? "No Debian mirror: pass --mirror=URL, set SPAWNCTL_MIRROR, or configure one in the host's apt sources."
-        : "No Ubuntu mirror: pass --mirror=URL or set SPAWNCTL_UBUNTU_MIRROR.");
+        : "No Ubuntu mirror: pass --mirror=URL, set SPAWNCTL_UBUNTU_MIRROR, or set ubuntu-mirror in [bootstrap] of /etc/spawnctl/spawnctl.toml.");
     }
     let keyring: Keyring | null = null;
     if (o.verify) keyring = loadKeyring(o.distro, o.keyring);

@@ -1,5 +1,6 @@
 // Where Debian packages come from when no --mirror is given: an environment
 // variable, else the host's own apt sources. No mirror is ever hard-coded.
+import { config } from "../settings/config.ts";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 export interface AptSource { uri: string; suites: string[]; components: string[] }
@@ -55,6 +56,8 @@ export function hostAptSources(root = "/etc/apt"): AptSource[] {
  */
 export function defaultMirror(suite: string, env = process.env, sources = hostAptSources()): string | undefined {
   if (env.SPAWNCTL_MIRROR) return env.SPAWNCTL_MIRROR;
+  const configured = config().bootstrap.mirror;
+  if (configured) return configured;
   const main = sources.filter((s) => /^(https?|file):/.test(s.uri) && s.components.includes("main"));
   const exact = main.find((s) => s.suites.includes(suite));
   if (exact) return exact.uri;

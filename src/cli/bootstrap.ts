@@ -1,5 +1,6 @@
 // `spawnctl bootstrap debian|ubuntu SUITE DEST [OPTIONS]` and
 // `spawnctl bootstrap arch DEST [PKG...] [OPTIONS]`.
+import { config } from "../settings/config.ts";
 import { fullJit } from "../util/jit.ts";
 import { readFileSync } from "node:fs";
 import { usage } from "../util/errors.ts";
@@ -112,7 +113,7 @@ export async function bootstrapMain(argv: string[]): Promise<number> {
   if (rootPassword !== undefined && rootPassword.includes("\n")) throw usage("The root password may not contain a newline.");
   const [distro, ...rest] = positional;
   const verify = !values.has("noVerify");
-  const cacheDir = last("cacheDir") ?? "/var/cache/spawnctl/packages";
+  const cacheDir = last("cacheDir") ?? config().bootstrap["cache-dir"] ?? "/var/cache/spawnctl/packages";
   switch (distro) {
     case "debian":
     case "ubuntu": {

@@ -9,7 +9,8 @@
 // directory is then the pool); the tests use it for a private pool.
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN, strerror } from "../sys/ffi.ts";
-import { IMAGE_SEARCH_PATH } from "../settings/merge.ts";
+import { imageSearchPath } from "../settings/merge.ts";
+import { config } from "../settings/config.ts";
 import { allStates, leaderAlive, readState, type MachineState } from "../container/registry.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
@@ -37,15 +38,14 @@ export interface Image {
 
 export const HOST_IMAGE = ".host";
 
+/** The image search path: $SPAWNCTL_IMAGE_PATH, else [images] path of spawnctl.toml, else machinectl's. */
 export function searchPath(): string[] {
-  const env = process.env.SPAWNCTL_IMAGE_PATH;
-  if (env) return env.split(":").filter(Boolean).map((d) => d.replace(/\/+$/, "") || "/");
-  return IMAGE_SEARCH_PATH;
+  return imageSearchPath();
 }
 
-/** Where new images go. */
+/** Where new images go: the first directory of a configured search path, else /var/lib/machines. */
 export function poolDir(): string {
-  return process.env.SPAWNCTL_IMAGE_PATH ? searchPath()[0]! : "/var/lib/machines";
+  return process.env.SPAWNCTL_IMAGE_PATH || config().images.path ? searchPath()[0]! : "/var/lib/machines";
 }
 
 /** The pool directory, created (0700, as machined does) if missing. */

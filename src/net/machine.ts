@@ -11,6 +11,7 @@
 //                  supervisor died, from the recorded plan
 // DHCP answers come from the machine's supervisor (see shim/nsh.c), told what
 // to hand out by dhcpSpec().
+import { config, parsePool } from "../settings/config.ts";
 import { lazySchema, parseState } from "../util/state.ts";
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
@@ -143,7 +144,9 @@ export function allocateAddresses(plan: NetPlan): void {
       writeAlloc({ machine: m, network: intToIp(host), prefix: 32, zone }, `${m}`);
       v.zone.subnet = { host: intToIp(net + 1), container: intToIp(host), prefix: 24, network: intToIp(net) };
     } else {
-      const net = pickSubnet("10.0.0.0", 8, 28, m, taken);
+      // [network] veth-pool of spawnctl.toml, else 10.0.0.0/8 (checked when the file was read)
+      const pool = parsePool(config().network["veth-pool"] ?? "10.0.0.0/8")!;
+      const net = pickSubnet(pool.base, pool.prefix, 28, m, taken);
       writeAlloc({ machine: m, network: intToIp(net), prefix: 28 }, m);
       v.subnet = { host: intToIp(net + 1), container: intToIp(net + 2), prefix: 28, network: intToIp(net) };
     }

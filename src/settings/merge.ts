@@ -2,6 +2,7 @@
 // machine name, load the .nspawn file with systemd's lookup and trust rules,
 // merge (the command line wins unless --settings=override), apply defaults
 // once, and check the combinations nspawn refuses.
+import { config } from "./config.ts";
 import { usage } from "../util/errors.ts";
 import { DEFAULT_CAP_MASK, capBit, capNames } from "./caps.ts";
 import type { CommandLine } from "./cli.ts";
@@ -21,6 +22,13 @@ export interface MergeEnv {
   warn(m: string): void;
   /** the capability bounding set spawnctl itself has */
   boundingSet: bigint;
+}
+
+/** Where images are looked for: $SPAWNCTL_IMAGE_PATH (DIR:DIR...), else [images] path of spawnctl.toml, else machinectl's directories. */
+export function imageSearchPath(): string[] {
+  const env = process.env.SPAWNCTL_IMAGE_PATH;
+  if (env) return env.split(":").filter(Boolean).map((d) => d.replace(/\/+$/, "") || "/");
+  return config().images.path ?? IMAGE_SEARCH_PATH;
 }
 
 export const IMAGE_SEARCH_PATH = [
@@ -46,7 +54,7 @@ export function cleanupName(s: string): string {
 }
 
 export function findImage(name: string, env: MergeEnv): string | undefined {
-  for (const d of IMAGE_SEARCH_PATH) if (env.isDir(`${d}/${name}`)) return `${d}/${name}`;
+  for (const d of imageSearchPath()) if (env.isDir(`${d}/${name}`)) return `${d}/${name}`;
   return undefined;
 }
 

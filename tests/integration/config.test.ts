@@ -1,0 +1,41 @@
+// /etc/spawnctl/spawnctl.toml ($SPAWNCTL_CONFIG here) as an admin uses it:
+// an image directory of their own, a bad file refused with file:line.
+import { afterAll, beforeAll, expect } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { IS_ROOT, busyboxPath, makeBusyboxTree, needs, removeTree, run, tempDir } from "../helpers.ts";
+
+const test = needs("root and busybox-static", IS_ROOT && !!busyboxPath());
+let base = "";
+beforeAll(() => {
+  if (!IS_ROOT) return;
+  base = tempDir();
+  mkdirSync(`${base}/pool`);
+  makeBusyboxTree(`${base}/pool/cfgtest`);
+});
+afterAll(() => {
+  if (base) removeTree(base);
+});
+
+test("[images] path: images there are listed, run by name and new ones made there", () => {
+  writeFileSync(`${base}/spawnctl.toml`, `# ours\n[images]\npath = ["${base}/pool"]\n`);
+  const env = { SPAWNCTL_CONFIG: `${base}/spawnctl.toml` };
+  expect(run(["list-images", "--no-legend"], { env }).stdout).toContain("cfgtest");
+  const r = run(["run", "-q", "-P", "-M", "cfgtest", "/bin/cat", "/etc/os-release"], { env });
+  expect(r.stderr).toBe("");
+  expect(r.stdout).toContain("BusyBox test tree");
+  expect(run(["clone", "cfgtest", "cfgcopy"], { env }).code).toBe(0);
+  expect(run(["image-status", "cfgcopy"], { env }).stdout).toContain(`${base}/pool/cfgcopy`);
+  expect(run(["remove", "cfgcopy"], { env }).code).toBe(0);
+});
+
+test("a bad file: file:line for TOML, file and setting for a value; nothing runs", () => {
+  writeFileSync(`${base}/bad.toml`, "[images]\npath = [\n");
+  let r = run(["list-images"], { env: { SPAWNCTL_CONFIG: `${base}/bad.toml` } });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(new RegExp(`^${base}/bad\\.toml:\\d+:\\d+: `));
+  writeFileSync(`${base}/bad.toml`, '[network]\nveth-pool = "10.0.0.1/8"\n');
+  r = run(["run", "-q", "-P", "-M", "cfgtest", "/bin/true"], { env: { SPAWNCTL_CONFIG: `${base}/bad.toml` } });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain("network.veth-pool: an IPv4 prefix of /8 to /24");
+  expect(r.stderr).not.toContain("internal error");
+});
