@@ -1,5 +1,6 @@
 // The tree a bootstrap builds: a temporary directory beside DEST, renamed
 // to DEST at the end, removed on failure (debootstrap and pacstrap alike).
+import { readRegular } from "../util/tree.ts";
 import {
   chmodSync, closeSync, constants, existsSync, fchmodSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync,
   rmSync, statSync, unlinkSync, writeSync, type Stats,
@@ -164,17 +165,13 @@ export function treeWrite(root: string, rel: string, data: string | Uint8Array, 
 
 /** A regular file of the tree as text, or undefined (missing, not a regular file, larger than `max`). */
 export function treeRead(root: string, rel: string, max = 16 << 20): string | undefined {
-  let fd = -1;
+  let p: string;
   try {
-    fd = openSync(treePath(root, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > max) return undefined;
-    return readFileSync(fd, "utf8");
+    p = treePath(root, rel);
   } catch {
     return undefined;
-  } finally {
-    if (fd >= 0) closeSync(fd);
   }
+  return readRegular(p, max);
 }
 
 /** lstat of `rel` in the tree (the last component not followed), or undefined. */

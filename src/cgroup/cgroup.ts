@@ -41,7 +41,7 @@ function readPids(dir: string): number[] {
 }
 
 /** depth-first list of a cgroup and its descendants, children first */
-function subtree(dir: string): string[] {
+export function subtree(dir: string): string[] {
   const out: string[] = [];
   let entries: string[] = [];
   try {

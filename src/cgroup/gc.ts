@@ -10,10 +10,11 @@
 //    and again when the file was unlinked between open and flock);
 //  - a machine's cgroup directories looked at and removed, never killing
 //    anything: a directory with processes in it stays.
+import { stillAt } from "../util/lock.ts";
 import { lazySchema, parseState } from "../util/state.ts";
 import { closeSync, constants, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
-import { CGROUP_PARENT } from "./cgroup.ts";
+import { CGROUP_PARENT, subtree } from "./cgroup.ts";
 
 /** The registry's directory (src/machine/registry.ts MACHINES_DIR). */
 export const MACHINES_DIR = "/run/spawnctl/machines";
@@ -63,14 +64,7 @@ export function grabFile(path: string, create: boolean): HeldFile | "busy" | und
     }
     // the holder before us may have unlinked it between our open and flock:
     // then the file at `path` (if any) is another one
-    const mine = fstatSync(fd);
-    let cur;
-    try {
-      cur = statSync(path);
-    } catch {
-      cur = undefined;
-    }
-    if (cur && cur.ino === mine.ino && cur.dev === mine.dev) return { fd, path, created: !existed, size: mine.size };
+    if (stillAt(fd, path)) return { fd, path, created: !existed, size: fstatSync(fd).size };
     flock(fd, LOCK_UN);
     closeSync(fd);
   }
@@ -197,20 +191,6 @@ export function cgroupNames(roots: string[]): Map<string, string[]> {
       /* no parent in this hierarchy */
     }
   }
-  return out;
-}
-
-/** children first */
-function subtree(dir: string): string[] {
-  const out: string[] = [];
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
-  } catch {
-    return out;
-  }
-  for (const e of entries) out.push(...subtree(`${dir}/${e}`));
-  out.push(dir);
   return out;
 }
 

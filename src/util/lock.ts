@@ -15,6 +15,18 @@ export interface Lock {
 const GLOBAL_DIR = "/run/systemd/nspawn/locks";
 const EWOULDBLOCK = 11;
 
+/** Is the file open as `fd` still the one at `path`? (A lock's previous holder may have unlinked it between our open and flock.) */
+export function stillAt(fd: number, path: string): boolean {
+  const mine = fstatSync(fd);
+  let cur;
+  try {
+    cur = statSync(path);
+  } catch {
+    return false;
+  }
+  return cur.ino === mine.ino && cur.dev === mine.dev;
+}
+
 /** Take a lock file (flock, non-blocking); `busy` makes the error when another process holds it. */
 export function takeFile(path: string, shared: boolean, busy: () => SpawnctlError): { fd: number; path: string } {
   for (;;) {
@@ -27,14 +39,7 @@ export function takeFile(path: string, shared: boolean, busy: () => SpawnctlErro
     }
     // the previous holder may have unlinked the file between our open and
     // flock; then we hold a lock nobody else can see: take it again
-    const mine = fstatSync(fd);
-    let cur;
-    try {
-      cur = statSync(path);
-    } catch {
-      cur = undefined;
-    }
-    if (cur && cur.ino === mine.ino && cur.dev === mine.dev) return { fd, path };
+    if (stillAt(fd, path)) return { fd, path };
     flock(fd, LOCK_UN);
     closeSync(fd);
   }

@@ -38,14 +38,15 @@ export function chaseInRoot(root: string, path: string): string | undefined {
   return `${base}/${done.join("/")}` || "/";
 }
 
-export function readInRoot(root: string, path: string, max = 1 << 20): string | undefined {
-  const p = chaseInRoot(root, path);
-  if (!p) return undefined;
-  // opened without following a link and without blocking, then checked on
-  // the open file: a FIFO or device swapped in after the chase is not read
+/**
+ * A regular file as text, or undefined (missing, a link, not a regular file,
+ * larger than `max`). Opened without following a link and without blocking,
+ * then checked on the open file: a FIFO or device put there is never read.
+ */
+export function readRegular(path: string, max: number): string | undefined {
   let fd = -1;
   try {
-    fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
     const st = fstatSync(fd);
     if (!st.isFile() || st.size > max) return undefined;
     return readFileSync(fd, "utf8");
@@ -54,6 +55,12 @@ export function readInRoot(root: string, path: string, max = 1 << 20): string | 
   } finally {
     if (fd >= 0) closeSync(fd);
   }
+}
+
+export function readInRoot(root: string, path: string, max = 1 << 20): string | undefined {
+  const p = chaseInRoot(root, path);
+  if (!p) return undefined;
+  return readRegular(p, max);
 }
 
 export function existsInRoot(root: string, path: string): boolean {
