@@ -553,7 +553,7 @@ export class Rtnl {
    * it, which makes the kernel wait for RCU grace periods.
    */
   createVeth(spec: VethSpec): void {
-    createVeth(spec, this.sock.fd);
+    createVeth(spec, this.sock);
     if (spec.altname) this.addAltnameOrUndo(this, spec.name, spec.altname);
   }
 

@@ -1,16 +1,22 @@
-// A veth pair: one RTM_NEWLINK, encoded and sent by the shim (shim/net.c).
-// It is on the start path of every `run -n`, so it costs one call into C
-// instead of a cold netlink encoder (the shim also checks the names and
-// MACs; only when it refuses one does this find out which, for the error); the peer is created directly in the
-// container's namespace (much faster than creating it here and moving it,
-// which makes the kernel wait for RCU grace periods).
-import { closeSync, openSync } from "node:fs";
-import { cstr, shim, strerror } from "../sys/ffi.ts";
-import { SpawnctlError } from "../util/errors.ts";
+// A veth pair: one RTM_NEWLINK, encoded by the one netlink encoder
+// (netlink.ts) and sent on an rtnetlink socket. The peer is created directly
+// in the container's namespace (much faster than creating it here and moving
+// it, which makes the kernel wait for RCU grace periods). Kept apart from
+// rtnl.ts, which a plain `run -n` does not load.
+import { SpawnctlError, wrap } from "../util/errors.ts";
 import { checkIfname, parseMac } from "./names.ts";
-import type { NetnsRef } from "./netlink.ts";
+import { NETLINK_ROUTE, NLM_F, NetlinkSocket, concat, encodeAttrs, encodeMessage, nla, withNetnsFd, type Attr, type NetnsRef, type Request } from "./netlink.ts";
 
-const EINVAL = 22;
+const RTM_NEWLINK = 16;
+const IFF_UP = 1;
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_LINKINFO = 18;
+const IFLA_NET_NS_PID = 19;
+const IFLA_NET_NS_FD = 28;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const VETH_INFO_PEER = 1;
 const EOPNOTSUPP = 95;
 
 export interface VethSpec {
@@ -24,52 +30,63 @@ export interface VethSpec {
   peer: { name: string; mac?: string; netns?: NetnsRef };
 }
 
-/** The arguments of nsh_veth/nsh_veth_request after the socket, with the peer's namespace as an fd or a pid. */
-function vethArgs(spec: VethSpec, nsFd: number, nsPid: number): unknown[] {
-  const mac = spec.mac ? cstr(spec.mac) : null;
-  const peerMac = spec.peer.mac ? cstr(spec.peer.mac) : null;
-  return [cstr(spec.name), mac, cstr(spec.peer.name), peerMac, nsFd, nsPid, spec.up ? 1 : 0];
+function ifinfomsg(flags = 0, change = 0): Uint8Array {
+  const b = new Uint8Array(16); // AF_UNSPEC, no index
+  const v = new DataView(b.buffer);
+  v.setUint32(8, flags, true);
+  v.setUint32(12, change, true);
+  return b;
 }
 
-/** The shim said EINVAL: say which name or MAC it did not take. */
-function invalid(spec: VethSpec): void {
-  checkIfname(spec.name);
-  checkIfname(spec.peer.name);
-  if (spec.mac) parseMac(spec.mac);
-  if (spec.peer.mac) parseMac(spec.peer.mac);
+/** RTM_NEWLINK for the pair; `peerNs` (IFLA_NET_NS_FD or _PID) puts the peer in another namespace. */
+export function vethRequest(spec: VethSpec, peerNs?: Attr): Request {
+  const peer = [...(spec.peer.mac ? [nla.bytes(IFLA_ADDRESS, parseMac(spec.peer.mac))] : []), ...(peerNs ? [peerNs] : []), nla.str(IFLA_IFNAME, checkIfname(spec.peer.name))];
+  return {
+    type: RTM_NEWLINK,
+    flags: NLM_F.CREATE | NLM_F.EXCL,
+    // the kernel applies a new link's ifi_flags once it exists
+    header: spec.up ? ifinfomsg(IFF_UP, IFF_UP) : ifinfomsg(),
+    attrs: [
+      ...(spec.mac ? [nla.bytes(IFLA_ADDRESS, parseMac(spec.mac))] : []),
+      nla.str(IFLA_IFNAME, checkIfname(spec.name)),
+      nla.nest(IFLA_LINKINFO, [
+        // bare, without NUL, as iproute2 sends it
+        nla.bytes(IFLA_INFO_KIND, new TextEncoder().encode("veth")),
+        // VETH_INFO_PEER is not a plain nest: its payload starts with a struct
+        // ifinfomsg for the peer, followed by the peer's own IFLA_* attributes
+        nla.nest(IFLA_INFO_DATA, [nla.bytes(VETH_INFO_PEER, concat([ifinfomsg(), encodeAttrs(peer)]))]),
+      ]),
+    ],
+  };
 }
 
-/** Run fn with the peer's namespace as (fd, pid), opening a path for the call. */
-function withPeerNs<T>(ns: NetnsRef | undefined, fn: (fd: number, pid: number) => T): T {
-  if (ns === undefined) return fn(-1, 0);
-  if (typeof ns === "object") return "pid" in ns ? fn(-1, ns.pid) : fn(ns.fd, 0);
-  const fd = openSync(ns, "r");
-  try {
-    return fn(fd, 0);
-  } finally {
-    closeSync(fd);
-  }
+/** Run fn with the peer's namespace as an IFLA_NET_NS_* attribute (opening a path for the call). */
+function withPeerNs<T>(ns: NetnsRef | undefined, fn: (a: Attr | undefined) => T): T {
+  if (ns === undefined) return fn(undefined);
+  if (typeof ns === "object" && "pid" in ns) return fn(nla.u32(IFLA_NET_NS_PID, ns.pid));
+  return withNetnsFd(ns, (fd) => fn(nla.u32(IFLA_NET_NS_FD, fd)));
 }
 
 /**
  * Create the pair, through the rtnetlink socket `sock` (and so in its
- * namespace), or a new socket in this thread's namespace when sock is -1.
- * Does not set the altname (Rtnl.createVeth does).
+ * namespace), or a new socket in this thread's namespace. Does not set the
+ * altname (Rtnl.createVeth does).
  */
-export function createVeth(spec: VethSpec, sock = -1): void {
+export function createVeth(spec: VethSpec, sock?: NetlinkSocket): void {
   const what = `creating veth ${spec.name}/${spec.peer.name}`;
-  const r = withPeerNs(spec.peer.netns, (fd, pid) => (shim().nsh_veth as (...a: unknown[]) => number)(sock, ...vethArgs(spec, fd, pid)));
-  if (r >= 0) return;
-  if (-r === EINVAL) invalid(spec);
-  if (-r === EOPNOTSUPP) throw new SpawnctlError(`${what}: the kernel has no veth support (CONFIG_VETH)`, { errno: EOPNOTSUPP, syscall: "RTM_NEWLINK" });
-  throw new SpawnctlError(`${what}: RTM_NEWLINK: ${strerror(-r)}`, { errno: -r, syscall: "RTM_NEWLINK" });
+  const s = sock ?? NetlinkSocket.open(NETLINK_ROUTE, { typeName: () => "RTM_NEWLINK" });
+  try {
+    withPeerNs(spec.peer.netns, (ns) => s.request(vethRequest(spec, ns)));
+  } catch (e) {
+    if (e instanceof SpawnctlError && e.errno === EOPNOTSUPP) throw new SpawnctlError(`${what}: the kernel has no veth support (CONFIG_VETH)`, { errno: EOPNOTSUPP, syscall: "RTM_NEWLINK" });
+    throw wrap(what, e);
+  } finally {
+    if (!sock) s.close();
+  }
 }
 
-/** The RTM_NEWLINK createVeth sends (sequence number 0x6e736801), for tests; nsFd is the peer's IFLA_NET_NS_FD. */
+/** The RTM_NEWLINK createVeth sends (sequence number 0x6e736801, as it goes on the wire), for tests; nsFd is the peer's IFLA_NET_NS_FD. */
 export function vethRequestBytes(spec: VethSpec, nsFd = -1): Uint8Array {
-  const out = new Uint8Array(1024);
-  const n = (shim().nsh_veth_request as (...a: unknown[]) => number)(out, out.length, ...vethArgs(spec, nsFd, 0));
-  if (n === -EINVAL) invalid(spec);
-  if (n < 0) throw new SpawnctlError(`encoding the veth request: ${strerror(-n)}`, { errno: -n });
-  return out.subarray(0, n);
+  const req = vethRequest(spec, nsFd >= 0 ? nla.u32(IFLA_NET_NS_FD, nsFd) : undefined);
+  return encodeMessage({ ...req, flags: (req.flags ?? 0) | NLM_F.REQUEST | NLM_F.ACK }, 0x6e736801);
 }

@@ -239,14 +239,6 @@ export const SHIM_SYMBOLS = {
   nsh_make_devfs: { args: ["ptr", "ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
   // (paths NUL-separated, n, uid, gid, failed_at i32 out) -> 0 or -errno: lchown of each
   nsh_chown_paths: { args: ["ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
-  // shim/net.c, linked into the same shared object:
-  // (in, len, key[16], out[8]) SipHash-2-4, little-endian
-  nsh_siphash24: { args: ["ptr", "u64", "ptr", "ptr"], returns: "void" },
-  // (rtnetlink socket or -1 for a new one here, name, mac "xx:..:xx" or null, peer, peer mac or null,
-  // peer netns fd or -1, peer netns pid or 0, up) -> 0 or -errno: a veth pair
-  nsh_veth: { args: ["i32", "cstring", "cstring", "cstring", "cstring", "i32", "i32", "i32"], returns: "i32" },
-  // (out, capacity, then as nsh_veth without the socket) -> the request nsh_veth sends: its length, or -errno
-  nsh_veth_request: { args: ["ptr", "u32", "cstring", "cstring", "cstring", "cstring", "i32", "i32", "i32"], returns: "i32" },
   // (iface, port) -> a UDP socket on INADDR_ANY:port bound to iface, or -errno
   nsh_udp_on_device: { args: ["cstring", "u32"], returns: "i32" },
   // (fsuid, fsgid) -> 0 or -errno: this thread's file system ids, effective capabilities kept
