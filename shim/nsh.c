@@ -1741,6 +1741,7 @@ struct dhcp_cfg {
 	const char *iface;
 	uint8_t mac[6];
 	uint32_t addr, mask, router, dns[4];
+	uint32_t lease, renew, rebind; /* seconds */
 	int ndns;
 	const char *hostname;
 	int fd;
@@ -1838,7 +1839,7 @@ static void dhcp_input(struct dhcp_cfg *D)
 		o += dhcp_opt(out + o, 53, &t, 1);
 		o += dhcp_opt(out + o, 54, &D->router, 4);
 		if (reply != 6) {
-			uint32_t lease = htonl(3600), t1 = htonl(1800), t2 = htonl(3150);
+			uint32_t lease = htonl(D->lease), t1 = htonl(D->renew), t2 = htonl(D->rebind);
 			o += dhcp_opt(out + o, 51, &lease, 4);
 			o += dhcp_opt(out + o, 58, &t1, 4);
 			o += dhcp_opt(out + o, 59, &t2, 4);
@@ -1857,16 +1858,17 @@ static void dhcp_input(struct dhcp_cfg *D)
 
 static int dhcp_configure(struct dhcp_cfg *D, const char *spec)
 {
-	/* IFACE,MAC,ADDR/PREFIX,ROUTER[,DNS...] — hostname comes separately */
+	/* IFACE,MAC,ADDR/PREFIX,ROUTER,LEASE,RENEW,REBIND[,DNS...] (times in
+	 * seconds) — all decided by spawnctl; the hostname comes separately */
 	char buf[512];
 	if (strlen(spec) >= sizeof(buf))
 		return -1;
 	strcpy(buf, spec);
-	char *save = NULL, *f[8];
+	char *save = NULL, *f[12];
 	int nf = 0;
-	for (char *t = strtok_r(buf, ",", &save); t && nf < 8; t = strtok_r(NULL, ",", &save))
+	for (char *t = strtok_r(buf, ",", &save); t && nf < 12; t = strtok_r(NULL, ",", &save))
 		f[nf++] = t;
-	if (nf < 4)
+	if (nf < 7)
 		return -1;
 	static char iface[32];
 	snprintf(iface, sizeof(iface), "%s", f[0]);
@@ -1884,7 +1886,13 @@ static int dhcp_configure(struct dhcp_cfg *D, const char *spec)
 	if (parse_ip(f[2], &D->addr) < 0 || parse_ip(f[3], &D->router) < 0 || prefix < 1 || prefix > 30)
 		return -1;
 	D->mask = htonl(0xffffffffu << (32 - prefix));
-	for (int i = 4; i < nf && D->ndns < 4; i++)
+	char *end = NULL;
+	D->lease = (uint32_t)strtoul(f[4], &end, 10);
+	D->renew = (uint32_t)strtoul(f[5], &end, 10);
+	D->rebind = (uint32_t)strtoul(f[6], &end, 10);
+	if (!D->lease || !D->renew || !D->rebind)
+		return -1;
+	for (int i = 7; i < nf && D->ndns < 4; i++)
 		if (parse_ip(f[i], &D->dns[D->ndns]) == 0)
 			D->ndns++;
 	return 0;

@@ -163,13 +163,17 @@ function writeAlloc(a: Allocation, key: string): void {
 
 
 /** The supervisor's --dhcp argument: IFACE,MAC,ADDR/PREFIX,ROUTER[,DNS...] */
+/** What the DHCP responder hands out, in seconds: the lease, and when to renew and rebind it (RFC 2131's 1/2 and 7/8). */
+export const DHCP_LEASE = { lease: 3600, renew: 1800, rebind: 3150 } as const;
+
+/** The responder's configuration (the supervisor's --dhcp): IFACE,MAC,ADDR/PREFIX,ROUTER,LEASE,RENEW,REBIND[,DNS...] */
 export function dhcpSpec(plan: NetPlan): string | undefined {
   const v = plan.veth;
   if (!v) return undefined;
   const sub = v.zone?.subnet ?? v.subnet;
   if (!sub) return undefined;
   const iface = v.zone ? v.zone.bridge : v.host;
-  return [iface, v.containerMac, `${sub.container}/${sub.prefix}`, sub.host, ...plan.dns].join(",");
+  return [iface, v.containerMac, `${sub.container}/${sub.prefix}`, sub.host, DHCP_LEASE.lease, DHCP_LEASE.renew, DHCP_LEASE.rebind, ...plan.dns].join(",");
 }
 
 function writeSysctl(path: string, value: string): void {

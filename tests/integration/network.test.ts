@@ -2,6 +2,7 @@
 // namespace the test creates (spawnctl runs inside it through nsenter), so the
 // machine's real interfaces are never touched; traffic goes only to loopback
 // and to the test's own namespaces.
+import { DHCP_LEASE } from "../../src/net/machine.ts";
 import { describe, expect } from "bun:test";
 import { busyboxFixture } from "../fixture.ts";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -14,7 +15,7 @@ let tree = "";
 
 const DHCP_SCRIPT = `#!/bin/sh
 case "$1" in
-  bound|renew) ip addr add $ip/$mask dev $interface; [ -n "$router" ] && ip route add default via $router; echo "lease $ip/$mask router $router dns $dns" ;;
+  bound|renew) ip addr add $ip/$mask dev $interface; [ -n "$router" ] && ip route add default via $router; echo "lease $ip/$mask router $router dns $dns time $lease" ;;
 esac
 `;
 
@@ -87,6 +88,8 @@ describe("veth", () => {
       const lines = r.stdout.trim().split("\n");
       expect(lines[0]).toMatch(/^link\/ether [0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
       expect(lines[1]).toMatch(/^lease 10\.\d+\.\d+\.\d+\/28 router 10\.\d+\.\d+\.\d+/);
+      // the lease time spawnctl decided (net/machine.ts DHCP_LEASE), not one of the shim's
+      expect(lines[1]).toEndWith(` time ${DHCP_LEASE.lease}`);
       expect(lines[2]).toBe("1");
       expect(lines[3]).toBe("1");
       // everything gone afterwards: the link, the plan, the allocation
