@@ -708,22 +708,29 @@ int nsh_idmapped_tree(const char *path, int userns_fd, int recursive)
  * The /dev of a container in a user namespace: a tmpfs made here, by the
  * host's root, as a detached mount (a tmpfs mounted inside the namespace
  * could hold device nodes that never open), with its nodes already made.
- * `names` holds n NUL-terminated paths relative to /dev ("null",
+ * `opts` are its mount options as spawnctl decided them ("mode=0755,size=4m,
+ * ..."), `names` holds n NUL-terminated paths relative to /dev ("null",
  * "net/tun"), devs their device numbers. The directory, its subdirectories
  * and the nodes (mode 0666) are owned by uid:gid, the container's root.
  * Returns the mount fd (the child attaches it with move_mount) or -errno;
  * *failed_at is the index of the node that could not be made, else -1.
  */
-int nsh_make_devfs(const char *names, const uint64_t *devs, int n, uint32_t uid, uint32_t gid, int32_t *failed_at)
+int nsh_make_devfs(const char *opts, const char *names, const uint64_t *devs, int n, uint32_t uid, uint32_t gid, int32_t *failed_at)
 {
-	char num[24];
+	char num[24], ob[256];
 	*failed_at = -1;
+	if (strlen(opts) >= sizeof ob)
+		return -EINVAL;
 	int fs = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
 	if (fs < 0)
 		return -errno;
-	const char *opts[][2] = { { "mode", "0755" }, { "size", "4m" }, { "nr_inodes", "64k" } };
-	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-		if (syscall(SYS_fsconfig, fs, NSH_FSCONFIG_SET_STRING, opts[i][0], opts[i][1], 0) < 0)
+	strcpy(ob, opts);
+	char *save = NULL;
+	for (char *kv = strtok_r(ob, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		if (eq)
+			*eq = 0;
+		if (syscall(SYS_fsconfig, fs, NSH_FSCONFIG_SET_STRING, kv, eq ? eq + 1 : NULL, 0) < 0)
 			goto fail_fs;
 	}
 	snprintf(num, sizeof num, "%u", uid);
@@ -807,8 +814,8 @@ int nsh_send(int fd, uint8_t byte, int pass_fd);
  *    fails with submounts is tried on the tree's own mount alone)
  *  - send the go-ahead for barrier 1 and the root
  *  - hand the n_chown NUL-separated paths (its cgroups) to shift:shift
- *  - make its /dev (nsh_make_devfs: n_dev names, majmin as major, minor
- *    pairs) and send the go-ahead for barrier 3 and the /dev
+ *  - make its /dev (nsh_make_devfs: mount options dev_opts, n_dev names,
+ *    majmin as major, minor pairs) and send the go-ahead for barrier 3 and the /dev
  * Returns what nsh_spawn returns; result[0] says how far it got: 0 the maps
  * failed, 1 the root, 3 sending it, 2 the chown, 4 /dev or sending it
  * (result[2] -2); 5 all done. A send fails when the child is gone already,
@@ -818,7 +825,7 @@ int nsh_send(int fd, uint8_t byte, int pass_fd);
  */
 int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const char *map, const char *root, int32_t flags,
 		     uint32_t shift, const char *chown_paths, int32_t n_chown, const char *dev_names, const uint32_t *majmin,
-		     int32_t n_dev, int32_t *result)
+		     int32_t n_dev, int32_t *result, const char *dev_opts)
 {
 	result[0] = result[1] = result[2] = 0;
 	if (n_dev < 0 || n_dev > 32)
@@ -866,7 +873,7 @@ int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const c
 	uint64_t devs[32];
 	for (int i = 0; i < n_dev; i++)
 		devs[i] = makedev(majmin[2 * i], majmin[2 * i + 1]);
-	int dev = nsh_make_devfs(dev_names, devs, n_dev, shift, shift, &result[2]);
+	int dev = nsh_make_devfs(dev_opts, dev_names, devs, n_dev, shift, shift, &result[2]);
 	if (dev < 0) {
 		result[1] = -dev;
 		return pid;

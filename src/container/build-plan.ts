@@ -279,7 +279,7 @@ function devOps(s: Settings, ctx: RunContext): Op[] {
       { kind: "recvFd", slot: devSlot(s, ctx) },
       { kind: "moveMount", slot: devSlot(s, ctx), dst: "/dev", dstInRoot: true, mkdir: true },
     ]
-    : [m({ src: "tmpfs", dst: "/dev", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.STRICTATIME, data: "mode=0755,size=4m,nr_inodes=64k" })];
+    : [m({ src: "tmpfs", dst: "/dev", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.NOSUID | MS.STRICTATIME, data: DEVFS_OPTIONS })];
   const nodes = [...DEV_NODES];
   if (ctx.devices.fuse) nodes.push(["fuse", 10, 229]);
   // a user namespace may not make device nodes: its /dev came with them
@@ -482,6 +482,9 @@ export function execOps(s: Settings, ctx: RunContext): Op[] {
 function pdeathsig(): Op {
   return { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" };
 }
+
+/** /dev's tmpfs, as nspawn mounts it; the user namespace's /dev (made by the shim) takes the same. */
+export const DEVFS_OPTIONS = "mode=0755,size=4m,nr_inodes=64k";
 
 export function buildPlan(s: Settings, ctx: RunContext): Plan {
   const ops: Op[] = [

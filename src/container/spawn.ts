@@ -59,6 +59,8 @@ export interface ShimAnswer {
   majmin: Uint32Array;
   nDev: number;
   result: Int32Array;
+  /** /dev's tmpfs options (build-plan.ts DEVFS_OPTIONS) */
+  devOpts: Buffer;
 }
 
 /** Hooks that run a's, then b's (barrier: both their fds, a's first). */
@@ -151,7 +153,7 @@ export function spawnPlan(plan: Plan, hooks: SpawnHooks = {}): Spawned {
   trace("spawn: cloning");
   const a = hooks.shimAnswer;
   const pid = (a
-    ? sh.nsh_spawn_userns(ptr(buf), buf.length, ptr(fds), a.map, a.root, a.flags, a.shift, a.chown, a.nChown, a.devNames, a.majmin, a.nDev, a.result)
+    ? sh.nsh_spawn_userns(ptr(buf), buf.length, ptr(fds), a.map, a.root, a.flags, a.shift, a.chown, a.nChown, a.devNames, a.majmin, a.nDev, a.result, a.devOpts)
     : sh.nsh_spawn(ptr(buf), buf.length, ptr(fds))) as number;
   trace("spawn: cloned");
   if (pid < 0) throw cloneFailure(-pid);

@@ -13,7 +13,7 @@ import type { CgroupFacts } from "./host.ts";
 import { answeredByShim, type ShimAnswer, type SpawnHooks } from "./spawn.ts";
 import { closeQuietly, cstr, shim, strerror } from "../sys/ffi.ts";
 import { makedev } from "../sys/consts.ts";
-import { deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "./build-plan.ts";
+import { DEVFS_OPTIONS, deviceNodes, idmapSources, type PreparedBind, type RunContext, type UsernsContext } from "./build-plan.ts";
 import { chooseRange } from "../userns/range.ts";
 import { ensureOwnership, idmappedTree, makeUserns } from "../userns/ownership.ts";
 
@@ -68,7 +68,7 @@ export function makeDevFs(nodes: Array<[name: string, major: number, minor: numb
   const names = nulList(nodes.map(([n]) => n));
   const devs = new BigUint64Array(nodes.map(([, maj, min]) => BigInt(makedev(maj, min))));
   const failedAt = new Int32Array(1);
-  const fd = shim().nsh_make_devfs(ptr(names), ptr(devs), nodes.length, shift, shift, ptr(failedAt)) as number;
+  const fd = shim().nsh_make_devfs(cstr(DEVFS_OPTIONS), ptr(names), ptr(devs), nodes.length, shift, shift, ptr(failedAt)) as number;
   if (fd < 0) throw devFailure(nodes, failedAt[0]!, -fd);
   return fd;
 }
@@ -226,7 +226,7 @@ export function usernsHooks(s: Settings, ctx: RunContext, delegation: string[]):
     shimAnswer = {
       map: cstr(mapLine(ctx)), root: cstr(root.hostPath), flags: (root.recursive ? 1 : 0) | (root.map === "container" ? 2 : 0),
       shift: u.shift, chown: nulList(delegation), nChown: delegation.length,
-      devNames: nulList(names), majmin, nDev: nodes.length, result,
+      devNames: nulList(names), majmin, nDev: nodes.length, result, devOpts: cstr(DEVFS_OPTIONS),
     };
   }
   // the shim answered barriers 1 and 3

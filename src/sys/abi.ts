@@ -228,7 +228,7 @@ export const SHIM_SYMBOLS = {
   // (plan, len, fds_out[2], map, root, flags: 1 recursive 2 idmap, shift, chown paths, n, /dev node
   // names, major/minor u32 pairs, n, result i32[3]) -> as nsh_spawn, having answered the child's
   // barriers 1 and 3 itself: see shim/shift.c
-  nsh_spawn_userns: { args: ["ptr", "u64", "ptr", "cstring", "cstring", "i32", "u32", "ptr", "i32", "ptr", "ptr", "i32", "ptr"], returns: "i32" },
+  nsh_spawn_userns: { args: ["ptr", "u64", "ptr", "cstring", "cstring", "i32", "u32", "ptr", "i32", "ptr", "ptr", "i32", "ptr", "cstring"], returns: "i32" },
   // (pid, uid_map, gid_map, failed_at i32 out: 0 uid_map, 1 gid_map, 2 ns/user) -> an fd of
   // pid's user namespace once its maps are written, or -errno
   nsh_map_userns: { args: ["i32", "cstring", "cstring", "ptr"], returns: "i32" },
@@ -236,7 +236,7 @@ export const SHIM_SYMBOLS = {
   nsh_idmapped_tree: { args: ["cstring", "i32", "i32"], returns: "i32" },
   // (names NUL-separated, devs u64[n], n, uid, gid, failed_at i32 out) -> a detached tmpfs
   // mount fd holding those device nodes, owned by uid:gid, or -errno
-  nsh_make_devfs: { args: ["ptr", "ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
+  nsh_make_devfs: { args: ["cstring", "ptr", "ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
   // (paths NUL-separated, n, uid, gid, failed_at i32 out) -> 0 or -errno: lchown of each
   nsh_chown_paths: { args: ["ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
   // (iface, port) -> a UDP socket on INADDR_ANY:port bound to iface, or -errno
