@@ -152,13 +152,19 @@ function timezoneAction(s: Settings, facts: HostFacts, tree: string): FileAction
   return { op: "none" };
 }
 
-function prepareBinds(s: Settings, tree: string, cleanup: Cleanup): PreparedBind[] {
+/** A temporary directory of this run: made (and removed by the clean-up), or with --print-plan only named. */
+function tempDirFor(prefix: string, cleanup: Cleanup, dry: boolean): string {
+  if (dry) return `${tempName(prefix)}XXXXXX`;
+  mkdirSync("/var/tmp", { recursive: true });
+  const dir = mkdtempSync(tempName(prefix));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function prepareBinds(s: Settings, tree: string, cleanup: Cleanup, dry: boolean): PreparedBind[] {
   return s.binds.map((b): PreparedBind => {
     if (b.source === "") {
-      mkdirSync("/var/tmp", { recursive: true });
-      const dir = mkdtempSync(tempName("/var/tmp/spawnctl-bind-"));
-      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-      return { ...b, hostSource: dir, isDir: true };
+      return { ...b, hostSource: tempDirFor("/var/tmp/spawnctl-bind-", cleanup, dry), isDir: true };
     }
     if (b.sourceInImage) {
       const st = statInRoot(tree, b.source);
@@ -173,7 +179,7 @@ function prepareBinds(s: Settings, tree: string, cleanup: Cleanup): PreparedBind
   });
 }
 
-function prepareOverlays(s: Settings, tree: string, cleanup: Cleanup): PreparedOverlay[] {
+function prepareOverlays(s: Settings, tree: string, cleanup: Cleanup, dry: boolean): PreparedOverlay[] {
   return s.overlays.map((o) => {
     const hostPath = (l: { path: string; inImage: boolean }, what: string): string => {
       if (!l.inImage) {
@@ -192,24 +198,24 @@ function prepareOverlays(s: Settings, tree: string, cleanup: Cleanup): PreparedO
     if (o.readOnly || !o.upper) return { lower, destination: o.destination, readOnly: true };
     let upper: string;
     if (o.upper.path === "") {
-      mkdirSync("/var/tmp", { recursive: true });
-      const dir = mkdtempSync(tempName("/var/tmp/spawnctl-overlay-"));
-      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+      const dir = tempDirFor("/var/tmp/spawnctl-overlay-", cleanup, dry);
       upper = `${dir}/upper`;
-      mkdirSync(upper);
+      if (!dry) mkdirSync(upper);
     } else upper = hostPath(o.upper, "upper directory");
     // the work directory must live on the upper directory's file system
     const parent = upper.replace(/\/[^/]+\/?$/, "") || "/";
     // (named with our pid: what a SIGKILLed run left there goes now)
-    sweepTemp(parent, [".#spawnctl-work-"]);
-    const work = `${parent}/${tempName(".#spawnctl-work-")}${randomHex(8)}`;
-    mkdirSync(work, { mode: 0o700 });
-    cleanup.push(() => rmSync(work, { recursive: true, force: true }));
+    const work = `${parent}/${tempName(".#spawnctl-work-")}${dry ? "XXXXXXXXXXXXXXXX" : randomHex(8)}`;
+    if (!dry) {
+      sweepTemp(parent, [".#spawnctl-work-"]);
+      mkdirSync(work, { mode: 0o700 });
+      cleanup.push(() => rmSync(work, { recursive: true, force: true }));
+    }
     return { lower, upper, work, destination: o.destination, readOnly: false };
   });
 }
 
-function journalContext(s: Settings, tree: string, machineId: string | undefined, cleanup: Cleanup): RunContext["journal"] {
+function journalContext(s: Settings, tree: string, machineId: string | undefined, cleanup: Cleanup, dry: boolean): RunContext["journal"] {
   const mode = s.linkJournal;
   if (mode === "no" || s.ephemeral || !machineId) {
     if ((mode === "host" || mode === "guest") && !machineId) throw new SpawnctlError("--link-journal= needs a machine ID in the container tree's /etc/machine-id.");
@@ -224,7 +230,7 @@ function journalContext(s: Settings, tree: string, machineId: string | undefined
     case "try-host":
     case "host":
       if (!hostHasJournal && mode === "try-host") return undefined;
-      if (!existsSync(hostDir)) mkdirSync(hostDir, { recursive: true, mode: 0o2755 });
+      if (!dry && !existsSync(hostDir)) mkdirSync(hostDir, { recursive: true, mode: 0o2755 });
       return { hostDir, containerDir };
     case "try-guest":
     case "guest": {
@@ -234,7 +240,7 @@ function journalContext(s: Settings, tree: string, machineId: string | undefined
       }
       // the journal lives in the tree; the host gets a symlink to it
       // made inside the tree: a symlink there must not make directories on the host
-      if (!chaseInRoot(tree, "/var/log")) return undefined;
+      if (!chaseInRoot(tree, "/var/log") || dry) return undefined;
       const inTree = mkdirInRoot(tree, `/var/log/journal/${machineId}`, 0o2755);
       try {
         const l = lstatSync(hostDir);
@@ -275,7 +281,13 @@ function usrLinks(tree: string): Array<[string, string]> {
   return out;
 }
 
-export function prepareContext(s: Settings, facts: HostFacts, tree: string, cleanup: Cleanup): RunContext {
+/**
+ * The facts a plan is built from. With `dry` (--print-plan) nothing is made
+ * or changed anywhere: temporary directories are only named, the journal's
+ * directories and links are not made, a picked UID range is not locked and a
+ * tree is not chowned.
+ */
+export function prepareContext(s: Settings, facts: HostFacts, tree: string, cleanup: Cleanup, dry = s.printPlan): RunContext {
   let user: ResolvedUser;
   if (s.user && s.user !== "root" && s.user !== "0") {
     const u = resolveUser(tree, s.user);
@@ -284,15 +296,17 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
   } else {
     user = resolveUser(tree, "root") ?? { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] };
   }
-  const pu = prepareUserns(s, tree);
+  const pu = prepareUserns(s, tree, dry);
   if (pu?.lock) {
     const lock = pu.lock;
     cleanup.push(() => lock.release());
   }
   const machineId = treeMachineId(tree);
   const uuid = machineId ?? (s.uuid || randomUuid());
-  mkdirSync(STAGE_DIR, { recursive: true, mode: 0o755 });
-  mkdirSync(SCRATCH_DIR, { recursive: true, mode: 0o700 });
+  if (!dry) {
+    mkdirSync(STAGE_DIR, { recursive: true, mode: 0o755 });
+    mkdirSync(SCRATCH_DIR, { recursive: true, mode: 0o700 });
+  }
   const etc = statInRoot(tree, "/etc");
   const r: RunContext = {
     stage: STAGE_DIR,
@@ -307,11 +321,11 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     bootId: uuidDashed(randomUuid()),
     env: buildEnvironment(s, user, uuid, facts.osRelease),
     seccomp: loadFilter(s.capability, s.syscallAllow, s.syscallDeny, s.suppressSync || process.env.SYSTEMD_SUPPRESS_SYNC === "1"),
-    binds: prepareBinds(s, tree, cleanup).map((b) => (pu ? bindOwners(b, tree) : b)),
-    overlays: prepareOverlays(s, tree, cleanup),
+    binds: prepareBinds(s, tree, cleanup, dry).map((b) => (pu ? bindOwners(b, tree) : b)),
+    overlays: prepareOverlays(s, tree, cleanup, dry),
     resolvConf: resolvConfAction(s, facts),
     timezone: timezoneAction(s, facts, tree),
-    journal: journalContext(s, tree, machineId, cleanup),
+    journal: journalContext(s, tree, machineId, cleanup, dry),
     devices: { fuse: facts.hasFuse, tun: facts.hasNetTun },
     treeHasEtc: !!etc && etc.isDirectory(),
     procMasks: PROC_INACCESSIBLE,

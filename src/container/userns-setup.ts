@@ -28,10 +28,10 @@ export interface PreparedUserns {
  * chown = a recursive shift unless the tree's root is owned by the range
  * already, auto = map where the tree's file system allows it, else chown.
  */
-export function prepareUserns(s: Settings, tree: string): PreparedUserns | undefined {
+export function prepareUserns(s: Settings, tree: string, dry = false): PreparedUserns | undefined {
   if (s.privateUsers.mode === "no") return undefined;
   trace("userns: choosing range");
-  const r = chooseRange(s.privateUsers, tree, s.machine);
+  const r = chooseRange(s.privateUsers, tree, s.machine, dry);
   trace("userns: range chosen");
   try {
     let ownership = s.privateUsersOwnership;
@@ -42,7 +42,8 @@ export function prepareUserns(s: Settings, tree: string): PreparedUserns | undef
     if (fallbackChown) ownership = "map";
     if (ownership === "chown") {
       checkChown(s, r);
-      ensureOwnership(tree, r.shift);
+      // (--print-plan changes no owner)
+      if (!dry) ensureOwnership(tree, r.shift);
     }
     let rootBase = 0;
     if (ownership === "map") {

@@ -228,8 +228,18 @@ export function pickRange(
   );
 }
 
+/** The range pickRange would try first (for --print-plan): nothing is locked, so another start may take it meanwhile. */
+export function previewRange(tree: string, machine: string): Range {
+  const passwd = readText("/etc/passwd");
+  const group = readText("/etc/group");
+  for (const base of pickCandidates(ownerBase(tree).base, machine)) {
+    if (idsInUse(passwd, group, base, SHIFT_RANGE).length === 0) return { shift: base, range: SHIFT_RANGE };
+  }
+  throw new SpawnctlError(`Failed to pick a UID/GID range for ${machine || tree}.`);
+}
+
 /** The range --private-users=MODE gives the container of `tree` named `machine`. */
-export function chooseRange(mode: PrivateUsersMode, tree: string, machine: string): Range {
+export function chooseRange(mode: PrivateUsersMode, tree: string, machine: string, dry = false): Range {
   switch (mode.mode) {
     case "no":
       return { shift: 0, range: 0 };
@@ -250,6 +260,6 @@ export function chooseRange(mode: PrivateUsersMode, tree: string, machine: strin
       return { shift: base, range };
     }
     case "pick":
-      return pickRange(tree, machine);
+      return dry ? previewRange(tree, machine) : pickRange(tree, machine);
   }
 }
