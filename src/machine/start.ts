@@ -29,6 +29,7 @@ import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "../image/properties-store.ts";
 import { supervisorFd } from "../container/supervisor-bin.ts";
 import { collectStale } from "./gc.ts";
+import { markRun } from "../cgroup/gc.ts";
 import { machineDelegation, usernsHooks } from "../container/userns-setup.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
 import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
@@ -159,6 +160,14 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     checkTree(s);
     const treeLock = lockTree(s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
     cleanup.push(() => treeLock.release());
+    // until the state file names them, a mark does: a start SIGKILLed from
+    // here on leaves nothing the next run, start or list cannot collect
+    let unmark = markRun(name, treeLock.held().map((h) => h.path));
+    const dropMark = () => {
+      unmark();
+      unmark = () => {};
+    };
+    cleanup.push(dropMark);
     trace("machine: settings, facts, tree lock");
     const cg = createMachineCgroup(facts.cgroup, s.machine);
     trace("machine: cgroup");
@@ -309,6 +318,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     if (go < 0) throw new SpawnctlError(`handing machine ${name} to its supervisor: ${strerror(-go)}`);
     closeQuietly(ctl);
     // from here on the supervisor owns the locks, the cgroup and the state
+    dropMark();
     machineLock.release = () => {};
     closeSync(machineLock.fd);
     for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);

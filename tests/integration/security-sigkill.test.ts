@@ -418,11 +418,9 @@ describe("a machine whose supervisor was SIGKILLed", () => {
       expect(held).toEqual(expect.arrayContaining(treeLockPaths(IMAGES[0]!)));
       expect(existsSync(st.console.socket)).toBe(true);
       process.kill(st.supervisor, 9);
-      // its container dies with it (or, in its user namespace, may not: the
-      // test ends it then, as "after its processes are gone" asks)
-      await Bun.sleep(300);
-      await killRest(M1);
-      await waitFor(() => procs(M1).length === 0, 10_000, "the container's end");
+      // its container dies with it: the parent-death signal is armed again
+      // after the uid change in its user namespace
+      await waitFor(() => procs(M1).length === 0, 5_000, "the container's end with its supervisor");
       expect(remains(M1)).toEqual(expect.arrayContaining([`registry ${M1}.json`, `registry ${M1}.lock`]));
       const list = run(["list", "--no-legend"], { netns: true });
       expect(list.code).toBe(0);
@@ -450,6 +448,42 @@ describe("a machine whose supervisor was SIGKILLed", () => {
       await scrub(M2, IMAGES[1]);
     }
   }, 60_000);
+});
+
+describe("a SIGKILLed spawnctl start", () => {
+  // killed after so many ms: before its cgroup, while the child mounts, while
+  // the supervisor takes over, after it returned
+  for (const delay of [5, 20, 40, 80, 200]) {
+    test(`killed ${delay} ms in: the machine either runs whole (and stops cleanly) or leaves nothing after the next list`, async () => {
+      try {
+        const p = track(Bun.spawn(["unshare", "--net", SPAWNCTL, "start", M1], { stdout: "ignore", stderr: "pipe" }));
+        await Bun.sleep(delay);
+        try {
+          process.kill(p.pid, 9); // unshare exec'd spawnctl: the same pid
+        } catch {
+          /* done already */
+        }
+        await p.exited;
+        await Bun.sleep(300);
+        expect(run(["list"]).code).toBe(0);
+        const st = existsSync(`${REGISTRY}/${M1}.json`) ? JSON.parse(readFileSync(`${REGISTRY}/${M1}.json`, "utf8")) : undefined;
+        if (st && existsSync(`/proc/${st.leader}`)) {
+          // it ran to the end: a whole machine its supervisor owns
+          expect(run(["status", M1]).code).toBe(0);
+          expect(run(["terminate", M1]).code).toBe(0);
+          await waitFor(() => !existsSync(`${REGISTRY}/${M1}.json`), 10_000, "the machine's end");
+        } else {
+          await waitFor(() => procs(M1).length === 0, 5_000, "the half-started container's end");
+          expect(run(["list"]).code).toBe(0);
+        }
+        expect(remains(M1, IMAGES[0])).toEqual([]);
+      } finally {
+        await stopAll();
+        run(["terminate", M1]);
+        await scrub(M1, IMAGES[0]);
+      }
+    }, 30_000);
+  }
 });
 
 describe("the collector leaves the living alone", () => {
