@@ -18,7 +18,7 @@
 // Loaded on first use only (nothing on `run`'s path reads it unless an image
 // is looked up by name).
 import { readFileSync } from "node:fs";
-import { SpawnctlError } from "../util/errors.ts";
+import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { lazySchema, parseState, z } from "../util/state.ts";
 
 export const CONFIG_PATH = "/etc/spawnctl/spawnctl.toml";
@@ -87,7 +87,7 @@ export function config(): Config {
     text = readFileSync(path, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT" || process.env.SPAWNCTL_CONFIG) throw new SpawnctlError(`Failed to read ${path}: ${(e as Error).message}`);
+    if (code !== "ENOENT" || process.env.SPAWNCTL_CONFIG) throw new SpawnctlError(`Failed to read ${path}: ${fsMessage(e)}.`);
     return (cached = { images: {}, bootstrap: {}, network: {} });
   }
   return (cached = parseConfig(text, path));

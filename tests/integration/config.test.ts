@@ -38,4 +38,9 @@ test("a bad file: file:line for TOML, file and setting for a value; nothing runs
   expect(r.code).toBe(1);
   expect(r.stderr).toContain("network.veth-pool: an IPv4 prefix of /8 to /24");
   expect(r.stderr).not.toContain("internal error");
+  // not a file, or not there when named
+  r = run(["list-images"], { env: { SPAWNCTL_CONFIG: base } });
+  expect(r.stderr).toBe(`Failed to read ${base}: Is a directory.\n`);
+  r = run(["list-images"], { env: { SPAWNCTL_CONFIG: `${base}/missing.toml` } });
+  expect(r.stderr).toBe(`Failed to read ${base}/missing.toml: No such file or directory.\n`);
 });
