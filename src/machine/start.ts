@@ -5,6 +5,7 @@
 // set-up, gives the supervisor the console, records the machine and exits.
 // When the container ends the supervisor execs `spawnctl __machine-exited`,
 // which cleans up and, after a reboot, starts the machine again.
+import { CONFIG_PATH, config } from "../settings/config.ts";
 import { closeSync, constants, mkdirSync, openSync, readSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { CTL, MSG, MSG_SIZE } from "../sys/abi.ts";
@@ -43,7 +44,15 @@ export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-jou
 export function machineSettings(name: string, extra: string[] = []): { settings: Settings; poweroffSignal: number } {
   const dir = findImage(name, mergeEnv());
   if (!dir) throw new SpawnctlError(`No image for machine '${name}'.`);
-  const cl = parseCommandLine([...SERVICE_DEFAULTS, ...extra, "-M", name, "-D", dir]);
+  // [start] options of spawnctl.toml replace the service's defaults
+  const configured = config().start.options;
+  let cl;
+  try {
+    cl = parseCommandLine([...(configured ?? SERVICE_DEFAULTS), ...extra, "-M", name, "-D", dir]);
+  } catch (e) {
+    if (configured && e instanceof Error) throw new SpawnctlError(`[start] options of ${process.env.SPAWNCTL_CONFIG || CONFIG_PATH}: ${e.message}`);
+    throw e;
+  }
   const env = { ...mergeEnv(), isTty: false };
   const { settings, file } = resolveSettings(cl, env);
   // the console goes to the supervisor, which needs a pty for it

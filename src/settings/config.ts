@@ -15,6 +15,10 @@
 //   [network]
 //   veth-pool = "10.0.0.0/8"   # where each plain veth's /28 comes from
 //
+//   [start]
+//   options = ["--quiet", "--keep-unit", "--boot", "--network-veth", "-U", "--settings=override"]
+//                              # what `spawnctl start` runs a machine with (systemd-nspawn@.service's)
+//
 // Loaded on first use only (nothing on `run`'s path reads it unless an image
 // is looked up by name).
 import { readFileSync } from "node:fs";
@@ -27,6 +31,7 @@ export interface Config {
   images: { path?: string[] };
   bootstrap: { mirror?: string; "ubuntu-mirror"?: string; "arch-mirror"?: string; "cache-dir"?: string };
   network: { "veth-pool"?: string };
+  start: { options?: string[] };
 }
 
 const absolute = (zz: ReturnType<typeof z>) => zz.string().check(zz.refine((p) => p.startsWith("/") && !p.includes("\0"), "an absolute path"));
@@ -43,6 +48,9 @@ const schema = lazySchema((zz) =>
     }), {}),
     network: zz._default(zz.strictObject({
       "veth-pool": zz.optional(zz.string().check(zz.refine((v) => parsePool(v) !== undefined, "an IPv4 prefix of /8 to /24, such as 10.0.0.0/8"))),
+    }), {}),
+    start: zz._default(zz.strictObject({
+      options: zz.optional(zz.array(zz.string().check(zz.refine((o) => o.startsWith("-"), "an option (starting with -); the machine and its directory are added by start")))),
     }), {}),
   }),
 );
@@ -88,7 +96,7 @@ export function config(): Config {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== "ENOENT" || process.env.SPAWNCTL_CONFIG) throw new SpawnctlError(`Failed to read ${path}: ${fsMessage(e)}.`);
-    return (cached = { images: {}, bootstrap: {}, network: {} });
+    return (cached = { images: {}, bootstrap: {}, network: {}, start: {} });
   }
   return (cached = parseConfig(text, path));
 }

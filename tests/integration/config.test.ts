@@ -1,7 +1,7 @@
 // /etc/spawnctl/spawnctl.toml ($SPAWNCTL_CONFIG here) as an admin uses it:
 // an image directory of their own, a bad file refused with file:line.
 import { afterAll, beforeAll, expect } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { IS_ROOT, busyboxPath, makeBusyboxTree, needs, removeTree, run, tempDir } from "../helpers.ts";
 
 const test = needs("root and busybox-static", IS_ROOT && !!busyboxPath());
@@ -44,3 +44,28 @@ test("a bad file: file:line for TOML, file and setting for a value; nothing runs
   r = run(["list-images"], { env: { SPAWNCTL_CONFIG: `${base}/missing.toml` } });
   expect(r.stderr).toBe(`Failed to read ${base}/missing.toml: No such file or directory.\n`);
 });
+
+test("[start] options replace the service's defaults; a bad one names the file", async () => {
+  writeFileSync(`${base}/start.toml`, `[images]\npath = ["${base}/pool"]\n[start]\noptions = ["--quiet", "--keep-unit", "--boot", "--private-network"]\n`);
+  const env = { SPAWNCTL_CONFIG: `${base}/start.toml` };
+  try {
+    const r = run(["start", "cfgtest"], { env, netns: true });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    // no -U, no veth: not the service's defaults
+    const st = JSON.parse(readFileSync("/run/spawnctl/machines/cfgtest.json", "utf8"));
+    expect(st.uidShift).toBeUndefined();
+    expect(st.privateNetwork).toBe(true);
+    expect(run(["show", "cfgtest", "-p", "NetworkInterfaces", "--value"], { env }).stdout.trim()).toBe("");
+  } finally {
+    run(["terminate", "cfgtest"], { env });
+    for (let i = 0; i < 100 && existsSync("/run/spawnctl/machines/cfgtest.json"); i++) await Bun.sleep(50);
+  }
+  writeFileSync(`${base}/start.toml`, `[images]\npath = ["${base}/pool"]\n[start]\noptions = ["--boot", "--no-such-option"]\n`);
+  const bad = run(["start", "cfgtest"], { env, netns: true });
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain(`[start] options of ${base}/start.toml: `);
+  expect(bad.stderr).toContain("--no-such-option");
+  expect(existsSync("/run/spawnctl/machines/cfgtest.json")).toBe(false);
+});
+

@@ -6,7 +6,7 @@ import { parseConfig, parsePool } from "../../src/settings/config.ts";
 const F = "/etc/spawnctl/spawnctl.toml";
 
 test("an empty file is every default", () => {
-  expect(parseConfig("", F)).toEqual({ images: {}, bootstrap: {}, network: {} });
+  expect(parseConfig("", F)).toEqual({ images: {}, bootstrap: {}, network: {}, start: {} });
 });
 
 test("every setting", () => {
@@ -22,10 +22,14 @@ cache-dir = "/srv/cache"
 
 [network]
 veth-pool = "172.30.0.0/16"
+
+[start]
+options = ["--quiet", "--boot", "--private-network"]
 `, F);
   expect(c.images.path).toEqual(["/srv/machines", "/var/lib/machines"]);
   expect(c.bootstrap).toEqual({ mirror: "http://deb.example/debian", "ubuntu-mirror": "file:///srv/ubuntu", "arch-mirror": "http://arch.example/$repo/os/$arch", "cache-dir": "/srv/cache" });
   expect(c.network["veth-pool"]).toBe("172.30.0.0/16");
+  expect(c.start.options).toEqual(["--quiet", "--boot", "--private-network"]);
 });
 
 test("TOML syntax errors name file:line:column", () => {
@@ -39,6 +43,7 @@ test("unknown keys, wrong types and bad values name the file and the setting", (
   expect(() => parseConfig('[images]\npath = ["relative"]\n', F)).toThrow(/images\.path\.0: an absolute path/);
   expect(() => parseConfig('[bootstrap]\nmirror = "ftp://x"\n', F)).toThrow(/bootstrap\.mirror: an http/);
   expect(() => parseConfig('[network]\nveth-pool = "10.0.0.1/8"\n', F)).toThrow(/network\.veth-pool: an IPv4 prefix/);
+  expect(() => parseConfig('[start]\noptions = ["web"]\n', F)).toThrow(/start\.options\.0: an option/);
 });
 
 test("address pools", () => {
