@@ -99,13 +99,19 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
  * the channel back to us. `exited` resolves with its wait status.
  */
 export function spawnEnter(plan: Plan): { child: Spawned; exited: Promise<number> } {
+  // with a pty of the machine's own (a console op), the caller's terminal is
+  // never handed in: a process in the machine could reach it through
+  // /proc/PID/fd before the pty replaces it, and push input into the host's
+  // shell with TIOCSTI. Without one, stdio is the payload's data.
+  const pty = plan.ops.some((op) => op.kind === "console");
+  const stdio = pty ? "ignore" : "inherit";
   const [ours, theirs] = seqpacketPair();
   let proc: ReturnType<typeof Bun.spawn>;
   const fds: number[] = [theirs];
   try {
     fds.push(supervisorFd(), memfdWith("spawnctl-plan", encodePlan(plan)));
     proc = Bun.spawn(["/proc/self/fd/3", "--run-plan", "4", "5"], {
-      stdio: ["inherit", "inherit", "inherit", fds[1]!, fds[2]!, theirs] as never,
+      stdio: [stdio, stdio, stdio, fds[1]!, fds[2]!, theirs] as never,
       env: {},
     });
   } catch (e) {
