@@ -19,6 +19,8 @@ export async function bindInto(m: MachineState, src: string, dst: string, o: { r
   }
   const ops: Op[] = [
     { kind: "prctl", option: PR.SET_DUMPABLE, arg2: 0, what: "making the process non-dumpable" },
+    // it joins the machine's namespaces with nothing of spawnctl's open
+    { kind: "closeFrom", fd: 3 },
     { kind: "openTree", path: src, flags: OPEN_TREE_CLONE | AT_RECURSIVE, slot: 0, inRoot: false },
   ];
   if (o.readOnly) ops.push({ kind: "setattr", slot: 0, set: MOUNT_ATTR.RDONLY, recursive: true });
