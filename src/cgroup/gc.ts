@@ -16,7 +16,7 @@ import { closeSync, constants, existsSync, fstatSync, ftruncateSync, mkdirSync, 
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
 import { CGROUP_PARENT, subtree } from "./cgroup.ts";
 
-/** The registry's directory (src/machine/registry.ts MACHINES_DIR). */
+/** The registry's directory (src/container/registry.ts uses this one). */
 export const MACHINES_DIR = "/run/spawnctl/machines";
 
 export function runMarkPath(name: string): string {

@@ -3,13 +3,14 @@
 // and a lock file held (flock) by the machine's supervisor for as long as it
 // runs. The leader is identified by pid and start time, so a recycled pid is
 // never mistaken for the machine.
+import { MACHINES_DIR } from "../cgroup/gc.ts";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { warn } from "../util/log.ts";
 import { lazySchema, parseState } from "../util/state.ts";
 
-export const MACHINES_DIR = "/run/spawnctl/machines";
+export { MACHINES_DIR };
 
 export interface MachineState {
   name: string;

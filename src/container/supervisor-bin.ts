@@ -3,11 +3,11 @@
 // /proc/self/fd/3, so it never needs a file on disk (or an exec-able /tmp).
 import { closeSync, readFileSync } from "node:fs";
 import supervisorFile from "../../build/nsh-supervisor" with { type: "file" };
-import { memfdWith } from "../sys/ffi.ts";
+import { sealedMemfd } from "../sys/ffi.ts";
 
 /** An fd holding the supervisor executable, to pass as the child's fd 3. */
 export function supervisorFd(): number {
-  return memfdWith("nsh-supervisor", readFileSync(supervisorFile));
+  return sealedMemfd("nsh-supervisor", readFileSync(supervisorFile));
 }
 
 /**

@@ -3,7 +3,7 @@
 // streams); xz compression shells out to the host's xz when there is one
 // (there is no xz encoder in the binary), while xz *decompression* never
 // needs it: without xz on the host the in-process decoder of
-// bootstrap/xz.ts does the job, in memory.
+// archive/xz.ts does the job, in memory.
 import { once } from "node:events";
 import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { finished } from "node:stream/promises";

@@ -1,14 +1,14 @@
 // Trees to tar streams and back, for export-tar, import-tar and pull-tar.
 //
 // Export walks the tree in name order and hands each entry to the TarWriter
-// of bootstrap/tar.ts: owners numerically, modes with setuid bits, hardlinks
+// of archive/tar.ts: owners numerically, modes with setuid bits, hardlinks
 // as links to the first name, symlinks, device nodes, fifos and every
 // extended attribute (ACLs and file capabilities live there). File contents
 // are opened with openat2(RESOLVE_IN_ROOT) and O_NOFOLLOW, so a symlink that
 // appears in the tree while it is read never leads to a host file.
 //
 // Import reads the archive with readTar and extracts it with extractTar
-// (bootstrap/extract.ts) with refuseEscapes: names with "..", absolute
+// (archive/extract.ts) with refuseEscapes: names with "..", absolute
 // names and symlinked parents that lead out of the tree fail the whole
 // import. Device nodes are refused unless asked for (see images.ts). The
 // extraction runs in batches with a turn of the event loop between them, so

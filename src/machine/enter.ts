@@ -7,7 +7,7 @@
 // CVE-2019-5736).
 import { readlinkSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { closeQuietly, memfdWith, seqpacketPair } from "../sys/ffi.ts";
+import { closeQuietly, sealedMemfd, seqpacketPair } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
 import { driveChild, type Spawned } from "../container/spawn.ts";
 import { supervisorFd } from "../container/supervisor-bin.ts";
@@ -109,7 +109,7 @@ export function spawnEnter(plan: Plan): { child: Spawned; exited: Promise<number
   let proc: ReturnType<typeof Bun.spawn>;
   const fds: number[] = [theirs];
   try {
-    fds.push(supervisorFd(), memfdWith("spawnctl-plan", encodePlan(plan)));
+    fds.push(supervisorFd(), sealedMemfd("spawnctl-plan", encodePlan(plan)));
     proc = Bun.spawn(["/proc/self/fd/3", "--run-plan", "4", "5"], {
       stdio: [stdio, stdio, stdio, fds[1]!, fds[2]!, theirs] as never,
       env: {},

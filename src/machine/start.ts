@@ -9,7 +9,7 @@ import { CONFIG_PATH, config } from "../settings/config.ts";
 import { closeSync, constants, mkdirSync, openSync, readSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { CTL, MSG, MSG_SIZE } from "../sys/abi.ts";
-import { COMPILED, closeQuietly, memfdWith, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
+import { COMPILED, closeQuietly, sealedMemfd, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { info, trace, warn } from "../util/log.ts";
@@ -206,7 +206,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const devnull = openSync("/dev/null", "r");
     const cgfd = cg.unified ? openSync(cg.unified, constants.O_RDONLY | constants.O_DIRECTORY) : devnull;
     plan.cgroupFd = cg.unified ? 7 : undefined;
-    const planFd = memfdWith("spawnctl-plan", encodePlan(plan));
+    const planFd = sealedMemfd("spawnctl-plan", encodePlan(plan));
     const selfFd = supervisorFd();
     const exeFd = openSync(process.execPath, "r");
     mkdirSync("/var/log/spawnctl", { recursive: true, mode: 0o750 });

@@ -200,11 +200,6 @@ export function sealedMemfd(name: string, bytes: Uint8Array): number {
   }
 }
 
-/** A memfd holding `bytes` (sealed and read-only, see sealedMemfd). */
-export function memfdWith(name: string, bytes: Uint8Array): number {
-  return sealedMemfd(name, bytes);
-}
-
 /** Mark every fd from 3 up close-on-exec: what the caller left open (a host
  * file, a socket) never reaches a child, let alone a container. */
 export function cloexecInherited(): void {
