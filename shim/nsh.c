@@ -141,7 +141,10 @@ static int block_ok(const struct plan *p, uint32_t off, uint64_t count)
 	return 1;
 }
 
-static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len)
+static int parent_op_ok(const struct plan *p, const struct nsh_op *o);
+
+/* a plan's header and ops; parent: the parent's side (POP kinds only), else the child's */
+static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len, int parent)
 {
 	if (len < NSH_HEADER_SIZE)
 		return -EINVAL;
@@ -161,6 +164,11 @@ static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len)
 		return -EINVAL;
 	for (uint32_t i = 0; i < p->nops; i++) {
 		const struct nsh_op *o = &p->ops[i];
+		if (parent) {
+			if (!parent_op_ok(p, o))
+				return -EINVAL;
+			continue;
+		}
 		if (o->kind > NSH_OP_IFUP)
 			return -EINVAL;
 		switch (o->kind) {
@@ -197,6 +205,49 @@ static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len)
 		if ((o->flags & NSH_F_IDMAP_SLOT) && o->n[3] >= NSH_FD_SLOTS)
 			return -EINVAL;
 	}
+	return 0;
+}
+
+static int parent_op_ok(const struct plan *p, const struct nsh_op *o)
+{
+	for (int k = 0; k < 4; k++)
+		if (!str_ok(p, o->s[k]))
+			return 0;
+	switch (o->kind) {
+	case NSH_POP_MAP_USERNS:
+	case NSH_POP_MAKE_USERNS:
+		return o->n[0] < NSH_PARENT_REGS && o->s[0] != NSH_NO_STRING && o->s[1] != NSH_NO_STRING;
+	case NSH_POP_IDMAP_TREE:
+		return o->n[0] < NSH_PARENT_REGS && o->s[1] != NSH_NO_STRING;
+	case NSH_POP_CLONE_TREE:
+		return o->s[1] != NSH_NO_STRING;
+	case NSH_POP_MAKE_DEVFS:
+		return o->n[0] <= 64 && o->s[0] != NSH_NO_STRING && block_ok(p, o->s[1], o->n[0]) &&
+		       blob_ok(p, o->n[0] ? o->s[2] : NSH_NO_STRING, o->n[0] * 8) && o->n[1] <= UINT32_MAX && o->n[2] <= UINT32_MAX;
+	case NSH_POP_CHOWN_PATHS:
+		return block_ok(p, o->s[1], o->n[0]) && o->n[1] <= UINT32_MAX && o->n[2] <= UINT32_MAX;
+	case NSH_POP_CLOSE_REG:
+		return o->n[0] < NSH_PARENT_REGS;
+	case NSH_POP_GO:
+	case NSH_POP_STEP:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * A parent program (see abi.ts POP), validated: its ops and strings, for
+ * nsh_parent_run in shift.c. 0 or -errno.
+ */
+int nsh_parent_parse(const uint8_t *buf, uint64_t len, const struct nsh_op **ops, const char **str, uint32_t *nops)
+{
+	struct plan p;
+	int r = plan_parse(&p, buf, len, 1);
+	if (r < 0)
+		return r;
+	*ops = p.ops;
+	*str = p.str;
+	*nops = p.nops;
 	return 0;
 }
 
@@ -1319,7 +1370,7 @@ uint32_t nsh_msg_size(void) { return (uint32_t)sizeof(struct nsh_msg); }
 int nsh_spawn(const uint8_t *buf, uint64_t len, int32_t *fds_out)
 {
 	struct ctx c;
-	int r = plan_parse(&c.p, buf, len);
+	int r = plan_parse(&c.p, buf, len, 0);
 	if (r < 0)
 		return r;
 	int sv[2];
@@ -1913,7 +1964,7 @@ static int run_plan_here(const char *pfd, const char *sfd)
 		return 1;
 	close(planfd);
 	struct ctx c;
-	if (plan_parse(&c.p, buf, (uint64_t)st.st_size) < 0)
+	if (plan_parse(&c.p, buf, (uint64_t)st.st_size, 0) < 0)
 		return 1;
 	c.sync = sync;
 	c.rootfd = -1;

@@ -608,7 +608,7 @@ static int write_file(const char *path, const char *text)
  * with *failed_at (when given) 0 for uid_map, 1 for gid_map, 2 for the
  * namespace's file.
  */
-int nsh_map_userns(int pid, const char *uid_map, const char *gid_map, int32_t *failed_at)
+static int nsh_map_userns(int pid, const char *uid_map, const char *gid_map, int32_t *failed_at)
 {
 	char path[64];
 	int r;
@@ -715,7 +715,7 @@ int nsh_idmapped_tree(const char *path, int userns_fd, int recursive)
  * Returns the mount fd (the child attaches it with move_mount) or -errno;
  * *failed_at is the index of the node that could not be made, else -1.
  */
-int nsh_make_devfs(const char *opts, const char *names, const uint64_t *devs, int n, uint32_t uid, uint32_t gid, int32_t *failed_at)
+static int nsh_make_devfs(const char *opts, const char *names, const uint64_t *devs, int n, uint32_t uid, uint32_t gid, int32_t *failed_at)
 {
 	char num[24], ob[256];
 	*failed_at = -1;
@@ -786,7 +786,7 @@ fail_fs:;
  * to uid:gid, in one call: a container's cgroup delegation is a dozen files.
  * Returns 0, or -errno with *failed_at the index of the path that failed.
  */
-int nsh_chown_paths(const char *paths, int n, uint32_t uid, uint32_t gid, int32_t *failed_at)
+static int nsh_chown_paths(const char *paths, int n, uint32_t uid, uint32_t gid, int32_t *failed_at)
 {
 	const char *p = paths;
 	*failed_at = -1;
@@ -804,89 +804,127 @@ int nsh_spawn(const uint8_t *buf, uint64_t len, int32_t *fds_out);
 int nsh_clone_tree(const char *path, int recursive);
 int nsh_send(int fd, uint8_t byte, int pass_fd);
 
+int nsh_parent_parse(const uint8_t *buf, uint64_t len, const struct nsh_op **ops, const char **str, uint32_t *nops);
+
 /*
- * nsh_spawn for a plan whose first op is barrier 1 of a user namespace, and
- * whose /dev comes at barrier 3: both answered right here, before any
- * JavaScript runs, so the child waits for nothing but C. In order:
- *  - write `map` (kernel text format) as the child's uid_map and gid_map
- *  - make its root from `root` (with its submounts if flags & 1; idmapped to
- *    the child's namespace if flags & 2, else a plain clone; an idmap that
- *    fails with submounts is tried on the tree's own mount alone)
- *  - send the go-ahead for barrier 1 and the root
- *  - hand the n_chown NUL-separated paths (its cgroups) to shift:shift
- *  - make its /dev (nsh_make_devfs: mount options dev_opts, n_dev names,
- *    majmin as major, minor pairs) and send the go-ahead for barrier 3 and the /dev
- * Returns what nsh_spawn returns; result[0] says how far it got: 0 the maps
- * failed, 1 the root, 3 sending it, 2 the chown, 4 /dev or sending it
- * (result[2] -2); 5 all done. A send fails when the child is gone already,
- * with an error of its own in the socket. result[1]
- * is the errno, result[2] for 0 which map file (as nsh_map_userns's
- * failed_at), for 2 and 4 the index of the path or node.
+ * The parent's side of a plan (abi.ts POP): run its ops from `from` on, for
+ * the child pid whose sync socket is `sync`, until a STEP (TypeScript's to
+ * run) or the end. `st` is the caller's across calls: NSH_PARENT_REGS
+ * registers (fds of user namespaces, -1 when empty), the queue's length,
+ * then the queued detached mounts, which a GO sends after its go-ahead, in
+ * order. Nothing here decides: every path, map, option and owner comes in
+ * the op. Returns the index it stopped at (nops when done), or -1 with
+ * result[0] the failed op, result[1] its errno and result[2] which part of
+ * it (the map file, the path or the node), else -1.
  */
-int nsh_spawn_userns(const uint8_t *buf, uint64_t len, int32_t *fds_out, const char *map, const char *root, int32_t flags,
-		     uint32_t shift, const char *chown_paths, int32_t n_chown, const char *dev_names, const uint32_t *majmin,
-		     int32_t n_dev, int32_t *result, const char *dev_opts)
+int nsh_parent_run(int pid, int sync, const uint8_t *buf, uint64_t len, uint32_t from, int32_t *st, int32_t *result)
 {
-	result[0] = result[1] = result[2] = 0;
-	if (n_dev < 0 || n_dev > 32)
-		return -EINVAL;
+	const struct nsh_op *ops;
+	const char *str;
+	uint32_t nops;
+	int32_t *regs = st, *queued = st + NSH_PARENT_REGS, *queue = st + NSH_PARENT_REGS + 1;
+	result[0] = (int32_t)from;
+	result[1] = 0;
+	result[2] = -1;
+	int r = nsh_parent_parse(buf, len, &ops, &str, &nops);
+	if (r < 0) {
+		result[1] = -r;
+		return -1;
+	}
+	for (uint32_t i = from; i < nops; i++) {
+		const struct nsh_op *o = &ops[i];
+		const char *s0 = o->s[0] == NSH_NO_STRING ? NULL : str + o->s[0];
+		const char *s1 = o->s[1] == NSH_NO_STRING ? NULL : str + o->s[1];
+		int fd = 0;
+		result[0] = (int32_t)i;
+		switch (o->kind) {
+		case NSH_POP_STEP:
+			return (int)i;
+		case NSH_POP_MAP_USERNS:
+		case NSH_POP_MAKE_USERNS:
+			fd = o->kind == NSH_POP_MAP_USERNS ? nsh_map_userns(pid, s0, s1, &result[2]) : nsh_make_userns(s0, s1);
+			if (fd >= 0) {
+				if (regs[o->n[0]] >= 0)
+					close(regs[o->n[0]]);
+				regs[o->n[0]] = fd;
+			}
+			break;
+		case NSH_POP_CLOSE_REG:
+			if (regs[o->n[0]] >= 0)
+				close(regs[o->n[0]]);
+			regs[o->n[0]] = -1;
+			break;
+		case NSH_POP_IDMAP_TREE:
+		case NSH_POP_CLONE_TREE:
+		case NSH_POP_MAKE_DEVFS:
+			if (*queued >= NSH_PARENT_QUEUE) {
+				fd = -EMFILE;
+				break;
+			}
+			if (o->kind == NSH_POP_IDMAP_TREE) {
+				fd = nsh_idmapped_tree(s1, regs[o->n[0]], (int)o->n[1]);
+			} else if (o->kind == NSH_POP_CLONE_TREE) {
+				fd = nsh_clone_tree(s1, (int)o->n[1]);
+			} else {
+				uint64_t devs[64];
+				if (o->n[0])
+					memcpy(devs, str + o->s[2], o->n[0] * sizeof devs[0]);
+				fd = nsh_make_devfs(s0, s1, devs, (int)o->n[0], (uint32_t)o->n[1], (uint32_t)o->n[2], &result[2]);
+			}
+			if (fd >= 0)
+				queue[(*queued)++] = fd;
+			break;
+		case NSH_POP_CHOWN_PATHS:
+			fd = o->n[0] ? nsh_chown_paths(s1, (int)o->n[0], (uint32_t)o->n[1], (uint32_t)o->n[2], &result[2]) : 0;
+			break;
+		case NSH_POP_GO:
+			fd = nsh_send(sync, NSH_CTL_GO, -1);
+			for (int k = 0; k < *queued; k++) {
+				if (fd == 0)
+					fd = nsh_send(sync, NSH_CTL_FD, queue[k]);
+				close(queue[k]);
+			}
+			*queued = 0;
+			break;
+		}
+		if (fd < 0) {
+			result[1] = -fd;
+			return -1;
+		}
+	}
+	return (int)nops;
+}
+
+/* Close what a parent program's state holds. */
+void nsh_parent_release(int32_t *st)
+{
+	for (int k = 0; k < NSH_PARENT_REGS; k++)
+		if (st[k] >= 0) {
+			close(st[k]);
+			st[k] = -1;
+		}
+	for (int k = 0; k < st[NSH_PARENT_REGS]; k++)
+		close(st[NSH_PARENT_REGS + 1 + k]);
+	st[NSH_PARENT_REGS] = 0;
+}
+
+/*
+ * nsh_spawn, then the parent program from its start, in the same call: the
+ * child waits for no JavaScript until the program's first STEP. The program
+ * is checked before the clone. result[3] is nsh_parent_run's return.
+ */
+int nsh_spawn_parent(const uint8_t *buf, uint64_t len, int32_t *fds_out, const uint8_t *prog, uint64_t plen, int32_t *st,
+		     int32_t *result)
+{
+	const struct nsh_op *ops;
+	const char *str;
+	uint32_t nops;
+	int r = nsh_parent_parse(prog, plen, &ops, &str, &nops);
+	if (r < 0)
+		return r;
 	int pid = nsh_spawn(buf, len, fds_out);
 	if (pid < 0)
 		return pid;
-	int sync = fds_out[0];
-	int ns = nsh_map_userns(pid, map, map, &result[2]);
-	if (ns < 0) {
-		result[1] = -ns;
-		return pid;
-	}
-	result[0] = 1;
-	int recursive = flags & 1, mfd;
-	if (flags & 2) {
-		mfd = nsh_idmapped_tree(root, ns, recursive);
-		if (mfd < 0 && recursive)
-			mfd = nsh_idmapped_tree(root, ns, 0);
-	} else {
-		mfd = nsh_clone_tree(root, recursive);
-	}
-	close(ns);
-	if (mfd < 0) {
-		result[1] = -mfd;
-		return pid;
-	}
-	result[0] = 3;
-	int r = nsh_send(sync, NSH_CTL_GO, -1);
-	if (r == 0)
-		r = nsh_send(sync, NSH_CTL_FD, mfd);
-	close(mfd);
-	if (r < 0) {
-		result[1] = -r;
-		return pid;
-	}
-	/* the child goes on; it cannot pass barrier 3 (nor exec) before these */
-	result[0] = 2;
-	r = n_chown > 0 ? nsh_chown_paths(chown_paths, n_chown, shift, shift, &result[2]) : 0;
-	if (r < 0) {
-		result[1] = -r;
-		return pid;
-	}
-	result[0] = 4;
-	uint64_t devs[32];
-	for (int i = 0; i < n_dev; i++)
-		devs[i] = makedev(majmin[2 * i], majmin[2 * i + 1]);
-	int dev = nsh_make_devfs(dev_opts, dev_names, devs, n_dev, shift, shift, &result[2]);
-	if (dev < 0) {
-		result[1] = -dev;
-		return pid;
-	}
-	r = nsh_send(sync, NSH_CTL_GO, -1);
-	if (r == 0)
-		r = nsh_send(sync, NSH_CTL_FD, dev);
-	close(dev);
-	if (r < 0) {
-		result[1] = -r;
-		result[2] = -2; /* sending, not making it */
-		return pid;
-	}
-	result[0] = 5;
+	result[3] = nsh_parent_run(pid, fds_out[0], prog, plen, 0, st, result);
 	return pid;
 }

@@ -10,7 +10,8 @@
 import type { Settings } from "../settings/types.ts";
 import type { BindMount } from "../settings/parse.ts";
 import { CLONE, MNT_DETACH, MOUNT_ATTR, MS, PR, S_IF, makedev } from "../sys/consts.ts";
-import type { Op, Plan } from "../sys/plan.ts";
+import type { Op, ParentOp, Plan } from "../sys/plan.ts";
+import { machineDelegation } from "../cgroup/delegation.ts";
 import { FD_SLOTS } from "../sys/abi.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import type { CgroupFacts } from "./host.ts";
@@ -594,7 +595,83 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   if (s.asPid2) ops.push({ kind: "prctl", option: PR.SET_DUMPABLE, arg2: 0, what: "making the stub init non-dumpable" }, { kind: "stubInit" });
   ops.push({ kind: "sigreset" });
   ops.push(...execOps(s, ctx));
-  return { cloneFlags: cloneFlags(s, ctx), ops, root: ctx.tree };
+  return { cloneFlags: cloneFlags(s, ctx), ops, parent: parentOps(s, ctx), root: ctx.tree };
+}
+
+/** ownership chown rewrites the tree itself: not with a copy or an overlay of it, and only for a whole 64K range. */
+export function checkChown(s: Settings, r: { shift: number; range: number }): void {
+  if (s.ephemeral || s.volatile === "overlay") throw new SpawnctlError("--private-users-ownership=chown may not be combined with --ephemeral or --volatile=overlay: the tree itself would be rewritten.");
+  if (s.volatile === "yes") throw new SpawnctlError("--private-users-ownership=chown may not be combined with --volatile=yes.");
+  if (r.range !== 65536 || r.shift % 65536 !== 0) throw new SpawnctlError(`--private-users-ownership=chown needs a range of 65536 starting at a multiple of 65536 (got ${r.shift}:${r.range}).`);
+}
+
+/** The line of the child's uid_map and gid_map: its root is the range's first id. */
+function mapLine(u: UsernsContext): string {
+  return `0 ${u.shift} ${u.range}\n`;
+}
+
+/** Why ownership auto may not fall back to chown for this start, if it may not. */
+function chownRefusal(s: Settings, r: { shift: number; range: number }): string | undefined {
+  try {
+    checkChown(s, r);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * The user namespace's part of the parent's side, up to barrier 2 (see
+ * build-plan.ts parentOps): right after the clone the child waits at
+ * barrier 1 for its maps and its mounts (the tree, the binds), the least it
+ * needs to go on; then, while it mounts, the delegation of its cgroups
+ * (which it joined as the host's root, before it became the namespace's)
+ * and its /dev, which it takes at barrier 3.
+ */
+function usernsParentOps(s: Settings, ctx: RunContext, delegation: string[]): ParentOp[] {
+  const u = ctx.userns!;
+  const line = mapLine(u);
+  const ops: ParentOp[] = [{ kind: "mapUserns", uidMap: line, gidMap: line, reg: 0 }];
+  idmapSources(s, ctx).forEach((src, k) => {
+    if (src.map === "none") {
+      ops.push({ kind: "cloneTree", path: src.hostPath, recursive: src.recursive });
+      return;
+    }
+    const reg = src.map === "container" ? 0 : 1;
+    if (src.map !== "container") {
+      const m = src.map;
+      ops.push({ kind: "makeUserns", uidMap: `${m.hostUid} ${u.shift + m.uid} ${m.count ?? 1}\n`, gidMap: `${m.hostGid} ${u.shift + m.gid} ${m.count ?? 1}\n`, reg });
+    }
+    const op: ParentOp = { kind: "idmapTree", path: src.hostPath, reg, recursive: src.recursive, flatRetry: src.recursive };
+    // the tree (the first source): ownership auto chowns it where it cannot be idmapped
+    if (k === 0 && u.fallbackChown) {
+      const refused = chownRefusal(s, u);
+      op.fallback = refused ? { refused } : { tree: ctx.tree, shift: u.shift };
+    }
+    ops.push(op);
+    if (reg !== 0) ops.push({ kind: "closeReg", reg });
+  });
+  ops.push({ kind: "closeReg", reg: 0 }, { kind: "go", barrier: 1 });
+  if (delegation.length) ops.push({ kind: "chownPaths", paths: delegation, uid: u.shift, gid: u.shift, what: "delegating the machine's cgroups to the container's root" });
+  ops.push({ kind: "makeDevfs", options: DEVFS_OPTIONS, nodes: deviceNodes(ctx), uid: u.shift, gid: u.shift }, { kind: "go", barrier: 3 });
+  return ops;
+}
+
+
+/**
+ * The parent's side of the plan (sys/plan.ts ParentOp): what the spawning
+ * process does while the child works, in order. With a user namespace the
+ * shim's part comes first (usernsParentOps); the network's steps run once
+ * the child's namespace exists (the clone made it), and before the go-ahead
+ * for barrier 2, after which the payload may run, the network is ready;
+ * the host's side of it overlaps with the payload's start.
+ */
+export function parentOps(s: Settings, ctx: RunContext): ParentOp[] {
+  const ops: ParentOp[] = ctx.userns ? usernsParentOps(s, ctx, machineDelegation(ctx.cgroup, s.machine)) : [];
+  if (ctx.networkBarrier) ops.push({ kind: "step", name: "net-links" }, { kind: "step", name: "net-ready" });
+  if (ctx.networkBarrier || ctx.userns) ops.push({ kind: "go", barrier: 2 });
+  if (ctx.networkBarrier) ops.push({ kind: "step", name: "net-host" });
+  return ops;
 }
 
 export { MNT_DETACH };

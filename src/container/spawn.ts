@@ -1,10 +1,12 @@
-// Starting a plan: hand it to the shim, answer its barriers, collect the fds it
-// sends (the console), and turn a failed op into a sentence.
+// Starting a plan: clone its child, run the parent's side (the shim's ops
+// and TypeScript's steps, in the plan's order), collect the fds the child
+// sends (the console), and turn a failed op of either side into a sentence.
 import { ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
-import { CTL, FD_TAG, MSG, MSG_SIZE } from "../sys/abi.ts";
+import { FD_TAG, MSG, MSG_SIZE, PARENT_REGS, PARENT_STATE_SIZE } from "../sys/abi.ts";
 import { shim, strerror } from "../sys/ffi.ts";
-import { describeOp, encodePlan, type Plan } from "../sys/plan.ts";
+import { describeOp, describeParentOp, encodeParent, encodePlan, type ParentOp, type Plan, type StepName } from "../sys/plan.ts";
+import { recoverIdmap } from "./userns-setup.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { trace } from "../util/log.ts";
 
@@ -18,77 +20,8 @@ export interface Spawned {
   reportedPid?: number;
 }
 
-export interface SpawnHooks {
-  /** called right after the clone, before the first message from the child
-   * is awaited: work done here overlaps with the child's own start-up */
-  afterClone?(pid: number): void;
-  /** called when driving the child failed (or was abandoned) and it was
-   * killed: release what afterClone or barrier made and did not hand over */
-  onFail?(): void;
-  /** called at each BARRIER; the child waits until it returns. The fds it
-   * returns are sent after the go-ahead (for the child's RECV_FD ops), then closed. */
-  barrier?(id: number, pid: number): number[] | void;
-  /** called once the child goes on from a barrier: work done here overlaps
-   * with the child's own until its next barrier is answered */
-  afterGo?(id: number, pid: number): void;
-  /** called after afterClone: barriers to answer right away (barrier(id),
-   * then the go-ahead), in this order, before the child has even asked */
-  answerAhead?(): number[];
-  /** for spawnPlan: let the shim answer barriers 1 and 3 within the clone's
-   * call (nsh_spawn_userns); afterClone finds out how far it got in `result` */
-  shimAnswer?: ShimAnswer;
-  /** called after afterClone: the barriers that were answered already (by
-   * the shim, or ahead of time), which the driver must not answer again */
-  preAnswered?(): number[];
-}
-
-/** Whether nsh_spawn_userns did all it does (result[0] 5: barriers 1 and 3 answered, see shim/shift.c). */
-export function answeredByShim(hooks: SpawnHooks): boolean {
-  return hooks.shimAnswer?.result[0] === 5;
-}
-
-/** What nsh_spawn_userns needs (see shim/shift.c); it fills `result`, which starts as -1: not tried. */
-export interface ShimAnswer {
-  map: Buffer;
-  root: Buffer;
-  flags: number;
-  shift: number;
-  chown: Buffer;
-  nChown: number;
-  devNames: Buffer;
-  majmin: Uint32Array;
-  nDev: number;
-  result: Int32Array;
-  /** /dev's tmpfs options (build-plan.ts DEVFS_OPTIONS) */
-  devOpts: Buffer;
-}
-
-/** Hooks that run a's, then b's (barrier: both their fds, a's first). */
-export function chainHooks(a: SpawnHooks | undefined, b: SpawnHooks | undefined): SpawnHooks {
-  if (!a) return b ?? {};
-  if (!b) return a;
-  return {
-    afterClone: (pid) => {
-      a.afterClone?.(pid);
-      b.afterClone?.(pid);
-    },
-    onFail: () => {
-      try {
-        a.onFail?.();
-      } finally {
-        b.onFail?.();
-      }
-    },
-    barrier: (id, pid) => [...(a.barrier?.(id, pid) ?? []), ...(b.barrier?.(id, pid) ?? [])],
-    afterGo: (id, pid) => {
-      a.afterGo?.(id, pid);
-      b.afterGo?.(id, pid);
-    },
-    shimAnswer: a.shimAnswer ?? b.shimAnswer,
-    preAnswered: () => [...(a.preAnswered?.() ?? []), ...(b.preAnswered?.() ?? [])],
-    answerAhead: () => [...(a.answerAhead?.() ?? []), ...(b.answerAhead?.() ?? [])],
-  };
-}
+/** What the TypeScript steps of the parent's side do (see sys/plan.ts PARENT_STEPS), for the child pid. */
+export type ParentSteps = Partial<Record<StepName, (pid: number) => void>>;
 
 // (syscall, errno) → a hint for the kernel's misleading answers
 const HINTS: Record<string, string> = {
@@ -114,50 +47,22 @@ export function opFailure(plan: Plan, index: number, errno: number): SpawnctlErr
 const EPIPE = 32;
 const ECONNRESET = 104;
 
-/**
- * The go-ahead for the barrier the child is at (or is about to be at), then
- * the fds for its RECV_FD ops; closes them. Ahead of time (the child has not
- * asked yet) a child that is gone is no error here: it failed on its own,
- * and said why in the socket, which the driver reads next.
- */
-function sendGo(sync: number, send: number[], ahead = false): void {
-  const sh = shim();
-  try {
-    const r = sh.nsh_send(sync, CTL.GO, -1) as number;
-    if (r < 0) {
-      if (ahead && (r === -EPIPE || r === -ECONNRESET)) return;
-      throw new SpawnctlError(`releasing the container process: ${strerror(-r)}`, { errno: -r });
-    }
-    for (const fd of send) {
-      const r2 = sh.nsh_send(sync, CTL.FD, fd) as number;
-      if (r2 < 0) {
-        if (ahead && (r2 === -EPIPE || r2 === -ECONNRESET)) return;
-        throw new SpawnctlError(`sending a mount to the container process: ${strerror(-r2)}`, { errno: -r2 });
-      }
-    }
-  } finally {
-    for (const fd of send) closeSync(fd);
-  }
+/** A parent step that failed, as a sentence. */
+export function parentFailure(op: ParentOp, errno: number, part: number): SpawnctlError {
+  if (op.kind === "go") return new SpawnctlError(`releasing the container process: ${strerror(errno)}`, { errno });
+  const { what, syscall } = describeParentOp(op, part);
+  return new SpawnctlError(`${what}: ${syscall}: ${strerror(errno)}`, { errno, syscall });
 }
 
 function reap(pid: number): void {
   shim().nsh_wait(pid, -1);
 }
 
-export function spawnPlan(plan: Plan, hooks: SpawnHooks = {}): Spawned {
-  trace("spawn: loading shim");
-  const sh = shim();
-  trace("spawn: encoding");
-  const buf = encodePlan(plan);
-  const fds = new Int32Array(2);
-  trace("spawn: cloning");
-  const a = hooks.shimAnswer;
-  const pid = (a
-    ? sh.nsh_spawn_userns(ptr(buf), buf.length, ptr(fds), a.map, a.root, a.flags, a.shift, a.chown, a.nChown, a.devNames, a.majmin, a.nDev, a.result, a.devOpts)
-    : sh.nsh_spawn(ptr(buf), buf.length, ptr(fds))) as number;
-  trace("spawn: cloned");
-  if (pid < 0) throw cloneFailure(-pid);
-  return driveChild(plan, pid, fds[0]!, hooks);
+/** Clone the plan's child and drive it to its exec (see ChildDriver). */
+export function spawnPlan(plan: Plan, steps: ParentSteps = {}): Spawned {
+  const d = ChildDriver.spawn(plan, steps);
+  while (!d.step());
+  return d.result!;
 }
 
 export function cloneFailure(e: number): SpawnctlError {
@@ -166,72 +71,102 @@ export function cloneFailure(e: number): SpawnctlError {
 }
 
 /**
- * Talk a freshly cloned child through its plan: answer barriers, collect the
- * fds it sends, and turn an error report into a sentence. Returns once the
- * child has exec'd (EOF on the sync socket). On failure the child is killed,
- * and reaped unless it is someone else's child (the machine supervisor's).
+ * Drive a child someone else cloned (a machine's supervisor, `shell`'s
+ * supervisor) through its plan to its exec. On failure the child is
+ * killed, and reaped unless it is someone else's child.
  */
-export function driveChild(plan: Plan, pid: number, sync: number, hooks: SpawnHooks = {}, reapOnFailure = true): Spawned {
-  const d = ChildDriver.begin(plan, pid, sync, hooks, reapOnFailure);
+export function driveChild(plan: Plan, pid: number, sync: number, steps: ParentSteps = {}, reapOnFailure = true): Spawned {
+  const d = ChildDriver.attach(plan, pid, sync, steps, reapOnFailure);
   while (!d.step());
   return d.result!;
 }
 
 /**
- * driveChild in steps (a plain object, not a generator: generators cost a
- * cold process a third of a millisecond): step() returns after each
- * barrier's afterGo hook, so a caller starting several containers can
- * prepare the next one while this child does its mounts, and true once the
- * child has exec'd (then `result` holds what it sent). abort() kills the
- * child and closes what it sent. Made by begin().
+ * The one driver of a plan's two sides. The child runs its ops on its own;
+ * this runs the parent's side in order: the shim runs its ops (maps,
+ * mounts, /dev, chowns, go-aheads) until a TypeScript step, which runs
+ * here, and so on. A go-ahead is sent whether or not the child has reached
+ * its barrier yet (it reads it there), so nothing here waits for the child
+ * until the parent's side is done; then the child's messages are read to
+ * its exec (EOF on the sync socket): the fds it sent (its console), its
+ * pid, or the op that failed, as a sentence.
+ *
+ * step() does one stretch of the parent's side (up to and with the next
+ * TypeScript step), or, once that is done, the rest; true when the child
+ * has exec'd (then `result` holds what it sent). A caller starting several
+ * containers works on another between steps. abort() kills the child.
  */
 export class ChildDriver {
   result?: Spawned;
   private readonly out: Spawned;
   private readonly msg = new Uint8Array(MSG_SIZE);
   private readonly fdOut = new Int32Array(1);
+  private readonly ops: ParentOp[];
+  private readonly prog?: Uint8Array;
+  /** nsh_parent_run's registers and queue (see abi.ts) */
+  private readonly state = new Int32Array(PARENT_STATE_SIZE);
+  private readonly res = new Int32Array(4);
+  /** the next parent op */
+  private pc = 0;
   private ended = false;
   private failed = false;
-  /** the barriers answered before the child reached them, as bits (1 << id) */
-  private answered = 0;
 
   private constructor(
     private readonly plan: Plan,
     private readonly pid: number,
     private readonly sync: number,
-    private readonly hooks: SpawnHooks = {},
-    private readonly reapOnFailure = true,
+    private readonly steps: ParentSteps,
+    private readonly reapOnFailure: boolean,
+    prog: Uint8Array | undefined,
   ) {
     this.out = { pid, fds: new Map() };
+    this.ops = plan.parent ?? [];
+    this.prog = prog;
+    this.state.fill(-1, 0, PARENT_REGS);
   }
 
   /**
-   * A driver for a child just cloned, after its afterClone hook has run and
-   * the barriers it answers ahead are answered: this comes first,
-   * before anything else of the driver runs, because the child may be
-   * waiting for it (a cold process pays for each new function it runs).
+   * Clone the child and run the parent's side up to its first TypeScript
+   * step in the same call into the shim: the child waits for no JavaScript
+   * before that.
    */
-  static begin(plan: Plan, pid: number, sync: number, hooks: SpawnHooks = {}, reapOnFailure = true): ChildDriver {
-    let early: unknown;
-    let answered = 0;
-    try {
-      hooks.afterClone?.(pid);
-      for (const id of hooks.preAnswered?.() ?? []) answered |= 1 << id;
-      for (const id of hooks.answerAhead?.() ?? []) {
-        if (answered & (1 << id)) continue;
-        sendGo(sync, hooks.barrier?.(id, pid) ?? [], true);
-        answered |= 1 << id;
+  static spawn(plan: Plan, steps: ParentSteps = {}): ChildDriver {
+    trace("spawn: loading shim");
+    const sh = shim();
+    trace("spawn: encoding");
+    const buf = encodePlan(plan);
+    const prog = plan.parent?.length ? encodeParent(plan.parent) : undefined;
+    const fds = new Int32Array(2);
+    trace("spawn: cloning");
+    let d: ChildDriver;
+    if (prog) {
+      const state = new Int32Array(PARENT_STATE_SIZE);
+      state.fill(-1, 0, PARENT_REGS);
+      const res = new Int32Array(4);
+      const pid = sh.nsh_spawn_parent(ptr(buf), buf.length, ptr(fds), ptr(prog), prog.length, ptr(state), ptr(res)) as number;
+      trace("spawn: cloned");
+      if (pid < 0) throw cloneFailure(-pid);
+      d = new ChildDriver(plan, pid, fds[0]!, steps, true, prog);
+      d.state.set(state);
+      d.res.set(res);
+      try {
+        d.settle(res[3]!);
+      } catch (e) {
+        d.fail();
+        throw e;
       }
-    } catch (e) {
-      early = e ?? new Error("afterClone failed");
-    }
-    const d = new ChildDriver(plan, pid, sync, hooks, reapOnFailure);
-    d.answered = answered;
-    if (early !== undefined) {
-      d.fail();
-      throw early;
+    } else {
+      const pid = sh.nsh_spawn(ptr(buf), buf.length, ptr(fds)) as number;
+      trace("spawn: cloned");
+      if (pid < 0) throw cloneFailure(-pid);
+      d = new ChildDriver(plan, pid, fds[0]!, steps, true, undefined);
     }
     return d;
+  }
+
+  /** A driver for a child cloned elsewhere; its parent's side starts with the first step(). */
+  static attach(plan: Plan, pid: number, sync: number, steps: ParentSteps = {}, reapOnFailure = true): ChildDriver {
+    return new ChildDriver(plan, pid, sync, steps, reapOnFailure, plan.parent?.length ? encodeParent(plan.parent) : undefined);
   }
 
   get done(): boolean {
@@ -242,7 +177,19 @@ export class ChildDriver {
     if (this.failed) throw new SpawnctlError("the container process was already given up");
     if (this.ended) return true;
     try {
-      return this.advance();
+      if (this.pc < this.ops.length) {
+        const op = this.ops[this.pc]!;
+        if (op.kind === "step") {
+          const run = this.steps[op.name];
+          if (!run) throw new SpawnctlError(`the parent's step ${op.name} has no implementation here`);
+          trace(`parent: ${op.name}`);
+          run(this.pid);
+          this.pc++;
+        }
+        this.runShim();
+        return false;
+      }
+      return this.readChild();
     } catch (e) {
       this.fail();
       throw e;
@@ -253,9 +200,43 @@ export class ChildDriver {
     if (!this.ended) this.fail();
   }
 
-  private advance(): boolean {
+  /** The shim runs the parent's ops from pc up to the next TypeScript step. */
+  private runShim(): void {
+    if (this.pc >= this.ops.length || this.ops[this.pc]!.kind === "step") return;
+    const r = shim().nsh_parent_run(this.pid, this.sync, ptr(this.prog!), this.prog!.length, this.pc, ptr(this.state), ptr(this.res)) as number;
+    this.settle(r);
+  }
+
+  /** Where nsh_parent_run stopped: a step, the end, or a failure that is recovered from, ends the child, or is thrown. */
+  private settle(r: number): void {
+    if (r >= 0) {
+      this.pc = r;
+      return;
+    }
+    const [at, errno, part] = [this.res[0]!, this.res[1]!, this.res[2]!];
+    const op = this.ops[at];
+    if (!op) throw new SpawnctlError(`the parent's side of the plan was refused: ${strerror(errno)}`, { errno });
+    if (op.kind === "go" && (errno === EPIPE || errno === ECONNRESET)) {
+      // the child is gone: it said why in the socket, which is read next
+      this.pc = this.ops.length;
+      return;
+    }
+    if (op.kind === "idmapTree") {
+      const fd = recoverIdmap(op, errno, this.state[op.reg]!);
+      const q = PARENT_REGS;
+      this.state[q + 1 + this.state[q]!] = fd;
+      this.state[q]!++;
+      this.pc = at + 1;
+      this.runShim();
+      return;
+    }
+    throw parentFailure(op, errno, part);
+  }
+
+  /** The child's messages, to its exec. */
+  private readChild(): boolean {
     const sh = shim();
-    const { pid, sync, hooks, out } = this;
+    const { sync, out } = this;
     const dv = new DataView(this.msg.buffer);
     for (;;) {
       const n = sh.nsh_recv(sync, ptr(this.msg), ptr(this.fdOut)) as number;
@@ -267,11 +248,10 @@ export class ChildDriver {
       const type = dv.getUint32(0, true), index = dv.getUint32(4, true), err = dv.getInt32(8, true), arg = dv.getUint32(12, true);
       if (type === MSG.ERROR) throw opFailure(this.plan, index, err);
       if (type === MSG.BARRIER) {
-        const bit = 1 << arg;
-        if (this.answered & bit) this.answered &= ~bit;
-        else sendGo(sync, hooks.barrier?.(arg, pid) ?? []);
-        hooks.afterGo?.(arg, pid);
-        return false;
+        // answered by a go of the parent's side, sent already (or never: a planning bug)
+        if (!this.ops.some((o) => o.kind === "go" && o.barrier === arg)) {
+          throw new SpawnctlError(`the container process waits at barrier ${arg}, which no step of the parent's side answers`);
+        }
       } else if (type === MSG.FD) {
         const fd = this.fdOut[0]!;
         if (arg === FD_TAG.CONSOLE) out.consoleFd = fd;
@@ -282,6 +262,7 @@ export class ChildDriver {
     }
     this.ended = true;
     closeSync(sync);
+    shim().nsh_parent_release(ptr(this.state));
     this.result = out;
     return true;
   }
@@ -295,9 +276,9 @@ export class ChildDriver {
       /* already gone */
     }
     if (this.reapOnFailure) reap(this.pid);
+    shim().nsh_parent_release(ptr(this.state));
     if (this.out.consoleFd !== undefined) closeSync(this.out.consoleFd);
     for (const fd of this.out.fds.values()) closeSync(fd);
     closeSync(this.sync);
-    this.hooks.onFail?.();
   }
 }

@@ -18,8 +18,7 @@ import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
 import { attachInit } from "./init-bin.ts";
-import { answeredByShim, chainHooks, spawnPlan, type SpawnHooks } from "./spawn.ts";
-import { machineDelegation, usernsHooks } from "./userns-setup.ts";
+import { spawnPlan, type ParentSteps } from "./spawn.ts";
 import { populateFromTemplate } from "./template.ts";
 
 
@@ -120,21 +119,15 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     trace("cgroup created");
     const cgRef = cg;
     cleanup.push(() => cgRef.destroy());
-    // the network is made in two steps that overlap with the child (its
-    // code is loaded only then: it is not on the common start path):
-    //  - right after the clone, while the child mounts: the plan, and the
-    //    links the payload must find, with a socket for DHCP on the host's end
-    //  - once the child goes on from barrier 2, while the payload starts:
-    //    addresses, NAT and port forwards, and the DHCP responder serving that socket
+    // the network's steps run where the plan puts them (build-plan.ts
+    // parentOps); its code is loaded only then: it is not on the common start path
     const network = needsNetworkSetup(s) ? new RunNetwork(s, cleanup) : undefined;
     if (cgRef.unified) {
       const fd = openSync(cgRef.unified, constants.O_RDONLY | constants.O_DIRECTORY);
       cleanup.push(() => closeQuietly(fd));
       plan.cgroupFd = fd;
     }
-    const u = ctx.userns;
-    const uh = u ? usernsHooks(s, ctx, machineDelegation(facts.cgroup, cgRef.paths)) : undefined;
-    const child = spawnPlan(plan, uh ? chainHooks(uh, network?.usernsHooks(uh)) : network?.hooks);
+    const child = spawnPlan(plan, network?.steps);
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);
@@ -186,33 +179,17 @@ class RunNetwork {
   ) {}
 
   /**
-   * The links are made right after the clone (the child goes on meanwhile);
-   * the host side once the child goes on from barrier 2.
+   * The links while the child mounts, a socket for DHCP on the host's end
+   * with them; the host's side (addresses, NAT, port forwards, the DHCP
+   * responder on that socket) once the payload may run.
    */
-  readonly hooks: SpawnHooks = {
-    afterClone: (pid) => this.links(pid),
-    afterGo: (id) => {
-      if (id === 2) this.host();
-    },
+  readonly steps: ParentSteps = {
+    "net-links": (pid) => this.links(pid),
+    // the responder starts with the host's side: a client's first request
+    // waits in the socket meanwhile
+    "net-ready": () => {},
+    "net-host": () => this.host(),
   };
-
-  /**
-   * With a user namespace: the links right after the clone when the shim
-   * did the namespace's part (the child waits for no JavaScript then), else
-   * once the child has its /dev (barrier 3, see usernsHooks).
-   */
-  usernsHooks(userns: SpawnHooks): SpawnHooks {
-    const byShim = () => answeredByShim(userns);
-    return {
-      afterClone: (pid) => {
-        if (byShim()) this.links(pid);
-      },
-      afterGo: (id, pid) => {
-        if (id === 3 && !byShim()) this.links(pid);
-        else if (id === 2) this.host();
-      },
-    };
-  }
 
   /** the rest of the network code: not needed until the payload runs, unless a crashed run left something */
   private full(): typeof import("../net/machine.ts") {

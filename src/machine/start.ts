@@ -23,7 +23,7 @@ import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
 import { hostFacts } from "../container/host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "../container/prepare.ts";
-import { ChildDriver, chainHooks, cloneFailure } from "../container/spawn.ts";
+import { ChildDriver, cloneFailure } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
@@ -31,7 +31,6 @@ import { loadProperties } from "../image/properties-store.ts";
 import { supervisorFd } from "../container/supervisor-bin.ts";
 import { collectStale } from "./gc.ts";
 import { markRun } from "../cgroup/gc.ts";
-import { machineDelegation, usernsHooks } from "../container/userns-setup.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
 import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
 import {
@@ -239,54 +238,44 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const { pid, sync } = recvReply(ctl);
     trace("machine: child cloned");
     let dhcpAsked = false;
-    const u = ctx.userns;
-    const network = (p: number) => {
-      trace("machine: network");
-      applyLinks(netplan!, p);
-      const { userspacePorts, address } = configureHost(netplan!);
-      if (userspacePorts.length) {
-        // no nftables: for as long as the supervisor lives (the machine's
-        // clean-up, teardownNetwork, ends it sooner)
-        const { startForwarder } = require("../net/forward.ts") as typeof import("../net/forward.ts");
-        netplan!.forwarder = startForwarder(userspacePorts, address!, sup.pid);
-        writePlan(netplan!);
-      }
-      trace("machine: network applied");
-      // the supervisor keeps the container's netns (to give moved interfaces
-      // back) and starts answering DHCP before the container goes on
-      const nsfd = openSync(`/proc/${p}/ns/net`, "r");
-      shim().nsh_send(ctl, CTL.NETNS, nsfd);
-      closeQuietly(nsfd);
-      if (dhcp) {
-        // its answer is awaited at barrier 2
-        shim().nsh_send(ctl, CTL.LINKS, -1);
-        dhcpAsked = true;
-      }
-    };
-    const uh = u ? usernsHooks(s, ctx, machineDelegation(facts.cgroup, cg.paths)) : undefined;
-    const driver = ChildDriver.begin(plan, pid, sync, chainHooks(uh, {
-      // the network right after the clone, or with a user namespace once the
-      // child has its /dev (barrier 3, see usernsHooks); either way while it mounts
-      afterClone: (p) => {
-        if (netplan && !u) network(p);
-      },
-      afterGo: (id, p) => {
-        if (id === 3 && netplan && u) network(p);
-      },
-      barrier: (id) => {
-        if (id === 2 && dhcpAsked) {
-          // the DHCP server listens before the child goes on
-          dhcpAsked = false;
-          const reply = Buffer.alloc(1);
-          if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== CTL.LINKS_OK) {
-            throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
-          }
+    // the network's steps run where the plan puts them (build-plan.ts parentOps)
+    const driver = ChildDriver.attach(plan, pid, sync, {
+      "net-links": (p) => {
+        trace("machine: network");
+        applyLinks(netplan!, p);
+        const { userspacePorts, address } = configureHost(netplan!);
+        if (userspacePorts.length) {
+          // no nftables: for as long as the supervisor lives (the machine's
+          // clean-up, teardownNetwork, ends it sooner)
+          const { startForwarder } = require("../net/forward.ts") as typeof import("../net/forward.ts");
+          netplan!.forwarder = startForwarder(userspacePorts, address!, sup.pid);
+          writePlan(netplan!);
         }
-        return [];
+        trace("machine: network applied");
+        // the supervisor keeps the container's netns (to give moved interfaces
+        // back) and starts answering DHCP before the container goes on
+        const nsfd = openSync(`/proc/${p}/ns/net`, "r");
+        shim().nsh_send(ctl, CTL.NETNS, nsfd);
+        closeQuietly(nsfd);
+        if (dhcp) {
+          shim().nsh_send(ctl, CTL.LINKS, -1);
+          dhcpAsked = true;
+        }
       },
-    }), false);
-    // barrier by barrier (or to the child's exec, when it has none): after
-    // each the child's mounts go on while the other machines are served
+      "net-ready": () => {
+        // the supervisor listens for DHCP before the payload runs
+        if (!dhcpAsked) return;
+        dhcpAsked = false;
+        const reply = Buffer.alloc(1);
+        if (readSync(ctl, reply, 0, 1, null) !== 1 || reply[0] !== CTL.LINKS_OK) {
+          throw new SpawnctlError(`the supervisor of ${s.machine} could not answer DHCP on ${dhcp!.split(",")[0]}`);
+        }
+      },
+      // done with the links: the supervisor answers DHCP from the addresses allocated ahead
+      "net-host": () => {},
+    }, false);
+    // stretch by stretch of the parent's side, then to the child's exec:
+    // meanwhile the child's mounts go on while the other machines are served
     cleanup.push(() => driver.abort());
     while (!driver.step()) yield;
     const child = driver.result!;

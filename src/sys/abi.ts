@@ -11,7 +11,7 @@ import type { FFIFunction } from "bun:ffi";
 // argv blocks) are stored the same way and carry their length in a number slot.
 
 export const ABI_MAGIC = 0x4e534831; // "NSH1"
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 
 /** Header layout: u32 magic, u32 version, u32 nops, u32 strtab_len, u64 clone_flags, i32 cgroup_fd, u32 reserved.
  * cgroup_fd >= 0: start the child in that cgroup2 directory (clone3 CLONE_INTO_CGROUP). */
@@ -119,6 +119,41 @@ export const OP = {
 } as const;
 export type OpKind = (typeof OP)[keyof typeof OP];
 
+/**
+ * The parent's side of a plan: steps the spawning process runs while the
+ * child works through its ops, in order, each tied to where it stands among
+ * the go-aheads (GO answers the child's BARRIER with the same id). The shim
+ * runs them (nsh_parent_run) in the same record format as the child's ops,
+ * with these kinds (numbered apart from OP: the child refuses them), until a
+ * STEP, which TypeScript runs. Fds of user namespaces live in registers
+ * (n0), detached mounts queue up until the next GO sends them, in order.
+ */
+export const POP = {
+  /** write the child's uid_map s0 and gid_map s1; its user namespace into register n0 */
+  MAP_USERNS: 100,
+  /** a new user namespace with uid_map s0 and gid_map s1 into register n0 */
+  MAKE_USERNS: 101,
+  /** a detached copy of the mount at s1 (recursive if n1), idmapped through register n0; queued */
+  IDMAP_TREE: 102,
+  /** a detached copy of the mount at s1 (recursive if n1); queued */
+  CLONE_TREE: 103,
+  /** a tmpfs with options s0 holding n0 device nodes (names block s1, u64 device numbers at s2), owned by n1:n2; queued */
+  MAKE_DEVFS: 104,
+  /** lchown each of the n0 paths (block s1) to n1:n2 */
+  CHOWN_PATHS: 105,
+  /** close register n0 */
+  CLOSE_REG: 106,
+  /** the go-ahead for barrier n0, then the queued mounts (closed once sent) */
+  GO: 107,
+  /** a step TypeScript runs (n0 names it, see plan.ts PARENT_STEPS): the shim stops here */
+  STEP: 108,
+} as const;
+/** registers and queue of nsh_parent_run's state (an i32 array the caller keeps across calls) */
+export const PARENT_REGS = 8;
+export const PARENT_QUEUE = 16;
+/** state: PARENT_REGS registers, then the queue's length, then PARENT_QUEUE fds */
+export const PARENT_STATE_SIZE = PARENT_REGS + 1 + PARENT_QUEUE;
+
 /** Op flags (the u32 flags field). */
 export const F = {
   /** the target path (s1) is resolved inside the root (openat2 RESOLVE_IN_ROOT) */
@@ -225,20 +260,16 @@ export const SHIM_SYMBOLS = {
   nsh_shift_error_path: { args: [], returns: "cstring" },
   // (uid_map, gid_map) -> user namespace fd or -errno
   nsh_make_userns: { args: ["cstring", "cstring"], returns: "i32" },
-  // (plan, len, fds_out[2], map, root, flags: 1 recursive 2 idmap, shift, chown paths, n, /dev node
-  // names, major/minor u32 pairs, n, result i32[3]) -> as nsh_spawn, having answered the child's
-  // barriers 1 and 3 itself: see shim/shift.c
-  nsh_spawn_userns: { args: ["ptr", "u64", "ptr", "cstring", "cstring", "i32", "u32", "ptr", "i32", "ptr", "ptr", "i32", "ptr", "cstring"], returns: "i32" },
-  // (pid, uid_map, gid_map, failed_at i32 out: 0 uid_map, 1 gid_map, 2 ns/user) -> an fd of
-  // pid's user namespace once its maps are written, or -errno
-  nsh_map_userns: { args: ["i32", "cstring", "cstring", "ptr"], returns: "i32" },
+  // (plan, len, fds_out[2], parent program, len, state, result i32[4]) -> as nsh_spawn, then the
+  // parent program from its start: result[3] is where it stopped (see nsh_parent_run)
+  nsh_spawn_parent: { args: ["ptr", "u64", "ptr", "ptr", "u64", "ptr", "ptr"], returns: "i32" },
+  // (pid, sync fd, parent program, len, from, state, result i32[3]) -> the index of the STEP it
+  // stopped at (nops: done), or -1: result[0] the op that failed, [1] errno, [2] which part of it
+  nsh_parent_run: { args: ["i32", "i32", "ptr", "u64", "u32", "ptr", "ptr"], returns: "i32" },
+  // (state) -> closes its registers and queued fds
+  nsh_parent_release: { args: ["ptr"], returns: "void" },
   // (path, userns fd, recursive) -> detached idmapped mount fd or -errno
   nsh_idmapped_tree: { args: ["cstring", "i32", "i32"], returns: "i32" },
-  // (names NUL-separated, devs u64[n], n, uid, gid, failed_at i32 out) -> a detached tmpfs
-  // mount fd holding those device nodes, owned by uid:gid, or -errno
-  nsh_make_devfs: { args: ["cstring", "ptr", "ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
-  // (paths NUL-separated, n, uid, gid, failed_at i32 out) -> 0 or -errno: lchown of each
-  nsh_chown_paths: { args: ["ptr", "i32", "u32", "u32", "ptr"], returns: "i32" },
   // (iface, port) -> a UDP socket on INADDR_ANY:port bound to iface, or -errno
   nsh_udp_on_device: { args: ["cstring", "u32"], returns: "i32" },
   // (fsuid, fsgid) -> 0 or -errno: this thread's file system ids, effective capabilities kept
@@ -279,6 +310,8 @@ export function renderHeader(): string {
     "",
   ];
   for (const [k, v] of Object.entries(OP)) lines.push(`#define NSH_OP_${k} ${v}u`);
+  for (const [k, v] of Object.entries(POP)) lines.push(`#define NSH_POP_${k} ${v}u`);
+  lines.push(`#define NSH_PARENT_REGS ${PARENT_REGS}`, `#define NSH_PARENT_QUEUE ${PARENT_QUEUE}`);
   lines.push("");
   for (const [k, v] of Object.entries(F)) lines.push(`#define NSH_F_${k} 0x${v.toString(16)}u`);
   lines.push("");

@@ -1,7 +1,8 @@
 // Plan operations as TypeScript values, their encoding into the flat buffer
 // the shim reads (see abi.ts), and their description for error messages and
 // --print-plan.
-import { ABI_MAGIC, ABI_VERSION, F, HEADER_SIZE, NO_STRING, OP, OP_SIZE } from "./abi.ts";
+import { ABI_MAGIC, ABI_VERSION, F, HEADER_SIZE, NO_STRING, OP, OP_SIZE, POP } from "./abi.ts";
+import { makedev } from "./consts.ts";
 
 interface Common {
   /** ENOENT (and EEXIST for creation) is not an error */
@@ -65,10 +66,48 @@ export type Op = Common &
     | { kind: "ifUp"; name: string }
   );
 
+/** The parent's steps that TypeScript runs (POP.STEP n0 is the index here). */
+export const PARENT_STEPS = [
+  /** the network's links (veth, moved interfaces) in the child's namespace, and what DHCP needs of them */
+  "net-links",
+  /** what must be ready before the payload runs: DHCP is answered */
+  "net-ready",
+  /** the host's side of the network (addresses, NAT, port forwards), while the payload starts */
+  "net-host",
+] as const;
+export type StepName = (typeof PARENT_STEPS)[number];
+
+/**
+ * A step of the parent's side of a plan, in order; where each goes among
+ * the `go` steps says when it runs relative to the child (a `go` answers
+ * the child's barrier of the same id: before it, the child waits at that
+ * barrier; after it, the step overlaps with the child's ops up to its next
+ * barrier). All but `step` are run by the shim (see abi.ts POP).
+ */
+export type ParentOp =
+  | { kind: "mapUserns"; uidMap: string; gidMap: string; reg: number }
+  | { kind: "makeUserns"; uidMap: string; gidMap: string; reg: number }
+  | {
+      kind: "idmapTree"; path: string; reg: number; recursive: boolean;
+      /** refused with submounts: the tree's own mount alone is tried (the host's /proc under -D /) */
+      flatRetry?: boolean;
+      /** where the file system cannot be idmapped at all: ownership auto chowns the tree to `shift`
+       * and sends it plain, or says why it may not (`refused`) */
+      fallback?: { tree: string; shift: number } | { refused: string };
+    }
+  | { kind: "cloneTree"; path: string; recursive: boolean }
+  | { kind: "makeDevfs"; options: string; nodes: Array<[name: string, major: number, minor: number]>; uid: number; gid: number }
+  | { kind: "chownPaths"; paths: string[]; uid: number; gid: number; what: string }
+  | { kind: "closeReg"; reg: number }
+  | { kind: "go"; barrier: number }
+  | { kind: "step"; name: StepName };
+
 export interface Plan {
   /** clone flags (CLONE_NEW*) for the child */
   cloneFlags: number;
   ops: Op[];
+  /** the parent's side; none: the child waits for nothing */
+  parent?: ParentOp[];
   /** the host path the container's root is staged at, for messages */
   root?: string;
   /** an open cgroup2 directory the child starts in (set by the supervisor, not the planner) */
@@ -242,17 +281,85 @@ export function encodePlan(plan: Plan): Uint8Array {
     }
   });
   const out = Buffer.alloc(HEADER_SIZE + recs.length + st.size);
-  const hv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  hv.setUint32(0, ABI_MAGIC, true);
-  hv.setUint32(4, ABI_VERSION, true);
-  hv.setUint32(8, plan.ops.length, true);
-  hv.setUint32(12, st.size, true);
-  hv.setUint32(16, plan.cloneFlags >>> 0, true);
-  hv.setUint32(20, Math.floor(plan.cloneFlags / 0x100000000), true);
-  hv.setInt32(24, plan.cgroupFd ?? -1, true);
+  header(out, plan.ops.length, st.size, plan.cloneFlags, plan.cgroupFd ?? -1);
   out.set(recs, HEADER_SIZE);
   st.writeTo(out, HEADER_SIZE + recs.length);
   return out;
+}
+
+function header(out: Buffer, nops: number, strtab: number, cloneFlags: number, cgroupFd: number): void {
+  const hv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  hv.setUint32(0, ABI_MAGIC, true);
+  hv.setUint32(4, ABI_VERSION, true);
+  hv.setUint32(8, nops, true);
+  hv.setUint32(12, strtab, true);
+  hv.setUint32(16, cloneFlags >>> 0, true);
+  hv.setUint32(20, Math.floor(cloneFlags / 0x100000000), true);
+  hv.setInt32(24, cgroupFd, true);
+}
+
+/** The parent's side in the shim's format (nsh_parent_run). */
+export function encodeParent(ops: ParentOp[]): Uint8Array {
+  const st = new StringTable();
+  const recs = new Uint8Array(ops.length * OP_SIZE);
+  const dv = new DataView(recs.buffer);
+  ops.forEach((op, i) => {
+    const s = [NO_STRING, NO_STRING, NO_STRING, NO_STRING];
+    const n = [0, 0, 0, 0];
+    let kind: number;
+    switch (op.kind) {
+      case "mapUserns": case "makeUserns":
+        kind = op.kind === "mapUserns" ? POP.MAP_USERNS : POP.MAKE_USERNS;
+        s[0] = st.add(op.uidMap); s[1] = st.add(op.gidMap); n[0] = op.reg;
+        break;
+      case "idmapTree": kind = POP.IDMAP_TREE; s[1] = st.add(op.path); n[0] = op.reg; n[1] = op.recursive ? 1 : 0; break;
+      case "cloneTree": kind = POP.CLONE_TREE; s[1] = st.add(op.path); n[1] = op.recursive ? 1 : 0; break;
+      case "makeDevfs": {
+        kind = POP.MAKE_DEVFS;
+        const devs = new Uint8Array(op.nodes.length * 8);
+        const v = new DataView(devs.buffer);
+        op.nodes.forEach(([, maj, min], k) => v.setBigUint64(k * 8, BigInt(makedev(maj, min)), true));
+        s[0] = st.add(op.options); s[1] = st.block(op.nodes.map(([name]) => name)); s[2] = op.nodes.length ? st.add(devs) : NO_STRING;
+        n[0] = op.nodes.length; n[1] = id(op.uid); n[2] = id(op.gid);
+        break;
+      }
+      case "chownPaths": kind = POP.CHOWN_PATHS; s[1] = st.block(op.paths); n[0] = op.paths.length; n[1] = id(op.uid); n[2] = id(op.gid); break;
+      case "closeReg": kind = POP.CLOSE_REG; n[0] = op.reg; break;
+      case "go": kind = POP.GO; n[0] = op.barrier; break;
+      case "step": kind = POP.STEP; n[0] = PARENT_STEPS.indexOf(op.name); break;
+    }
+    const o = i * OP_SIZE;
+    dv.setUint32(o, kind, true);
+    for (let k = 0; k < 4; k++) dv.setUint32(o + 8 + k * 4, s[k]!, true);
+    for (let k = 0; k < 4; k++) dv.setUint32(o + 24 + k * 8, n[k]!, true);
+  });
+  const out = Buffer.alloc(HEADER_SIZE + recs.length + st.size);
+  header(out, ops.length, st.size, 0, -1);
+  out.set(recs, HEADER_SIZE);
+  st.writeTo(out, HEADER_SIZE + recs.length);
+  return out;
+}
+
+/** What a parent step does, as the start of an error sentence (`part`: which map file, path or node failed). */
+export function describeParentOp(op: ParentOp, part: number): { what: string; syscall: string } {
+  switch (op.kind) {
+    case "mapUserns": {
+      const file = ["uid_map", "gid_map", "ns/user"][part] ?? "uid_map";
+      if (file === "ns/user") return { what: "opening the container's user namespace (/proc/PID/ns/user)", syscall: "open" };
+      return { what: `writing the container's ${file} (${(file === "uid_map" ? op.uidMap : op.gidMap).trim()})`, syscall: "write" };
+    }
+    case "makeUserns": return { what: `creating a user namespace for an idmapped mount (${op.uidMap.trim()})`, syscall: "clone" };
+    case "idmapTree": return { what: `making an idmapped mount of ${op.path}`, syscall: "mount_setattr" };
+    case "cloneTree": return { what: `cloning the mount at ${op.path}`, syscall: "open_tree" };
+    case "makeDevfs": {
+      const node = op.nodes[part];
+      return node ? { what: `creating device node /dev/${node[0]}`, syscall: "mknod" } : { what: "creating the container's /dev (tmpfs)", syscall: "fsmount" };
+    }
+    case "chownPaths": return { what: `${op.what}: ${op.paths[part] ?? ""}`, syscall: "chown" };
+    case "closeReg": return { what: "closing a user namespace", syscall: "close" };
+    case "go": return { what: `releasing the container process from barrier ${op.barrier}`, syscall: "sendmsg" };
+    case "step": return { what: op.name, syscall: "" };
+  }
 }
 
 function rp(root: string | undefined, p: string, inRoot?: boolean): string {
@@ -316,20 +423,24 @@ export function describeOp(op: Op, root?: string): { what: string; syscall: stri
   }
 }
 
-/** One line per op, for --print-plan. */
+function fieldsOf(op: object): string {
+  return Object.entries(op)
+    .filter(([k]) => k !== "kind")
+    .map(([k, v]) => {
+      if (v instanceof Uint8Array) return `${k}=<${v.length} bytes>`;
+      if (typeof v === "bigint") return `${k}=0x${v.toString(16)}`;
+      if (typeof v === "string" || Array.isArray(v) || (v && typeof v === "object")) return `${k}=${JSON.stringify(v)}`;
+      return `${k}=${v}`;
+    })
+    .join(" ");
+}
+
+/** One line per op of each side, for --print-plan: the child's, then the parent's. */
 export function formatPlan(plan: Plan): string {
-  const lines = [`# clone flags 0x${plan.cloneFlags.toString(16)}`];
-  plan.ops.forEach((op, i) => {
-    const fields = Object.entries(op)
-      .filter(([k]) => k !== "kind")
-      .map(([k, v]) => {
-        if (v instanceof Uint8Array) return `${k}=<${v.length} bytes>`;
-        if (typeof v === "bigint") return `${k}=0x${v.toString(16)}`;
-        if (Array.isArray(v)) return `${k}=${JSON.stringify(v)}`;
-        if (typeof v === "string") return `${k}=${JSON.stringify(v)}`;
-        return `${k}=${v}`;
-      });
-    lines.push(`${String(i).padStart(3)} ${op.kind} ${fields.join(" ")}`);
-  });
+  const lines = [`# child: clone flags 0x${plan.cloneFlags.toString(16)}`];
+  plan.ops.forEach((op, i) => lines.push(`${String(i).padStart(3)} ${op.kind} ${fieldsOf(op)}`.trimEnd()));
+  const parent = plan.parent ?? [];
+  lines.push(`# parent: ${parent.length ? "in order; a go answers the child's barrier of that id" : "nothing (the child waits for no barrier)"}`);
+  parent.forEach((op, i) => lines.push(`${String(i).padStart(3)} ${op.kind} ${fieldsOf(op)}`.trimEnd()));
   return lines.join("\n");
 }

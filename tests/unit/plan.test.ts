@@ -176,8 +176,57 @@ describe("plan", () => {
 
   test("formatPlan prints one op per line", () => {
     const text = formatPlan(plan(["-D", "/m/web", "true"]));
-    expect(text.split("\n")[0]).toStartWith("# clone flags 0x");
+    expect(text.split("\n")[0]).toStartWith("# child: clone flags 0x");
     expect(text).toContain("pivot");
+    expect(text).toContain("# parent: nothing (the child waits for no barrier)");
+  });
+});
+
+describe("the parent's side", () => {
+  const userns = { shift: 0x50000, range: 65536, idmapRoot: true, rootBase: 0, fallbackChown: true };
+  const kinds = (p: ReturnType<typeof plan>) => (p.parent ?? []).map((o) => (o.kind === "go" ? `go${o.barrier}` : o.kind === "step" ? o.name : o.kind));
+
+  test("nothing without a user namespace or a network", () => {
+    expect(plan(["-D", "/m/web", "true"]).parent).toEqual([]);
+  });
+
+  test("-U: maps, tree, barrier 1; delegation and /dev while it mounts, barrier 3; then barrier 2", () => {
+    const p = plan(["-D", "/m/web", "-U", "true"], { userns });
+    expect(kinds(p)).toEqual(["mapUserns", "idmapTree", "closeReg", "go1", "chownPaths", "makeDevfs", "go3", "go2"]);
+    const [map, tree] = p.parent!;
+    expect(map).toMatchObject({ uidMap: "0 327680 65536\n", gidMap: "0 327680 65536\n", reg: 0 });
+    // ownership auto: chown where the file system cannot be idmapped
+    expect(tree).toMatchObject({ path: "/m/web", reg: 0, recursive: true, fallback: { tree: "/m/web", shift: 0x50000 } });
+    const chown = p.parent!.find((o) => o.kind === "chownPaths")!;
+    expect(chown).toMatchObject({ uid: 0x50000, gid: 0x50000 });
+    // cgroup2 and name=systemd are handed over, the other v1 hierarchies only joined
+    if (chown.kind !== "chownPaths") throw new Error("chownPaths");
+    expect(chown.paths).toContain("/sys/fs/cgroup/unified/spawnctl/web/cgroup.subtree_control");
+    expect(chown.paths).toContain("/sys/fs/cgroup/systemd/spawnctl/web/tasks");
+    expect(chown.paths.some((x) => x.startsWith("/sys/fs/cgroup/cpu/"))).toBe(false);
+    // every barrier of the child has exactly one go
+    for (const id of p.ops.filter((o) => o.kind === "barrier").map((o) => (o as { id: number }).id)) {
+      expect(p.parent!.filter((o) => o.kind === "go" && o.barrier === id)).toHaveLength(1);
+    }
+  });
+
+  test("-x -U: the copy may not be chowned, and the plan says why", () => {
+    const p = plan(["-D", "/m/web", "-x", "-U", "true"], { userns });
+    expect(p.parent![1]).toMatchObject({ kind: "idmapTree", fallback: { refused: expect.stringContaining("--ephemeral") } });
+  });
+
+  test("a tree shifted to another range earlier is mapped from its own base, through a namespace of its own", () => {
+    const p = plan(["-D", "/m/web", "-U", "true"], { userns: { ...userns, rootBase: 0x70000 } });
+    expect(kinds(p).slice(0, 5)).toEqual(["mapUserns", "makeUserns", "idmapTree", "closeReg", "closeReg"]);
+    expect(p.parent![1]).toMatchObject({ uidMap: "458752 327680 65536\n", reg: 1 });
+  });
+
+  test("the network: links, then ready, before barrier 2; the host's side after it", () => {
+    const p = plan(["-D", "/m/web", "-n", "true"], { networkBarrier: true });
+    expect(kinds(p)).toEqual(["net-links", "net-ready", "go2", "net-host"]);
+    const u = plan(["-D", "/m/web", "-n", "-U", "true"], { networkBarrier: true, userns });
+    expect(kinds(u).slice(-4)).toEqual(["net-links", "net-ready", "go2", "net-host"]);
+    expect(formatPlan(u)).toContain("step name=\"net-links\"");
   });
 });
 
