@@ -70,8 +70,8 @@ test("the parent's side and the child's do not mix: each refuses the other's ops
   const own = `${tmpdir()}/spawnctl-abi-${process.pid}`;
   writeFileSync(own, "");
   const chown = encodeParent([{ kind: "chownPaths", paths: [own, "/nonexistent/spawnctl-test"], uid: process.getuid!(), gid: process.getgid!(), what: "t" }]);
-  rmSync(own);
   expect(lib.nsh_parent_run!(0, -1, chown, chown.length, 0, state, res)).toBe(-1);
+  rmSync(own);
   expect([...res.subarray(0, 3)]).toEqual([0, 2, 1]);
 });
 
