@@ -146,3 +146,17 @@ export function leftovers(): string[] {
   }
   return out;
 }
+
+/** Run cmd on a pty (script(1)), typing each input after its delay in ms; what the terminal showed, without CRs. */
+export async function onTty(cmd: string, inputs: Array<[number, string]>, env?: Record<string, string>): Promise<string> {
+  const p = Bun.spawn(["script", "-qfec", cmd, "/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: env ? { ...process.env, ...env } : undefined });
+  for (const [delay, data] of inputs) {
+    await Bun.sleep(delay);
+    p.stdin.write(data);
+    p.stdin.flush();
+  }
+  const t = setTimeout(() => p.kill(), 20_000);
+  await p.exited;
+  clearTimeout(t);
+  return (await new Response(p.stdout).text()).replace(/\r/g, "");
+}

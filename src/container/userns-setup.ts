@@ -103,7 +103,7 @@ export function recoverIdmap(op: Extract<ParentOp, { kind: "idmapTree" }>, errno
   const why = `${op.path}: mount_setattr: ${strerror(errno)}`;
   if (!unsupported) throw new SpawnctlError(`making an idmapped mount of ${why}`, { errno });
   const fb = op.fallback;
-  if (!fb) throw new SpawnctlError(`--private-users-ownership=map: the file system of ${op.path} does not support idmapped mounts (${why}).`, { errno });
+  if (!fb) throw new SpawnctlError(`${op.context ?? "--private-users-ownership=map"}: the file system of ${op.path} does not support idmapped mounts (${why}).`, { errno });
   if ("refused" in fb) throw new SpawnctlError(`the file system of ${op.path} does not support idmapped mounts, and the tree cannot be chowned instead: ${fb.refused}`, { errno });
   // ownership auto on a file system without idmapped mounts: chown
   ensureOwnership(fb.tree, fb.shift);

@@ -72,8 +72,6 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
     { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
     { kind: "setRoot", path: "/" },
   );
-  if (o.pty) ops.push({ kind: "console", ptmx: "/dev/pts/ptmx", stdio: true });
-  ops.push({ kind: "setsid", ctty: o.pty, cttyStdin: !o.pty });
   ops.push({ kind: "capbset", keep: caps });
   ops.push({ kind: "seccomp", program: loadFilter(caps, [], []) });
   if (o.user.uid !== 0 || o.user.gid !== 0) {
@@ -84,6 +82,11 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
     if (joins.some(([n]) => n === "user")) ops.push({ kind: "setgid", gid: 0 }, { kind: "setuid", uid: 0 });
     ops.push({ kind: "caps", set: caps, ambient: 0n });
   }
+  // the pty comes from the machine's own devpts once we are the user we run
+  // as: its slave is then that user's (the guest's root, not the host's root
+  // that shows as nobody under -U), as login, su and mesg expect
+  if (o.pty) ops.push({ kind: "console", ptmx: "/dev/pts/ptmx", stdio: true });
+  ops.push({ kind: "setsid", ctty: o.pty, cttyStdin: !o.pty });
   ops.push({ kind: "chdir", path: o.cwd, optional: true }, { kind: "sigreset" });
   const file = o.argv[0]!;
   ops.push({ kind: "exec", file, argv: [o.argv0 ?? file, ...o.argv.slice(1)], env: o.env, searchPath: !file.startsWith("/") });

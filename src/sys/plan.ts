@@ -94,6 +94,8 @@ export type ParentOp =
       /** where the file system cannot be idmapped at all: ownership auto chowns the tree to `shift`
        * and sends it plain, or says why it may not (`refused`) */
       fallback?: { tree: string; shift: number } | { refused: string };
+      /** what the mount is for, to begin the message when the file system cannot be idmapped */
+      context?: string;
     }
   | { kind: "cloneTree"; path: string; recursive: boolean }
   | { kind: "makeDevfs"; options: string; nodes: Array<[name: string, major: number, minor: number]>; uid: number; gid: number }

@@ -2,7 +2,7 @@
 // booted systemd guest, login prompt, poweroff.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { IS_ROOT, SPAWNCTL, leftovers, needs, run, tempDir } from "../helpers.ts";
+import { IS_ROOT, SPAWNCTL, leftovers, needs, onTty, run, tempDir } from "../helpers.ts";
 import { ensureDebianTree, haveMirror } from "./debian.ts";
 
 const ok = IS_ROOT && haveMirror();
@@ -90,6 +90,33 @@ describe("a booted Debian machine", () => {
     writeFileSync(`${tmp}/bound/file`, "bound\n");
     expect(run(["bind", "--read-only", "--mkdir", name, `${tmp}/bound`, "/mnt/bound"]).code).toBe(0);
     expect(run(["shell", name, "/bin/sh", "-c", "cat /mnt/bound/file; touch /mnt/bound/x 2>&1 | grep -c Read-only"]).stdout).toBe("bound\n1\n");
+    // a writable bind across the mapping: the host's owners show as
+    // themselves, and what the guest's root writes is the host's root's
+    mkdirSync(`${tmp}/rw`);
+    writeFileSync(`${tmp}/rw/users`, "");
+    Bun.spawnSync(["chown", "1000:1000", `${tmp}/rw/users`]);
+    const missing = run(["bind", name, `${tmp}/rw`, "/mnt/rw"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("/mnt/rw does not exist in the machine (--mkdir creates it).");
+    expect(run(["bind", "--mkdir", name, `${tmp}/rw`, "/mnt/rw"]).code).toBe(0);
+    expect(run(["shell", name, "/bin/sh", "-c", "stat -c %u:%g /mnt/rw/users; echo guest > /mnt/rw/new && stat -c %u:%g /mnt/rw/new"]).stdout).toBe("1000:1000\n0:0\n");
+    expect(statSync(`${tmp}/rw/new`).uid).toBe(0);
+
+    // login and shell on a pty the guest owns: a password login leaves a
+    // session on its own tty, owned by the user; the caller's TERM comes along
+    expect(run(["shell", name, "/bin/sh", "-c", "useradd -m -s /bin/bash alice && echo alice:s3cret | chpasswd"]).code).toBe(0);
+    const login = await onTty(`${SPAWNCTL} login ${name}`, [[2500, "alice\r"], [1500, "s3cret\r"], [2500, "stat -c 'owner=%U mode=%a' $(tty); echo term=$TERM\r"], [800, "exit\r"], [1500, "\x1d\x1d\x1d"]], { TERM: "xterm-256color" });
+    expect(login).toContain(`${name} login:`);
+    expect(login).toContain("Password:");
+    expect(login).not.toContain("Unable to change owner");
+    expect(login).toMatch(/owner=alice mode=6[02]0/);
+    expect(login).toContain("term=xterm-256color");
+    const root = await onTty(`${SPAWNCTL} login ${name}`, [[2500, "root\r"], [2500, "stat -c owner=%U $(tty); su -s /bin/sh alice -c 'echo su-ok'\r"], [800, "exit\r"], [1500, "\x1d\x1d\x1d"]]);
+    expect(root).toContain("owner=root");
+    expect(root).toContain("su-ok");
+    const shell = await onTty(`${SPAWNCTL} shell alice@${name}`, [[2000, "stat -c owner=%U $(tty); id -un\r"], [800, "exit\r"]]);
+    expect(shell).toContain("owner=alice");
+    expect(shell).toContain("\nalice\n");
     expect(run(["poweroff", name]).code).toBe(0);
     await until(() => !run(["list", "--no-legend"]).stdout.includes(NAME), 60_000);
     // its supervisor then cleans up: the state file goes, then the locks

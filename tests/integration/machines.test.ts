@@ -5,7 +5,7 @@
 // signal it gets into /log (bound from the host).
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, onTty, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
 
 const NAME = "sctest-m1";
 const IMAGE = `/var/lib/machines/${NAME}`;
@@ -74,19 +74,6 @@ async function fresh(): Promise<void> {
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
   await waitFor(() => events().includes("boot"));
-}
-
-async function onTty(cmd: string, inputs: Array<[number, string]>): Promise<string> {
-  const p = Bun.spawn(["script", "-qfec", cmd, "/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-  for (const [delay, data] of inputs) {
-    await Bun.sleep(delay);
-    p.stdin.write(data);
-    p.stdin.flush();
-  }
-  const t = setTimeout(() => p.kill(), 20_000);
-  await p.exited;
-  clearTimeout(t);
-  return (await new Response(p.stdout).text()).replace(/\r/g, "");
 }
 
 describe("machines", () => {
