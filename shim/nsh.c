@@ -1683,6 +1683,21 @@ static void sup_log_reopen(struct sup *S)
 	S->logsize = (S->logfd >= 0 && fstat(S->logfd, &st) == 0) ? st.st_size : 0;
 }
 
+/*
+ * One message to a console client: its type, the payload's length (u16 LE),
+ * the payload (at most 4096 bytes). The length is in the message because a
+ * client may read several at once (Bun's streams do).
+ */
+static int sup_client_send(int fd, uint8_t type, const char *buf, size_t n)
+{
+	char msg[4099];
+	msg[0] = (char)type;
+	msg[1] = (char)(n & 0xff);
+	msg[2] = (char)(n >> 8);
+	memcpy(msg + 3, buf, n);
+	return send(fd, msg, n + 3, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -1 : 0;
+}
+
 static void sup_output(struct sup *S, const char *buf, size_t n)
 {
 	if (S->logfd >= 0) {
@@ -1703,34 +1718,33 @@ static void sup_output(struct sup *S, const char *buf, size_t n)
 		S->ring_pos = (S->ring_pos + 1) % SUP_RING;
 	}
 	S->ring_len = S->ring_len + n > SUP_RING ? SUP_RING : S->ring_len + n;
-	char msg[4097];
 	for (int c = 0; c < SUP_CLIENTS; c++) {
 		if (S->clients[c] < 0)
 			continue;
-		msg[0] = NSH_CTL_CONSOLE_DATA;
-		memcpy(msg + 1, buf, n);
-		if (send(S->clients[c], msg, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+		if (sup_client_send(S->clients[c], NSH_CTL_CONSOLE_DATA, buf, n) < 0 && errno != EAGAIN) {
 			close(S->clients[c]);
 			S->clients[c] = -1;
 		}
 	}
 }
 
+/* the console's recent output to a client that just connected, as history
+ * (the client decides what to make of it), then an empty history message */
 static void sup_send_ring(struct sup *S, int fd)
 {
-	char msg[4097];
+	char chunk[4096];
 	size_t start = (S->ring_pos + SUP_RING - S->ring_len) % SUP_RING;
 	size_t left = S->ring_len;
 	while (left > 0) {
-		size_t n = left > 4096 ? 4096 : left;
-		msg[0] = NSH_CTL_CONSOLE_DATA;
+		size_t n = left > sizeof chunk ? sizeof chunk : left;
 		for (size_t i = 0; i < n; i++)
-			msg[1 + i] = S->ring[(start + i) % SUP_RING];
-		if (send(fd, msg, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			chunk[i] = S->ring[(start + i) % SUP_RING];
+		if (sup_client_send(fd, NSH_CTL_CONSOLE_HISTORY, chunk, n) < 0)
 			return;
 		start = (start + n) % SUP_RING;
 		left -= n;
 	}
+	sup_client_send(fd, NSH_CTL_CONSOLE_HISTORY, chunk, 0);
 }
 
 static int sup_drain_console(struct sup *S)

@@ -335,12 +335,23 @@ export async function attachConsole(st: MachineState): Promise<number> {
   const fd = connectSeqpacket(st.console.socket);
   process.stderr.write(`Connected to the console of machine ${st.name}. Press ^] three times within 1s to detach.\n`);
   let saved: Uint8Array | undefined;
+  const ws = new Uint16Array([24, 80]);
   if (isatty(0)) {
     saved = new Uint8Array(256);
     if (shim().nsh_tty_raw(0, ptr(saved)) !== 0) saved = undefined;
-    const ws = new Uint16Array(2);
     if (shim().nsh_get_winsize(1, ptr(ws)) === 0) writeSync(fd, Buffer.from([CTL.CONSOLE_WINSIZE, ws[0]! & 0xff, ws[0]! >> 8, ws[1]! & 0xff, ws[1]! >> 8]));
   }
+  // the console's recent output comes first: shown as the screen it made
+  // (on a terminal: redrawn; else its text), never replayed as raw bytes
+  const { Screen } = await import("../util/vt.ts");
+  const screen = new Screen(ws[0] || 24, ws[1] || 80);
+  let history = true;
+  const showScreen = () => {
+    history = false;
+    const lines = screen.lines();
+    if (lines.every((l) => l === "")) return;
+    writeSync(1, isatty(1) ? screen.renderInline() : `${lines.join("\n")}\n`);
+  };
   const { EscapeDetector } = await import("../container/console.ts");
   const esc = new EscapeDetector();
   let detached = false;
@@ -374,10 +385,28 @@ export async function attachConsole(st: MachineState): Promise<number> {
   const output = (async () => {
     try {
       const reader = Bun.file(fd).stream().getReader();
+      // messages are type, u16 length, payload; a read may hold several,
+      // and the last one in part
+      let buf = new Uint8Array(0);
       while (!stop.stopped) {
         const { done, value } = await reader.read();
-        if (done) break;
-        if (value[0] === CTL.CONSOLE_DATA && !stop.stopped) writeSync(1, value.subarray(1));
+        if (done || stop.stopped) break;
+        buf = buf.length ? Buffer.concat([buf, value]) : value;
+        let at = 0;
+        while (buf.length - at >= 3) {
+          const type = buf[at]!, len = buf[at + 1]! | (buf[at + 2]! << 8);
+          if (buf.length - at - 3 < len) break;
+          const data = buf.subarray(at + 3, at + 3 + len);
+          at += 3 + len;
+          if (type === CTL.CONSOLE_HISTORY && history) {
+            if (len > 0) screen.feed(data);
+            else showScreen();
+          } else if (type === CTL.CONSOLE_DATA) {
+            if (history) showScreen();
+            writeSync(1, data);
+          }
+        }
+        buf = buf.subarray(at);
       }
     } catch {
       /* closed */

@@ -223,8 +223,10 @@ export const CTL = {
   LINKS_OK: 0x4e, // 'N'
   /** reply to LINKS: no DHCP socket */
   LINKS_ERROR: 0x45, // 'E'
-  /** console socket, both ways: console data follows */
+  /** console socket, both ways: console data follows (to a client: type, u16 LE length, data; see the supervisor's sup_client_send) */
   CONSOLE_DATA: 0x64, // 'd'
+  /** console socket, to a client once it connects: the console's recent output follows; an empty one ends it */
+  CONSOLE_HISTORY: 0x68, // 'h'
   /** console socket, to the supervisor: the window size follows (rows, cols; u16 each) */
   CONSOLE_WINSIZE: 0x77, // 'w'
 } as const;

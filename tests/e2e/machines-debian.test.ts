@@ -117,6 +117,13 @@ describe("a booted Debian machine", () => {
     const shell = await onTty(`${SPAWNCTL} shell alice@${name}`, [[2000, "stat -c owner=%U $(tty); id -un\r"], [800, "exit\r"]]);
     expect(shell).toContain("owner=alice");
     expect(shell).toContain("\nalice\n");
+    // console: the current screen (the console getty's prompt), as text when
+    // not on a terminal; no replay of raw bytes, no escape sequences
+    const con = Bun.spawnSync(["/bin/sh", "-c", `(sleep 1; printf '\\035\\035\\035') | ${SPAWNCTL} console ${name}`], { stdout: "pipe", stderr: "pipe" });
+    const screen = con.stdout.toString();
+    expect(screen).toContain(`${name} login:`);
+    expect(screen).not.toContain("\x1b");
+    expect(con.stderr.toString()).toContain(`Detached from machine ${name}.`);
     expect(run(["poweroff", name]).code).toBe(0);
     await until(() => !run(["list", "--no-legend"]).stdout.includes(NAME), 60_000);
     // its supervisor then cleans up: the state file goes, then the locks
