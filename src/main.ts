@@ -11,11 +11,14 @@ Usage:
   spawnctl VERB [OPTIONS...] [NAME...]                    machinectl's verbs: list, start, shell, ...
   spawnctl bootstrap debian|ubuntu SUITE DEST [OPTIONS]   debootstrap in the binary
   spawnctl bootstrap arch DEST [PACKAGE...] [OPTIONS]     pacstrap in the binary
+  spawnctl journal|cgls|analyze|top|run-in [NAME] ...     journalctl, systemd-cgls, systemd-analyze,
+                                                          systemd-cgtop, systemd-run for machines
   spawnctl --version
   spawnctl help
 
-Invoked through a link named systemd-nspawn or machinectl it behaves as that
-program. See 'spawnctl run --help' for the container options and
+Invoked through a link named systemd-nspawn, machinectl, journalctl,
+systemd-cgls, systemd-analyze, systemd-cgtop or systemd-run it behaves as that
+program (the last five for machines: -M NAME). See 'spawnctl run --help' for the container options and
 'spawnctl machinectl --help' for the verbs.`;
 
 function invokedAs(): string {
@@ -33,8 +36,22 @@ async function dispatch(argv: string[]): Promise<number> {
     const { machinectlMain } = await import("./cli/machinectl.ts");
     return machinectlMain(argv);
   }
+  // journalctl, systemd-cgls, systemd-analyze, systemd-cgtop, systemd-run
+  if (name.startsWith("journalctl") || name.startsWith("systemd-")) {
+    const { day2VerbFor, day2Main, fromToolArgs } = await import("./cli/day2.ts");
+    const v = day2VerbFor(name);
+    if (v) return day2Main(v, fromToolArgs(v, argv));
+  }
   const [verb, ...rest] = argv;
   switch (verb) {
+    case "journal":
+    case "cgls":
+    case "analyze":
+    case "top":
+    case "run-in": {
+      const { day2Main } = await import("./cli/day2.ts");
+      return day2Main(verb, rest);
+    }
     case "run": {
       const { runCommand } = await import("./cli/run.ts");
       return runCommand(rest);
