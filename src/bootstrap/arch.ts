@@ -57,7 +57,7 @@ import { Progress } from "../util/progress.ts";
 import { warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { runCleanup, type Cleanup } from "../container/prepare.ts";
-import { interruption, prepareTarget, treeLstat, treeMkdir, treePath, treeRead, treeRemove, treeWrite } from "./target.ts";
+import { checkTarget, interruption, prepareTarget, treeLstat, treeMkdir, treePath, treeRead, treeRemove, treeWrite } from "./target.ts";
 import type { TreeCommand } from "../container/exec.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll } from "../archive/download.ts";
@@ -465,6 +465,7 @@ export async function bootstrapArch(o: ArchOptions): Promise<void> {
   try {
     if (o.packages.length === 0) o.packages = ["base"];
     if (o.repos.length === 0) throw new SpawnctlError("--repos= names no repository.");
+    checkTarget(o.dest); // before anything is fetched; prepareTarget checks again
     const src = chooseSource(o);
     let verifier: Verifier | null = null;
     if (o.verify) verifier = Verifier.load(o.keyring);

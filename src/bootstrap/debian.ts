@@ -13,6 +13,9 @@
 // With --download-only --bundle=FILE the first four phases write one file (a
 // small mirror: the signed InRelease, the indices and the .debs) that
 // --from-bundle=FILE installs from with no network, verifying it all again.
+// Before any package is fetched or anything is written into DEST, DEST must be
+// missing or empty, and the request must match what the mirror or the bundle
+// has (checks.ts): a mismatch fails naming both sides, and leaves nothing.
 import { config } from "../settings/config.ts";
 import { lazySchema, parseState } from "../util/state.ts";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync, symlinkSync, openSync, closeSync } from "node:fs";
@@ -21,10 +24,10 @@ import { Progress } from "../util/progress.ts";
 import { trace, warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { runCleanup, type Cleanup } from "../container/prepare.ts";
-import { interruption, prepareTarget, treeLstat, treeMkdir, treePath, treeRead, treeRemove, treeWrite } from "./target.ts";
+import { checkTarget, interruption, prepareTarget, treeLstat, treeMkdir, treePath, treeRead, treeRemove, treeWrite } from "./target.ts";
 import { defaultMirror } from "./mirror.ts";
 import { loadKeyring } from "./keyrings.ts";
-import { fetchAll } from "../archive/download.ts";
+import { fetchAll, notFound } from "../archive/download.ts";
 import { fetchIndex } from "./fetch.ts";
 import { verifyClearsigned, type Keyring } from "../archive/pgp.ts";
 import { checkValidUntil, parseRelease, type Release } from "./release.ts";
@@ -35,17 +38,20 @@ import { MemberCheck, extractTar, findUnsafeMember } from "../archive/extract.ts
 import { XzWorkerPool } from "../archive/xz.ts";
 import { readTar, TarWriter } from "../archive/tar.ts";
 import { setHostname, setRootPassword } from "./accounts.ts";
+import { checkBundleRequest, checkBundleSet, checkNames, checkReleaseRequest, describeBundle, unknownSuite, urlPath, type Request } from "./checks.ts";
 
 export interface DebianOptions {
   distro: "debian" | "ubuntu";
+  /** "" with --from-bundle and no SUITE: the bundle's */
   suite: string;
   dest: string;
   mirror?: string;
-  variant: Variant;
+  /** variant, components and arch: undefined where the command line names none (default, or the bundle's) */
+  variant?: Variant;
   include: string[];
   exclude: string[];
-  components: string[];
-  arch: string;
+  components?: string[];
+  arch?: string;
   keyring?: string;
   cacheDir: string;
   mergedUsr: boolean;
@@ -58,6 +64,11 @@ export interface DebianOptions {
   bundle?: string;
   fromBundle?: string;
 }
+
+/** The options with every default filled in (from the bundle with --from-bundle). */
+type Settled = DebianOptions & { variant: Variant; components: string[]; arch: string };
+
+const DEFAULTS = { variant: "minbase" as Variant, components: ["main"], arch: "amd64" };
 
 interface Manifest {
   format: "spawnctl-bundle/1";
@@ -98,9 +109,15 @@ function finish(tmp: string, dest: string): void {
   renameSync(tmp, dest);
 }
 
-async function getRelease(mirror: string, suite: string, keyring: Keyring | null, o: DebianOptions): Promise<{ release: Release; raw: Uint8Array }> {
+async function getRelease(mirror: string, suite: string, keyring: Keyring | null, o: Settled, bundle?: OpenedBundle): Promise<{ release: Release; raw: Uint8Array; url: string }> {
   const url = `${mirror.replace(/\/+$/, "")}/dists/${suite}/InRelease`;
-  const [got] = await fetchAll([{ url }]);
+  let got;
+  try {
+    [got] = await fetchAll([{ url }]);
+  } catch (e) {
+    if (!notFound(e)) throw e;
+    throw bundle ? new SpawnctlError(`${bundle.path} has no dists/${suite}/InRelease.`) : unknownSuite(suite, url);
+  }
   const raw = got!.data!;
   const text = new TextDecoder().decode(raw);
   let signed: string;
@@ -108,21 +125,33 @@ async function getRelease(mirror: string, suite: string, keyring: Keyring | null
   else signed = cleartext(text);
   const release = parseRelease(signed, url);
   checkValidUntil(release, new Date(), !o.checkValidUntil);
-  return { release, raw };
+  return { release, raw, url };
 }
 
-interface Fetched {
+/** What is to be installed, known before any package is fetched. */
+interface Planned {
   release: Release;
   /** files of the small mirror a bundle holds: path under the mirror root → bytes */
   files: Map<string, Uint8Array>;
   packages: Pkg[];
   essential: Pkg[];
+}
+
+interface Fetched extends Planned {
   debs: Map<string, string>; // package name → path of the .deb
 }
 
-async function fetchEverything(o: DebianOptions, mirror: string, keyring: Keyring | null, progress: Progress): Promise<Fetched> {
-  progress.phase(`Fetching and verifying the ${o.suite} release from ${mirror}`);
-  const { release, raw } = await getRelease(mirror, o.suite, keyring, o);
+/**
+ * The release, its indices and the package set, with every check of the
+ * request against them (checks.ts); nothing is downloaded but the indices.
+ * `request` is what the command line asked for, `o` that with the defaults
+ * (or the bundle's values) filled in.
+ */
+async function plan(o: Settled, request: Request, mirror: string, keyring: Keyring | null, progress: Progress, bundle?: OpenedBundle): Promise<Planned> {
+  progress.phase(bundle ? `Verifying the ${o.suite} release in ${bundle.path}` : `Fetching and verifying the ${o.suite} release from ${mirror}`);
+  const { release, raw, url } = await getRelease(mirror, o.suite, keyring, o, bundle);
+  if (bundle) checkBundleRequest(bundle.path, bundle.manifest, request, release.codename ? [release.codename] : []);
+  checkReleaseRequest(release, o.arch, o.components, bundle ? `dists/${o.suite}/InRelease in ${bundle.path}` : `the mirror's ${urlPath(url)}`);
   const files = new Map<string, Uint8Array>([[`dists/${o.suite}/InRelease`, raw]]);
   const index = new PackageIndex(o.arch);
   for (const c of o.components) {
@@ -131,22 +160,28 @@ async function fetchEverything(o: DebianOptions, mirror: string, keyring: Keyrin
     index.addPackagesFile(ix.text, `${o.suite} ${c} ${o.arch} Packages`);
   }
   trace("bootstrap: indices");
+  checkNames(index, request.include, request.exclude, { index: `${o.suite} ${o.components.join(" ")} (${o.arch})`, bundle: bundle && { path: bundle.path, has: bundle.has } });
   const codename = release.codename || o.suite;
   const res = resolveDebian(index, { variant: o.variant, include: o.include, exclude: o.exclude, suite: codename, arch: o.arch });
   trace("bootstrap: resolved");
-  const total = res.all.reduce((n, p) => n + p.size, 0);
-  progress.phase(`Downloading ${res.all.length} packages (${formatBytes(total)})`);
-  mkdirSync(o.cacheDir, { recursive: true });
-  const fetched = await fetchAll(
-    res.all.map((p) => ({ url: `${mirror.replace(/\/+$/, "")}/${p.filename}`, size: p.size, sha256: p.sha256 })),
-    { cacheDir: o.cacheDir, concurrency: 8, onProgress: (d, t) => progress.bytes("Downloading", d, t) },
-  );
-  progress.clear();
-  const debs = new Map(res.all.map((p, i) => [p.name, fetched[i]!.path!]));
-  return { release, files, packages: res.all, essential: res.essential, debs };
+  if (bundle) checkBundleSet(res.all, bundle.has, bundle.path, describeBundle(bundle.manifest), request);
+  return { release, files, packages: res.all, essential: res.essential };
 }
 
-function writeBundle(path: string, o: DebianOptions, f: Fetched): void {
+async function download(o: Settled, mirror: string, p: Planned, progress: Progress, signal: AbortSignal): Promise<Fetched> {
+  const total = p.packages.reduce((n, x) => n + x.size, 0);
+  progress.phase(`Downloading ${p.packages.length} packages (${formatBytes(total)})`);
+  mkdirSync(o.cacheDir, { recursive: true });
+  const fetched = await fetchAll(
+    p.packages.map((x) => ({ url: `${mirror.replace(/\/+$/, "")}/${x.filename}`, size: x.size, sha256: x.sha256 })),
+    { cacheDir: o.cacheDir, concurrency: 8, signal, onProgress: (d, t) => progress.bytes("Downloading", d, t) },
+  );
+  progress.clear();
+  const debs = new Map(p.packages.map((x, i) => [x.name, fetched[i]!.path!]));
+  return { ...p, debs };
+}
+
+function writeBundle(path: string, o: Settled, f: Fetched): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, "w", 0o644);
   try {
@@ -193,8 +228,17 @@ function checkManifest(m: Manifest, path: string): void {
   words("packages", word);
 }
 
+interface OpenedBundle {
+  path: string;
+  /** file:// URL of the unpacked bundle */
+  mirror: string;
+  manifest: Manifest;
+  /** is the package's .deb in the bundle? */
+  has(p: Pkg): boolean;
+}
+
 /** Unpack a bundle into a directory that then serves as a file:// mirror. */
-function openBundle(path: string, cleanup: Cleanup): { mirror: string; manifest: Manifest } {
+function openBundle(path: string, cleanup: Cleanup): OpenedBundle {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -210,7 +254,8 @@ function openBundle(path: string, cleanup: Cleanup): { mirror: string; manifest:
   if (format !== undefined && format !== "spawnctl-bundle/1") throw new SpawnctlError(`${path}: unknown bundle format ${format}.`);
   const manifest: Manifest = parseState(manifestSchema(), text, `${path}: ${MANIFEST}`);
   checkManifest(manifest, path);
-  return { mirror: `file://${dir}`, manifest };
+  // the index's Filename is checked to be a plain relative path (packages.ts)
+  return { path, mirror: `file://${dir}`, manifest, has: (p) => existsSync(`${dir}/${p.filename}`) };
 }
 
 /** The links a merged-/usr tree starts with, before any package is unpacked. */
@@ -247,7 +292,7 @@ async function dataTar(p: Pkg, f: Fetched, pool: XzWorkerPool): Promise<Uint8Arr
  * unpacks them in the second stage. A refusal leaves no tree behind (the
  * target's cleanup removes it).
  */
-async function unpack(tmp: string, f: Fetched, o: DebianOptions, progress: Progress): Promise<void> {
+async function unpack(tmp: string, f: Fetched, o: Settled, progress: Progress): Promise<void> {
   const links = o.mergedUsr ? mergedUsrLinks(o.arch) : {};
   // merged /usr, as debootstrap makes it for bookworm (trixie's base-files ships these links itself)
   for (const [link, target] of Object.entries(links)) {
@@ -287,7 +332,7 @@ async function unpack(tmp: string, f: Fetched, o: DebianOptions, progress: Progr
 
 // From here on the tree holds the packages' symlinks: every path in it goes
 // through target.ts's tree* functions, which resolve them inside the tree.
-function setupTree(tmp: string, o: DebianOptions, mirror: string): void {
+function setupTree(tmp: string, o: Settled, mirror: string): void {
   treeMkdir(tmp, "var/lib/dpkg/info");
   treeMkdir(tmp, "var/lib/dpkg/updates");
   treeWrite(tmp, "var/lib/dpkg/status", "");
@@ -300,7 +345,7 @@ function setupTree(tmp: string, o: DebianOptions, mirror: string): void {
   treeWrite(tmp, "usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0o755);
 }
 
-async function secondStage(tmp: string, f: Fetched, o: DebianOptions, progress: Progress): Promise<void> {
+async function secondStage(tmp: string, f: Fetched, o: Settled, progress: Progress): Promise<void> {
   const { runInTree } = await import("../container/exec.ts");
   const debDir = "/var/cache/spawnctl-debs";
   const essential = new Set(f.essential.map((p) => p.name));
@@ -363,17 +408,34 @@ function cleanupTree(tmp: string): void {
   }
 }
 
-export async function bootstrapDebian(o: DebianOptions): Promise<void> {
+export async function bootstrapDebian(given: DebianOptions): Promise<void> {
   const progress = new Progress();
   const cleanup: Cleanup = [];
   const intr = interruption();
   try {
-    let mirror = o.mirror;
-    if (o.fromBundle) {
-      const b = openBundle(o.fromBundle, cleanup);
-      mirror = b.mirror;
-      // the bundle says what it was made for; the command line may not differ
-      Object.assign(o, { distro: b.manifest.distro, suite: b.manifest.suite, arch: b.manifest.arch, components: b.manifest.components, variant: b.manifest.variant, include: b.manifest.include, exclude: b.manifest.exclude });
+    // what can be refused without a byte fetched comes first
+    if (given.downloadOnly && !given.bundle) throw new SpawnctlError("--download-only needs --bundle=FILE.");
+    if (!given.downloadOnly) checkTarget(given.dest);
+    const request: Request = {
+      distro: given.distro, suite: given.suite || undefined, arch: given.arch, variant: given.variant, components: given.components,
+      include: given.include, exclude: given.exclude,
+    };
+    let o: Settled;
+    let mirror = given.mirror;
+    let bundle: OpenedBundle | undefined;
+    if (given.fromBundle) {
+      bundle = openBundle(given.fromBundle, cleanup);
+      mirror = bundle.mirror;
+      // the bundle says what it was made for: plan() refuses a command line that
+      // asks for something else; --include and --exclude add to the bundle's own
+      const m = bundle.manifest;
+      const union = (a: string[], b: string[]) => [...new Set([...a, ...b])];
+      o = {
+        ...given, distro: m.distro as Settled["distro"], suite: m.suite, arch: m.arch, components: m.components, variant: m.variant,
+        include: union(m.include, given.include), exclude: union(m.exclude, given.exclude),
+      };
+    } else {
+      o = { ...given, variant: given.variant ?? DEFAULTS.variant, components: given.components ?? DEFAULTS.components, arch: given.arch ?? DEFAULTS.arch };
     }
     if (!mirror) mirror = o.distro === "debian" ? defaultMirror(o.suite) : process.env.SPAWNCTL_UBUNTU_MIRROR || config().bootstrap["ubuntu-mirror"];
     if (!mirror) {
@@ -386,13 +448,14 @@ export async function bootstrapDebian(o: DebianOptions): Promise<void> {
     else warn("WARNING: --no-verify: the Release file's signature is NOT checked; anyone between you and the mirror can choose what gets installed.");
     const check = intr.check;
     trace("bootstrap: start");
-    const fetched = await fetchEverything(o, mirror, keyring, progress);
+    const planned = await plan(o, request, mirror, keyring, progress, bundle);
+    check();
+    const fetched = await download(o, mirror, planned, progress, intr.signal);
     trace("bootstrap: fetched");
     check();
     if (o.downloadOnly) {
-      if (!o.bundle) throw new SpawnctlError("--download-only needs --bundle=FILE.");
       progress.phase(`Writing the bundle ${o.bundle}`);
-      writeBundle(o.bundle, o, fetched);
+      writeBundle(o.bundle!, o, fetched);
       return;
     }
     const tmp = prepareTarget(o.dest, cleanup);

@@ -2,20 +2,50 @@
 // to DEST at the end, removed on failure (debootstrap and pacstrap alike).
 import { readRegular } from "../util/tree.ts";
 import {
-  chmodSync, closeSync, constants, existsSync, fchmodSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync,
+  chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync,
   rmSync, statSync, unlinkSync, writeSync, type Stats,
 } from "node:fs";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import type { Cleanup } from "../container/prepare.ts";
 
-/** Paths of the target tree: a temporary name beside DEST, renamed at the end. */
-export function prepareTarget(dest: string, cleanup: Cleanup): string {
-  if (dest === "/" || dest === "") throw new SpawnctlError("Refusing to bootstrap into the root directory.");
-  if (existsSync(dest)) {
-    const st = statSync(dest);
+/**
+ * DEST may be missing, or an empty directory (lost+found aside), as for
+ * debootstrap and mmdebstrap; anything else is refused, naming it. Run before
+ * anything is fetched, and again just before the tree is made. Writes nothing.
+ */
+export function checkTarget(dest: string): void {
+  if (dest === "/" || dest === "" || /^\/+$/.test(dest)) throw new SpawnctlError("Refusing to bootstrap into the root directory.");
+  let st: Stats | undefined;
+  try {
+    st = statSync(dest);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw new SpawnctlError(`${dest}: ${fsMessage(e)}`, { cause: e });
+  }
+  if (st) {
     if (!st.isDirectory()) throw new SpawnctlError(`${dest} exists and is not a directory.`);
     if (readdirSync(dest).some((e) => e !== "lost+found")) throw new SpawnctlError(`${dest} exists and is not empty.`);
+    return;
   }
+  // DEST is made later with its parents: the nearest one that exists must be a directory
+  for (let p = dest.replace(/\/+$/, ""); p.includes("/"); ) {
+    p = p.slice(0, p.lastIndexOf("/")) || "/";
+    let up: Stats;
+    try {
+      up = statSync(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code === "ENOENT" || code === "ENOTDIR") && p !== "/") continue;
+      throw new SpawnctlError(`${dest}: ${p}: ${fsMessage(e)}`, { cause: e });
+    }
+    if (!up.isDirectory()) throw new SpawnctlError(`${dest}: ${p} exists and is not a directory.`);
+    return;
+  }
+}
+
+/** Paths of the target tree: a temporary name beside DEST, renamed at the end. */
+export function prepareTarget(dest: string, cleanup: Cleanup): string {
+  checkTarget(dest);
   const parent = dest.replace(/\/[^/]+\/?$/, "") || "/";
   mkdirSync(parent, { recursive: true });
   const name = dest.slice(parent.length + 1).replace(/\/$/, "");

@@ -27,7 +27,9 @@ Debian and Ubuntu:
      --check-valid-until=BOOL  Refuse an expired Release file (default: yes)
      --download-only --bundle=FILE
                              Fetch and verify everything into one file, install nothing
-     --from-bundle=FILE      Install from a bundle, with no network
+     --from-bundle=FILE      Install from a bundle, with no network; SUITE (may
+                             be left out), --arch, --variant and --components
+                             must be what it holds, --include what it has
 
 Arch Linux:
      --mirror=URL            Repository base: URL/$repo/os/$arch, or a URL with
@@ -122,13 +124,16 @@ export async function bootstrapMain(argv: string[]): Promise<number> {
       const downloadOnly = values.has("downloadOnly");
       if (!suite && !fromBundle) throw usage(`Usage: spawnctl bootstrap ${distro} SUITE DEST`);
       if (!dest && !downloadOnly) throw usage(`Usage: spawnctl bootstrap ${distro} SUITE DEST`);
-      const variant = last("variant") ?? "minbase";
-      if (!VARIANTS.includes(variant)) throw usage(`Unknown --variant=${variant}; one of ${VARIANTS.join(", ")}.`);
+      // variant, arch and components left out stay undefined: the defaults
+      // (minbase, amd64, main), or with --from-bundle what the bundle holds
+      const variant = last("variant");
+      if (variant !== undefined && !VARIANTS.includes(variant)) throw usage(`Unknown --variant=${variant}; one of ${VARIANTS.join(", ")}.`);
+      if (fromBundle && values.has("mirror")) throw usage("--mirror= and --from-bundle= may not be combined: a bundle is its own mirror.");
       const { bootstrapDebian } = await import("../bootstrap/debian.ts");
       await bootstrapDebian({
         distro, suite: suite ?? "", dest: dest ? destination(dest) : "", mirror: last("mirror"), variant: variant as never,
-        include: list("include"), exclude: list("exclude"), components: list("components").length ? list("components") : ["main"],
-        arch: last("arch") ?? "amd64", keyring: last("keyring"), cacheDir: `${cacheDir}/${distro}`,
+        include: list("include"), exclude: list("exclude"), components: list("components").length ? list("components") : undefined,
+        arch: last("arch"), keyring: last("keyring"), cacheDir: `${cacheDir}/${distro}`,
         mergedUsr: bool(last("mergedUsr"), "--merged-usr", true), rootPassword, hostname: last("hostname"),
         checkValidUntil: bool(last("checkValidUntil"), "--check-valid-until", true), verify, downloadOnly,
         bundle: last("bundle"), fromBundle,

@@ -158,3 +158,81 @@ describe("bootstrap from a local mirror", () => {
     expect(run(["bootstrap", "plan9", "x"]).stderr).toContain("Unknown distribution 'plan9'");
   });
 });
+
+// Each refusal: exit 1, the message, and nothing fetched or written: no DEST,
+// no temporary tree beside it, no package cache.
+function refused(r: { code: number; stderr: string }, dest: string, cache: string, message: string): void {
+  expect(r.stderr).toContain(message);
+  expect(r.stderr).not.toContain("Downloading");
+  expect(r.code).toBe(1);
+  expect(existsSync(dest)).toBe(false);
+  expect(existsSync(cache)).toBe(false);
+  expect(readdirSync(base).filter((f) => f.startsWith(".#"))).toEqual([]);
+}
+
+describe("checks before anything is fetched or written", () => {
+  // the fixture's bundle (bookworm, amd64, essential, signed by Debian), read only
+  const bundle = `${CACHE}/bookworm-essential.bundle`;
+  const fromBundle = (suiteAndDest: string[], ...opts: string[]) =>
+    run(["bootstrap", "debian", ...suiteAndDest, `--from-bundle=${bundle}`, `--cache-dir=${base}/cache-refused`, ...opts], { netns: true, timeout: 120_000 });
+
+  test("a bundle that holds another suite, architecture, variant or distribution is refused, naming both", () => {
+    const dest = `${base}/mismatch`;
+    const cache = `${base}/cache-refused`;
+    const holds = `--from-bundle=${bundle} holds bookworm (amd64, essential), not`;
+    refused(fromBundle(["trixie", dest]), dest, cache, `${holds} trixie.`);
+    refused(fromBundle(["bookworm", dest], "--arch=arm64"), dest, cache, `${holds} bookworm (arm64).`);
+    refused(fromBundle([dest], "--variant=minbase"), dest, cache, `${holds} bookworm (minbase).`);
+    refused(fromBundle(["bookworm", dest], "--components=main,contrib"), dest, cache, `--from-bundle=${bundle} holds bookworm main (amd64, essential), not bookworm main,contrib.`);
+    const u = run(["bootstrap", "ubuntu", "noble", dest, `--from-bundle=${bundle}`, `--cache-dir=${cache}`], { netns: true, timeout: 120_000 });
+    refused(u, dest, cache, `--from-bundle=${bundle} holds debian bookworm (amd64, essential), not ubuntu noble.`);
+  });
+
+  test("--include must be in the bundle, --exclude known to it, and the set they make must be in it", () => {
+    const dest = `${base}/mismatch`;
+    const cache = `${base}/cache-refused`;
+    refused(fromBundle(["bookworm", dest], "--include=nosuchpackage"), dest, cache, `--include=nosuchpackage: ${bundle} has no package nosuchpackage.`);
+    // in bookworm's index, but not in this bundle
+    refused(fromBundle(["bookworm", dest], "--include=systemd"), dest, cache, `--include=systemd: ${bundle} has no package systemd.`);
+    refused(fromBundle(["bookworm", dest], "--exclude=nosuchpackage"), dest, cache, `--exclude=nosuchpackage: no package nosuchpackage in the bookworm main (amd64) index of ${bundle}.`);
+    // without mawk, awk is gawk, which the bundle does not have
+    refused(fromBundle(["bookworm", dest], "--exclude=mawk"), dest, cache, `--from-bundle=${bundle} has no package gawk`);
+    expect(fromBundle(["bookworm", dest], `--mirror=file://${mirror}`).stderr).toContain("--mirror= and --from-bundle= may not be combined");
+  });
+
+  test("a non-empty DEST is refused before the bundle is even opened; an empty one is kept as it was", () => {
+    const full = `${base}/full-bundle`;
+    const cache = `${base}/cache-refused`;
+    mkdirSync(full);
+    writeFileSync(`${full}/keep`, "mine");
+    const r = fromBundle(["bookworm", full]);
+    expect(r.stderr).toBe(`${full} exists and is not empty.\n`);
+    expect(r.code).toBe(1);
+    expect(readdirSync(full)).toEqual(["keep"]);
+    expect(existsSync(cache)).toBe(false);
+    // an empty DEST stays as it is after a refusal
+    const empty = `${base}/empty-bundle`;
+    mkdirSync(empty);
+    const t = fromBundle(["trixie", empty]);
+    expect(t.stderr).toContain("not trixie.");
+    expect(t.code).toBe(1);
+    expect(readdirSync(empty)).toEqual([]);
+    expect(readdirSync(base).filter((f) => f.startsWith(".#"))).toEqual([]);
+  });
+
+  test("from a mirror: an unknown suite names the dists path, unknown packages, architectures and components name the index", () => {
+    const dest = `${base}/mismatch`;
+    const cache = `${base}/cache-refused`;
+    const mirrorRun = (suite: string, ...opts: string[]) =>
+      run(["bootstrap", "debian", suite, dest, `--mirror=file://${mirror}`, `--keyring=${keyring}`, `--cache-dir=${cache}`, ...opts], { timeout: 120_000 });
+    refused(mirrorRun("trixie"), dest, cache, `Unknown suite trixie: the mirror has no ${mirror}/dists/trixie/InRelease.`);
+    refused(mirrorRun("bookworm", "--variant=essential", "--include=bash,nosuchpackage"), dest, cache, "--include=nosuchpackage: no package nosuchpackage in bookworm main (amd64).");
+    refused(mirrorRun("bookworm", "--variant=essential", "--exclude=nosuchpackage"), dest, cache, "--exclude=nosuchpackage: no package nosuchpackage in bookworm main (amd64).");
+    refused(mirrorRun("bookworm", "--arch=arm64"), dest, cache, `--arch=arm64: the mirror's ${mirror}/dists/bookworm/InRelease lists no architecture arm64 (it lists amd64).`);
+    refused(mirrorRun("bookworm", "--components=main,contrib"), dest, cache, `--components=main,contrib: the mirror's ${mirror}/dists/bookworm/InRelease lists no component contrib (it lists main).`);
+    // and the same without a DEST for --download-only: no bundle file is written
+    const d = run(["bootstrap", "debian", "trixie", "--download-only", `--bundle=${base}/never.bundle`, `--mirror=file://${mirror}`, `--keyring=${keyring}`, `--cache-dir=${cache}`]);
+    refused(d, dest, cache, "Unknown suite trixie");
+    expect(existsSync(`${base}/never.bundle`)).toBe(false);
+  });
+});

@@ -240,6 +240,17 @@ describe("verification failures leave nothing behind", () => {
     removeTree(dest);
   });
 
+  archTest("a non-empty DEST is refused before any database or package is fetched", () => {
+    const { dest, cache } = fresh();
+    tool(["mkdir", "-p", dest]);
+    writeFileSync(`${dest}/keep`, "");
+    const r = bootstrap([dest, `--mirror=${fx.mirror}`, `--keyring=${fx.pubkey}`, `--cache-dir=${cache}`]);
+    expect(r.stderr).toBe(`${dest} exists and is not empty.\n`);
+    expect(r.code).toBe(1);
+    expect(readdirSync(dest)).toEqual(["keep"]);
+    expect(existsSync(cache)).toBe(false);
+  });
+
   archTest("a database signed by a key not in the keyring is refused", () => {
     const { dest, cache } = fresh();
     const r = bootstrap([dest, `--mirror=${fx.mirror}`, `--keyring=${fx.otherPubkey}`, `--cache-dir=${cache}`]);
