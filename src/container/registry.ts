@@ -176,6 +176,18 @@ export function allStates(): MachineState[] {
   return names.map(readState).filter((s): s is MachineState => !!s);
 }
 
+/**
+ * The background machine `start NAME` would make, if it runs: the machine
+ * called NAME, or one started from the image NAME (an ephemeral machine runs
+ * under NAME-<random suffix>). systemd-nspawn@NAME.service is one unit per
+ * image, so machinectl's start of an image whose machine runs is a no-op.
+ */
+export function runningFor(name: string): MachineState | undefined {
+  const st = readState(name);
+  if (st && leaderAlive(st)) return st;
+  return allStates().find((m) => m.image === name && leaderAlive(m));
+}
+
 export interface MachineLock {
   fd: number;
   release(): void;
@@ -197,8 +209,7 @@ export function lockMachine(name: string): MachineLock {
       if (r !== 11) throw new SpawnctlError(`locking machine ${name}: ${strerror(r)}`);
       // a machine that has stopped but is still being cleaned up (its state
       // may be gone already, the locks go last), or one still starting: wait
-      const st = readState(name);
-      if ((!st || !leaderAlive(st)) && Date.now() < deadline) {
+      if (!runningFor(name) && Date.now() < deadline) {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
         continue;
       }

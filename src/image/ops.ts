@@ -2,9 +2,9 @@
 // read-only, set-limit and clean, with what machined does around them:
 // .nspawn files travel with their image, locks keep running containers'
 // trees safe, vendor images (/usr) and the host (.host) are never touched.
-import { chmodSync, copyFileSync, existsSync, lstatSync, readdirSync, realpathSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, lstatSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync } from "node:fs";
 import { PROPERTIES_DIR } from "./properties-store.ts";
-import { processStart } from "../container/registry.ts";
+import { consoleLog, processStart } from "../container/registry.ts";
 import { strerror } from "../sys/ffi.ts";
 import { SpawnctlError, usage, fsMessage } from "../util/errors.ts";
 import { info, warn } from "../util/log.ts";
@@ -14,11 +14,12 @@ import { copyTreeAsync } from "../util/copy.ts";
 import { removePath, runJob, type Job } from "./job.ts";
 import { isValidImageName, tempOwner, tempPath } from "./names.ts";
 import {
-  ensurePool, findImage, isHost, isVendor, listImages, lockImage, lockName, machineUsing, nameTaken, poolDir, refuseRunning,
+  autostartPaths, ensurePool, findImage, isHost, isVendor, listImages, lockImage, lockName, machineUsing, nameTaken, poolDir, refuseRunning,
   requireImage, searchPath, settingsPaths, type Image,
 } from "./pool.ts";
 import { Progress } from "./progress.ts";
 import { copyRawFile } from "./raw.ts";
+import { resetMachineId } from "./identity.ts";
 import {
   changeInodeFlags, EOPNOTSUPP, ENOTTY, FS_IMMUTABLE_FL, fsName, isImmutable, renameInto, setBlockDeviceReadOnly, withFd,
 } from "./sys.ts";
@@ -100,18 +101,22 @@ export async function cloneImage(name: string, newName: string, readOnly: boolea
         roDone = true;
       } else {
         let snapshotted = false;
+        let sub = false;
         if (src.type === "subvolume") {
-          // a snapshot where pool and image share a btrfs file system; EXDEV and friends fall back to a copy
-          snapshotted = snapshotRecursive(src.path, tmp, readOnly) === 0;
-          roDone = snapshotted && readOnly;
+          // a snapshot where pool and image share a btrfs file system; EXDEV and
+          // friends fall back to a copy. Writable at first: its machine ID is reset
+          snapshotted = snapshotRecursive(src.path, tmp, false) === 0;
+          sub = snapshotted;
         }
         if (!snapshotted) {
-          const sub = isBtrfs(pool) && createSubvolume(tmp) === 0;
+          sub = isBtrfs(pool) && createSubvolume(tmp) === 0;
           await copyTreeAsync(realpathSync(src.path), tmp, { intoExisting: sub, progress: (_n, b) => progress.update(b), yield: () => job.tick() });
-          if (sub && readOnly) {
-            setSubvolumeReadOnly(tmp, true);
-            roDone = true;
-          }
+        }
+        // the clone is a machine of its own
+        resetMachineId(tmp, doing);
+        if (sub && readOnly) {
+          setSubvolumeReadOnly(tmp, true);
+          roDone = true;
         }
       }
       progress.clear();
@@ -197,7 +202,52 @@ export function renameImage(name: string, newName: string): void {
 // ---------------------------------------------------------------------------
 // remove
 
-/** Remove an image and its settings files (`keepSettings`: only the image, as when --force replaces it). */
+/** The image's path and, if it differs (a symlinked image), its real path. */
+function treeRoots(path: string): string[] {
+  try {
+    const real = realpathSync(path);
+    return real === path ? [path] : [path, real];
+  } catch {
+    return [path];
+  }
+}
+
+/**
+ * What machines of the image `name` left on the host, which goes with the
+ * image (the settings go by sideFiles): the autostart `enable` made (its
+ * marker and its systemd unit link), the console log (and its rotated
+ * predecessor), and the journal links --link-journal=try-guest made,
+ * /var/log/journal/<machine-id> -> a directory inside the tree.
+ */
+function machineFiles(name: string, roots: string[]): string[] {
+  const { marker, unitLink } = autostartPaths(name);
+  const out = [marker, unitLink, consoleLog(name), `${consoleLog(name)}.1`];
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(JOURNAL_DIR).filter((n) => /^[0-9a-f]{32}$/.test(n));
+  } catch {
+    /* no journal directory */
+  }
+  for (const id of ids) {
+    const p = `${JOURNAL_DIR}/${id}`;
+    try {
+      if (!lstatSync(p).isSymbolicLink()) continue;
+      const target = readlinkSync(p);
+      if (roots.some((r) => target.startsWith(`${r}/`))) out.push(p);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+const JOURNAL_DIR = "/var/log/journal";
+
+/**
+ * Remove an image, its settings files and what its machines left on the host
+ * (machineFiles: autostart, console log, journal links). `keepSettings`: only
+ * the image, as when --force replaces it with a new one of the same name.
+ */
 export function removeImage(name: string, opts: { quiet?: boolean; keepSettings?: boolean } = {}): void {
   const doing = `removing image '${name}'`;
   if (name === ".host") throw new SpawnctlError(`${doing}: refusing to remove the host's own root directory.`);
@@ -207,6 +257,8 @@ export function removeImage(name: string, opts: { quiet?: boolean; keepSettings?
   refuseRunning(img, doing);
   const lock = lockImage(img, false, doing);
   try {
+    // where the tree is, for the journal links into it (taken before it moves)
+    const roots = img.type === "directory" || img.type === "subvolume" ? treeRoots(img.path) : [];
     const real = isRealDirectory(img.path);
     // read-only marks would stop the rename and the removal
     if (real && img.type === "directory" && isImmutable(img.path)) setImmutable(img.path, false, doing);
@@ -220,7 +272,7 @@ export function removeImage(name: string, opts: { quiet?: boolean; keepSettings?
     } catch (e) {
       throw new SpawnctlError(`${doing}: the image is gone from the pool, but deleting ${tmp} failed (spawnctl clean removes it): ${(e as Error).message}`);
     }
-    for (const p of opts.keepSettings ? [] : sideFiles(name, img)) {
+    for (const p of opts.keepSettings ? [] : [...sideFiles(name, img), ...machineFiles(name, roots)]) {
       try {
         unlinkSync(p);
       } catch (e) {

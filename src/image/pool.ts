@@ -222,6 +222,13 @@ export function settingsPaths(name: string, imagePath?: string): string[] {
   return out;
 }
 
+/** Where `enable` records a machine to start at boot (machine/autostart.ts): spawnctl's own marker, and the systemd unit's link. */
+export const AUTOSTART_DIR = "/etc/spawnctl/autostart";
+export const UNIT_DIR = "/etc/systemd/system";
+export function autostartPaths(name: string): { marker: string; unitLink: string } {
+  return { marker: `${AUTOSTART_DIR}/${name}`, unitLink: `${UNIT_DIR}/machines.target.wants/spawnctl@${name}.service` };
+}
+
 /** The running machine that uses this image (by name or by root directory), if any. */
 export function machineUsing(img: Image): MachineState | undefined {
   const st = readState(img.name);

@@ -28,6 +28,7 @@ import { ensurePool, findImage, isHost, lockImage, lockName, requireImage } from
 import { Progress } from "./progress.ts";
 import { copyRawFile, createRawFile, isQcow2, SparseWriter } from "./raw.ts";
 import { renameInto } from "./sys.ts";
+import { resetMachineId } from "./identity.ts";
 import { extractTarBytes, writeTreeAsTar } from "./tar-io.ts";
 
 // image transfers are long computations (hashing, compression)
@@ -135,6 +136,8 @@ async function importTarInto(bytes: Uint8Array, label: string, local: string, po
   const sub = makeTreeDir(tmp, pool);
   const st = await extractTarBytes(data, tmp, job, { devices: o.devices, name: label, progress: (b) => progress.update(b, data.length) });
   progress.clear();
+  // the new image is a machine of its own
+  resetMachineId(tmp, doing);
   if (o.readOnly && sub) setSubvolumeReadOnly(tmp, true);
   const target = `${pool}/${local}`;
   install(tmp, target, local, pool, o.force, job, doing);
@@ -180,14 +183,16 @@ export async function importFs(dir: string, name: string | undefined, o: ImportO
     job.removeOnFailure(tmp);
     let sub = false;
     let roDone = false;
-    if (isSubvolume(src) && snapshotRecursive(src, tmp, o.readOnly) === 0) {
+    // a snapshot is writable at first: its machine ID is reset
+    if (isSubvolume(src) && snapshotRecursive(src, tmp, false) === 0) {
       sub = true;
-      roDone = o.readOnly;
     } else {
       sub = isBtrfs(pool) && createSubvolume(tmp) === 0;
       await copyTreeAsync(src, tmp, { intoExisting: sub, progress: (_n, b) => progress.update(b), yield: () => job.tick() });
     }
     progress.clear();
+    // the new image is a machine of its own
+    resetMachineId(tmp, doing);
     if (o.readOnly && sub && !roDone) {
       setSubvolumeReadOnly(tmp, true);
       roDone = true;

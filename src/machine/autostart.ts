@@ -8,9 +8,9 @@ import { warn, info } from "../util/log.ts";
 import { findImage } from "../settings/merge.ts";
 import { mergeEnv } from "../container/host-env.ts";
 import { leaderAlive, readState } from "../container/registry.ts";
+import { AUTOSTART_DIR, UNIT_DIR, autostartPaths } from "../image/pool.ts";
 
-export const AUTOSTART_DIR = "/etc/spawnctl/autostart";
-const UNIT_DIR = "/etc/systemd/system";
+export { AUTOSTART_DIR };
 
 export function hostRunsSystemd(): boolean {
   return existsSync("/run/systemd/system");
@@ -42,23 +42,23 @@ export function enable(name: string): void {
   if (hostRunsSystemd()) {
     mkdirSync(`${UNIT_DIR}/machines.target.wants`, { recursive: true });
     writeFileSync(`${UNIT_DIR}/spawnctl@.service`, unitText(process.execPath));
-    const link = `${UNIT_DIR}/machines.target.wants/spawnctl@${name}.service`;
+    const link = autostartPaths(name).unitLink;
     if (!existsSync(link)) symlinkSync(`${UNIT_DIR}/spawnctl@.service`, link);
     info(`Created symlink ${link} → ${UNIT_DIR}/spawnctl@.service.`);
     return;
   }
   mkdirSync(AUTOSTART_DIR, { recursive: true, mode: 0o755 });
-  writeFileSync(`${AUTOSTART_DIR}/${name}`, "");
+  writeFileSync(autostartPaths(name).marker, "");
   info(`Machine ${name} will be started by 'spawnctl autostart'.`);
 }
 
 export function disable(name: string): void {
-  const link = `${UNIT_DIR}/machines.target.wants/spawnctl@${name}.service`;
+  const { marker, unitLink: link } = autostartPaths(name);
   if (existsSync(link)) {
     unlinkSync(link);
     info(`Removed ${link}.`);
   }
-  rmSync(`${AUTOSTART_DIR}/${name}`, { force: true });
+  rmSync(marker, { force: true });
 }
 
 export function enabled(): string[] {

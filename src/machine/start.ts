@@ -34,7 +34,7 @@ import { markRun } from "../cgroup/gc.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
 import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
 import {
-  type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, writeState,
+  type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, runningFor, writeState,
 } from "../container/registry.ts";
 
 /** What systemd-nspawn@.service passes. */
@@ -94,10 +94,14 @@ type Flight = { name: string; steps: Generator<void, MachineState, void> };
  * the supervisor of another starts and the child of a third does its mounts.
  * The first failure stops it: the machines before the failed one are
  * finished and keep running, the ones after it are undone, and the failure
- * is thrown (or, with onError, reported and the rest started).
+ * is thrown (or, with onError, reported and the rest started). A machine
+ * that runs already is left alone and counts as started, as machinectl's
+ * start of an active unit does.
  */
 export function startMachines(names: string[], onError?: (name: string, e: unknown) => void, window = START_WINDOW): void {
   collectStale();
+  // a name given twice is started once (and one that runs is left alone, machineSteps)
+  names = [...new Set(names)];
   const waiting: Flight[] = names.map((name) => ({ name, steps: machineSteps(name) }));
   const flying: Flight[] = [];
   // one step of m; false when it failed (and was dropped from `list`)
@@ -129,7 +133,12 @@ export function startMachines(names: string[], onError?: (name: string, e: unkno
     }
   };
   // every machine up to its cgroup
-  for (let k = 0; k < waiting.length; k++) if (step(waiting, k) === false) k--;
+  for (let k = 0; k < waiting.length; k++) {
+    const r = step(waiting, k);
+    if (r === false) k--;
+    // already running: nothing more to do for it
+    else if (r === "done") waiting.splice(k--, 1);
+  }
   for (;;) {
     while (flying.length < window && waiting.length > 0) flying.push(waiting.shift()!);
     if (flying.length === 0) return;
@@ -158,9 +167,22 @@ function abortSteps(steps: Generator<void, MachineState, void>): void {
  */
 export function* machineSteps(name: string, extra: string[] = []): Generator<void, MachineState, void> {
   if (!COMPILED) throw new SpawnctlError("Starting machines in the background needs the built binary (dist/spawnctl).");
+  // machinectl's start of a machine that runs is a no-op that succeeds (the
+  // unit is active already): the machine NAME, or the one started from the
+  // image NAME (an ephemeral one runs as NAME-<suffix>)
+  const already = runningFor(name);
+  if (already) return already;
   const cleanup: Cleanup = [];
   try {
-    const machineLock = lockMachine(name);
+    let machineLock;
+    try {
+      machineLock = lockMachine(name);
+    } catch (e) {
+      // another start of it finished while this one waited for the name
+      const now = runningFor(name);
+      if (now) return now;
+      throw e;
+    }
     cleanup.push(() => machineLock.release());
     trace(`machine ${name}: locked`);
     const { settings: s, poweroffSignal } = machineSettings(name, extra);

@@ -45,8 +45,18 @@ describe("a booted Debian machine", () => {
     const r = run(["start", NAME], { netns: true });
     expect(r.stderr).toBe("");
     // found by its name, never by its position in the list
-    const name = run(["list", "--no-legend"]).stdout.split("\n").map((l) => l.split(/\s+/)[0]!).find((n) => n.startsWith(NAME))!;
+    const ours = () => run(["list", "--no-legend"]).stdout.split("\n").map((l) => l.split(/\s+/)[0]!).filter((n) => n.startsWith(`${NAME}-`));
+    const name = ours()[0]!;
     expect(name).toBeDefined();
+    // machinectl's start of an image whose machine runs is a no-op: no second
+    // ephemeral instance, the same leader, and at once
+    const leader = run(["show", name, "-p", "Leader", "--value"]).stdout.trim();
+    const t0 = Date.now();
+    const again = run(["start", NAME], { netns: true });
+    expect([again.code, again.stderr]).toEqual([0, ""]);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(ours()).toEqual([name]);
+    expect(run(["show", name, "-p", "Leader", "--value"]).stdout.trim()).toBe(leader);
     await until(() => {
       const s = run(["shell", name, "/bin/systemctl", "is-system-running"]).stdout.trim();
       return s === "running" || s === "degraded";

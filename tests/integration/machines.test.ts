@@ -96,11 +96,18 @@ describe("machines", () => {
     expect(existsSync(`/var/log/spawnctl/${NAME}.console`)).toBe(true);
   });
 
-  test("a second start of the same machine is refused; unknown names are errors", () => {
+  test("start of a running machine succeeds and changes nothing (machinectl's no-op); unknown names are errors", () => {
+    const leader = run(["show", NAME, "-p", "Leader", "--value"]).stdout.trim();
+    expect(leader).toMatch(/^\d+$/);
     const again = run(["start", NAME], { netns: true });
-    expect(again.code).toBe(1);
-    expect(again.stderr).toBe(`Machine '${NAME}' already exists.\n`);
-    expect(run(["start", "sctest-nothere"]).stderr).toBe("No image for machine 'sctest-nothere'.\n");
+    expect(again.stderr).toBe("");
+    expect(again.stdout).toBe("");
+    expect(again.code).toBe(0);
+    expect(run(["show", NAME, "-p", "Leader", "--value"]).stdout.trim()).toBe(leader);
+    expect(events().filter((e) => e === "boot")).toHaveLength(1);
+    const unknown = run(["start", "sctest-nothere"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe("No image for machine 'sctest-nothere'.\n");
     expect(run(["shell", "sctest-nothere", "/bin/true"]).stderr).toBe("No machine 'sctest-nothere' known\n");
   });
 
@@ -131,6 +138,16 @@ describe("machines", () => {
         expect(run(["terminate", "sctest-m2"]).code).toBe(0);
         await waitFor(() => !listed().includes("sctest-m2"));
       }
+      // one that runs already is skipped, the others start; a name given twice starts once
+      const leader = run(["show", NAME, "-p", "Leader", "--value"]).stdout.trim();
+      const r = run(["start", NAME, "sctest-m2", NAME, "sctest-m3", "sctest-m2"], { netns: true });
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(listed()).toContain("sctest-m2");
+      expect(listed()).toContain("sctest-m3");
+      expect(run(["show", NAME, "-p", "Leader", "--value"]).stdout.trim()).toBe(leader);
+      expect(run(["terminate", "sctest-m2", "sctest-m3"]).code).toBe(0);
+      await waitFor(() => !listed().includes("sctest-m2") && !listed().includes("sctest-m3"));
     } finally {
       run(["terminate", ...others]);
       for (const n of others) {
@@ -224,6 +241,122 @@ describe("machines", () => {
     await fresh();
     expect(cg(`pids/spawnctl/${NAME}/pids.max`)).toBe("77");
     rmSync(`/etc/spawnctl/properties/${NAME}.conf`);
+  });
+
+  test("set-property: an unknown machine is an error and nothing is written; a stopped one is told it applies at the next start", async () => {
+    const unknown = run(["set-property", "sctest-nothere", "TasksMax=5"]);
+    expect(unknown.stderr).toBe("No machine 'sctest-nothere' known.\n");
+    expect(unknown.code).toBe(1);
+    expect(existsSync("/etc/spawnctl/properties/sctest-nothere.conf")).toBe(false);
+    if (running()) {
+      expect(run(["terminate", NAME]).code).toBe(0);
+      await waitFor(() => !running());
+    }
+    const stopped = run(["set-property", NAME, "TasksMax=66"]);
+    expect(stopped.stderr).toBe(`Machine '${NAME}' is not running; the properties were saved and apply at its next start.\n`);
+    expect(stopped.code).toBe(0);
+    expect(readFileSync(`/etc/spawnctl/properties/${NAME}.conf`, "utf8")).toBe("TasksMax=66\n");
+    // -q: saved without a word
+    const quiet = run(["-q", "set-property", NAME, "TasksMax=67"]);
+    expect([quiet.code, quiet.stderr]).toEqual([0, ""]);
+    try {
+      await fresh();
+      expect(readFileSync(`/sys/fs/cgroup/pids/spawnctl/${NAME}/pids.max`, "utf8").trim()).toBe("67");
+    } finally {
+      rmSync(`/etc/spawnctl/properties/${NAME}.conf`, { force: true });
+    }
+  });
+
+  test("an ephemeral machine: start of its image while it runs is a no-op; set-property reaches it", async () => {
+    const img = "sctest-eph";
+    const mine = () => run(["list", "--no-legend"]).stdout.split("\n").map((l) => l.split(/\s+/)[0]!).filter((n) => n.startsWith(`${img}-`));
+    try {
+      makeBusyboxTree(`/var/lib/machines/${img}`, { inittab: "::respawn:/bin/sleep 1000\n" });
+      writeFileSync(`/etc/systemd/nspawn/${img}.nspawn`, "[Exec]\nEphemeral=yes\n");
+      const first = run(["start", img], { netns: true });
+      expect([first.code, first.stderr]).toEqual([0, ""]);
+      const names = mine();
+      expect(names).toHaveLength(1);
+      expect(names[0]).toMatch(new RegExp(`^${img}-[0-9a-f]{16}$`));
+      const t0 = Date.now();
+      const again = run(["start", img], { netns: true });
+      expect([again.code, again.stderr]).toEqual([0, ""]);
+      // at once: no wait for the name's lock
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(mine()).toEqual(names);
+      // by its own (suffixed) name too
+      expect(run(["start", names[0]!], { netns: true }).code).toBe(0);
+      expect(mine()).toEqual(names);
+      const sp = run(["set-property", img, "TasksMax=33"]);
+      expect([sp.code, sp.stderr]).toEqual([0, ""]);
+      expect(readFileSync(`/sys/fs/cgroup/pids/spawnctl/${names[0]}/pids.max`, "utf8").trim()).toBe("33");
+      expect(readFileSync(`/etc/spawnctl/properties/${img}.conf`, "utf8")).toBe("TasksMax=33\n");
+    } finally {
+      for (const n of mine()) run(["terminate", n]);
+      removeTree(`/var/lib/machines/${img}`);
+      for (const f of [`/etc/systemd/nspawn/${img}.nspawn`, `/etc/spawnctl/properties/${img}.conf`, `/var/log/spawnctl/${img}.console`]) rmSync(f, { force: true });
+    }
+  });
+
+  test("remove takes the image's settings, properties, autostart, console log and journal link with it; a failed one nothing", async () => {
+    const img = "sctest-rm";
+    const id = "5c7e57aaaaaaaaaaaaaaaaaaaaaaaa01";
+    const otherId = "5c7e57aaaaaaaaaaaaaaaaaaaaaaaa02";
+    const journal = "/var/log/journal";
+    const madeJournal = !existsSync(journal);
+    const files = {
+      nspawn: `/etc/systemd/nspawn/${img}.nspawn`,
+      properties: `/etc/spawnctl/properties/${img}.conf`,
+      console: `/var/log/spawnctl/${img}.console`,
+      journalLink: `${journal}/${id}`,
+    };
+    const autostart = [`/etc/spawnctl/autostart/${img}`, `/etc/systemd/system/machines.target.wants/spawnctl@${img}.service`];
+    // a link into an image whose name starts the same stays
+    const otherLink = `${journal}/${otherId}`;
+    const there = (p: string) => {
+      try {
+        lstatSync(p);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      mkdirSync(journal, { recursive: true });
+      makeBusyboxTree(`/var/lib/machines/${img}`, { inittab: "::respawn:/bin/sleep 1000\n", machineId: id });
+      writeFileSync(files.nspawn, "[Exec]\nKillSignal=SIGUSR2\n");
+      Bun.spawnSync(["ln", "-s", `/var/lib/machines/${img}2/var/log/journal/${otherId}`, otherLink]);
+      expect(run(["enable", img]).code).toBe(0);
+      expect(autostart.some(there)).toBe(true);
+      const st = run(["start", img], { netns: true });
+      expect([st.code, st.stderr]).toEqual([0, ""]);
+      expect(run(["set-property", img, "TasksMax=40"]).code).toBe(0);
+      // --link-journal=try-guest made the host's link into the tree
+      expect(lstatSync(files.journalLink).isSymbolicLink()).toBe(true);
+      // refused while it runs: everything stays
+      const busy = run(["remove", img]);
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toBe(`removing image '${img}': the machine '${img}' is running from it; stop it first (spawnctl poweroff ${img}).\n`);
+      for (const p of [`/var/lib/machines/${img}`, ...Object.values(files)]) expect([p, there(p)]).toEqual([p, true]);
+      expect(autostart.some(there)).toBe(true);
+      expect(run(["terminate", img]).code).toBe(0);
+      await waitFor(() => !run(["list", "--no-legend"]).stdout.includes(img));
+      const r = run(["remove", img]);
+      expect(r.stderr).toBe(`Removed image '${img}'.\n`);
+      expect(r.code).toBe(0);
+      for (const p of [`/var/lib/machines/${img}`, ...Object.values(files), ...autostart]) expect([p, there(p)]).toEqual([p, false]);
+      expect(there(otherLink)).toBe(true);
+      // gone for good: a second remove is an error
+      const again = run(["remove", img]);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toBe(`No image '${img}' known.\n`);
+    } finally {
+      run(["terminate", img]);
+      run(["disable", img]);
+      removeTree(`/var/lib/machines/${img}`);
+      for (const f of [...Object.values(files), otherLink, ...autostart, `${files.console}.1`]) rmSync(f, { force: true });
+      if (madeJournal) rmSync(journal, { recursive: true, force: true });
+    }
   });
 
   test("poweroff sends SIGRTMIN+4, or the machine's KillSignal=; the machine is cleaned up", async () => {

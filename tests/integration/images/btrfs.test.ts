@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { removePath } from "../../../src/image/job.ts";
 import { IS_ROOT, busyboxPath, needs, run, tempDir } from "../../helpers.ts";
-import { compareManifests, makeRichTree, manifest } from "./lib.ts";
+import { FRESH_MACHINE_ID, compareManifests, machineIdOf, makeRichTree, manifest, manifestButMachineId } from "./lib.ts";
 
 function btrfsAvailable(): boolean {
   if (!IS_ROOT || !busyboxPath() || !Bun.which("mkfs.btrfs") || !Bun.which("btrfs") || !existsSync("/dev/loop-control")) return false;
@@ -72,7 +72,8 @@ describe("a btrfs pool", () => {
     expect(e(["import-fs", rich, "a"]).code).toBe(0);
     expect(ino(`${pool}/a`)).toBe(256);
     expect(e(["list-images", "--no-legend"]).stdout).toMatch(/^a +subvolume +no /m);
-    expect(compareManifests(manifest(rich), manifest(`${pool}/a`))).toEqual([]);
+    expect(compareManifests(manifestButMachineId(rich), manifestButMachineId(`${pool}/a`))).toEqual([]);
+    expect(machineIdOf(`${pool}/a`)).toEqual(FRESH_MACHINE_ID);
 
     const tar = `${base}/a.tar.zst`;
     const x = e(["export-tar", "a", tar]);
@@ -102,10 +103,19 @@ describe("a btrfs pool", () => {
     expect(sh("btrfs", "subvolume", "show", `${pool}/c`)).toMatch(/Parent UUID:\s+[0-9a-f-]{36}/);
     expect(ino(`${pool}/c/var/nested`)).toBe(256);
     expect(readFileSync(`${pool}/c/var/nested/inside`, "utf8")).toBe("nested\n");
-    expect(compareManifests(manifest(`${pool}/a`), manifest(`${pool}/c`))).toEqual([]);
+    // a's ID was emptied by its import: give it one, which the snapshots must not keep
+    writeFileSync(`${pool}/a/etc/machine-id`, "0123456789abcdef0123456789abcdef\n");
+    const c2 = e(["clone", "a", "c2"]);
+    expect(c2.code).toBe(0);
+    expect(compareManifests(manifestButMachineId(`${pool}/a`), manifestButMachineId(`${pool}/c2`))).toEqual([]);
+    expect(machineIdOf(`${pool}/c2`)).toEqual(FRESH_MACHINE_ID);
+    expect(readFileSync(`${pool}/a/etc/machine-id`, "utf8")).toBe("0123456789abcdef0123456789abcdef\n");
+    expect(e(["remove", "c2"]).code).toBe(0);
 
     expect(e(["clone", "--read-only", "a", "d"]).code).toBe(0);
     expect(roProp(`${pool}/d`)).toBe("ro=true");
+    // made writable for the reset, then read-only
+    expect(machineIdOf(`${pool}/d`)).toEqual(FRESH_MACHINE_ID);
     expect(e(["show-image", "d", "-P", "ReadOnly"]).stdout).toBe("yes\n");
     expect(readFileSync(`${pool}/d/var/nested/inside`, "utf8")).toBe("nested\n");
 

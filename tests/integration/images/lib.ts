@@ -190,3 +190,21 @@ export function ensureDirs(...dirs: string[]): () => void {
     }
   };
 }
+
+/**
+ * A manifest less /etc/machine-id, for comparing a new image (clone,
+ * import) with its source: the new image gets an empty machine ID of its own
+ * (checked with expectFreshMachineId), everything else is the same.
+ */
+export function manifestButMachineId(root: string): Map<string, ManifestEntry> {
+  const m = manifest(root);
+  m.delete("etc/machine-id");
+  return m;
+}
+
+/** What a new image's /etc/machine-id is: there, empty, 0444, owned as the source's was. */
+export function machineIdOf(root: string): { size: number; mode: number; uid: number; type: string } {
+  const st = lstatSync(`${root}/etc/machine-id`);
+  return { size: st.size, mode: st.mode & 0o7777, uid: st.uid, type: st.isFile() ? "file" : "other" };
+}
+export const FRESH_MACHINE_ID = { size: 0, mode: 0o444, uid: 0, type: "file" };

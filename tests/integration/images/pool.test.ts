@@ -8,7 +8,7 @@ import { removePath } from "../../../src/image/job.ts";
 import { statFs } from "../../../src/image/sys.ts";
 import { processStart } from "../../../src/container/registry.ts";
 import { IS_ROOT, SPAWNCTL, busyboxPath, leftovers, makeBusyboxTree, needs, run, tempDir } from "../../helpers.ts";
-import { compareManifests, ensureDirs, imgName, manifest, ourLeftovers, POOL } from "./lib.ts";
+import { FRESH_MACHINE_ID, compareManifests, ensureDirs, imgName, machineIdOf, manifest, ourLeftovers, POOL } from "./lib.ts";
 
 const test = needs("root and busybox-static", IS_ROOT && !!busyboxPath());
 const before = IS_ROOT ? leftovers() : [];
@@ -70,6 +70,8 @@ describe("listing and inspecting", () => {
   test("list-images, --all, --no-legend, --json; image-status; show-image", () => {
     const a = imgName("list");
     const path = importTree(a);
+    // the import emptied the ID; image-status shows one the image has
+    writeFileSync(`${path}/etc/machine-id`, "0123456789abcdef0123456789abcdef\n");
     const hidden = `.${imgName("hidden")}`;
     track(`${POOL}/${hidden}`);
     expect(run(["clone", a, hidden]).code).toBe(0);
@@ -178,6 +180,60 @@ describe("clone", () => {
       expect(existsSync(`${POOL}/${n}.nspawn`)).toBe(false);
       expect(existsSync(`/etc/systemd/nspawn/${n}.nspawn`)).toBe(false);
     }
+  });
+});
+
+describe("a new machine's identity", () => {
+  test("clone and import-fs leave /etc/machine-id empty (0444, same owner); the source keeps its ID", () => {
+    const a = imgName("id-src");
+    const path = importTree(a);
+    expect(machineIdOf(path)).toEqual(FRESH_MACHINE_ID);
+    // a shifted tree (-U chown): the file keeps its owner, so the guest's root may write it
+    writeFileSync(`${path}/etc/machine-id`, "0123456789abcdef0123456789abcdef\n");
+    Bun.spawnSync(["chown", "524288:524288", `${path}/etc/machine-id`]);
+    const b = imgName("id-clone");
+    track(`${POOL}/${b}`);
+    expect(run(["clone", a, b]).code).toBe(0);
+    expect(machineIdOf(`${POOL}/${b}`)).toEqual({ ...FRESH_MACHINE_ID, uid: 524288 });
+    expect(readFileSync(`${path}/etc/machine-id`, "utf8")).toBe("0123456789abcdef0123456789abcdef\n");
+    expect(run(["image-status", b]).stdout).not.toContain("Machine ID:");
+    const c = imgName("id-ro");
+    track(`${POOL}/${c}`);
+    expect(run(["clone", "--read-only", a, c]).code).toBe(0);
+    expect(machineIdOf(`${POOL}/${c}`)).toEqual({ ...FRESH_MACHINE_ID, uid: 524288 });
+    expect(immutable(`${POOL}/${c}`)).toBe(true);
+    expect(run(["remove", a, b, c]).code).toBe(0);
+  });
+
+  test("a tree without /etc/machine-id gets none; links out of the tree are never followed", () => {
+    const hostIdentity = () => (existsSync("/etc/machine-id") ? `${statSync("/etc/machine-id").mode} ${readFileSync("/etc/machine-id", "utf8")}` : "none");
+    const hostBefore = hostIdentity();
+    // no machine-id
+    const bare = `${base}/bare`;
+    mkdirSync(`${bare}/etc`, { recursive: true });
+    const n1 = imgName("id-bare");
+    track(`${POOL}/${n1}`);
+    expect(run(["import-fs", bare, n1]).code).toBe(0);
+    expect(existsSync(`${POOL}/${n1}/etc/machine-id`)).toBe(false);
+    // /etc -> the host's /etc: resolved inside the tree (itself), nothing to reset
+    const etcLink = `${base}/etc-link`;
+    mkdirSync(etcLink);
+    Bun.spawnSync(["ln", "-s", "/etc", `${etcLink}/etc`]);
+    const n2 = imgName("id-etclink");
+    track(`${POOL}/${n2}`);
+    const r2 = run(["import-fs", etcLink, n2]);
+    expect(r2.stderr).toBe(`Imported image '${n2}' from ${etcLink}.\n`);
+    expect(r2.code).toBe(0);
+    // machine-id -> the host's: left as the link it is
+    const idLink = `${base}/id-link`;
+    mkdirSync(`${idLink}/etc`, { recursive: true });
+    Bun.spawnSync(["ln", "-s", "/etc/machine-id", `${idLink}/etc/machine-id`]);
+    const n3 = imgName("id-idlink");
+    track(`${POOL}/${n3}`);
+    expect(run(["import-fs", idLink, n3]).code).toBe(0);
+    expect(lstatSync(`${POOL}/${n3}/etc/machine-id`).isSymbolicLink()).toBe(true);
+    expect(hostIdentity()).toBe(hostBefore);
+    expect(run(["remove", n1, n2, n3]).code).toBe(0);
   });
 });
 

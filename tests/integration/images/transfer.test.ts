@@ -11,7 +11,9 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { readTar, TarWriter, type TarWriteEntry } from "../../../src/archive/tar.ts";
 import { removePath } from "../../../src/image/job.ts";
 import { IS_ROOT, SPAWNCTL, busyboxPath, leftovers, needs, run, tempDir } from "../../helpers.ts";
-import { compareManifests, ensureDirs, imgName, makeRichTree, manifest, ourLeftovers, POOL, runAsync } from "./lib.ts";
+import {
+  FRESH_MACHINE_ID, compareManifests, ensureDirs, imgName, machineIdOf, makeRichTree, manifest, manifestButMachineId, ourLeftovers, POOL, runAsync,
+} from "./lib.ts";
 
 const ok = IS_ROOT && !!busyboxPath();
 const test = needs("root and busybox-static", ok);
@@ -76,7 +78,10 @@ function importAndCompare(file: string, tag: string, env: Record<string, string>
 
 describe("export-tar and import-tar", () => {
   test("import-fs keeps everything; the copy is the source's twin", () => {
-    expect(compareManifests(manifest(rich), manifest(srcPath))).toEqual([]);
+    expect(compareManifests(manifestButMachineId(rich), manifestButMachineId(srcPath))).toEqual([]);
+    // a machine of its own: the source's ID is not copied, the guest makes one at its first boot
+    expect(readFileSync(`${rich}/etc/machine-id`, "utf8")).toBe("0123456789abcdef0123456789abcdef\n");
+    expect(machineIdOf(srcPath)).toEqual(FRESH_MACHINE_ID);
     const m = manifest(srcPath);
     expect(m.get("usr/bin/suid-tool")).toMatchObject({ mode: 0o4755 });
     expect(m.get("usr/bin/suid-tool")!.xattrs).toContain("security.capability=");
@@ -106,6 +111,20 @@ describe("export-tar and import-tar", () => {
       expect(list.filter((l) => /^hrw-r--r-- 0\/0 .* \.\/usr\/bin\/hard-[ab] link to \.\/etc\/hard-c$/.test(l))).toHaveLength(2);
     });
   }
+
+  test("import-tar gives the new image an empty /etc/machine-id of its own", () => {
+    // an archive of a tree that has an ID (GNU tar's, so no spawnctl step is between)
+    const file = `${base}/with-id.tar`;
+    expect(Bun.spawnSync(["tar", "-C", rich, "--exclude=./dev/null", "-cf", file, "."]).exitCode).toBe(0);
+    const name = imgName("id-tar");
+    track(`${POOL}/${name}`);
+    const r = run(["import-tar", file, name]);
+    expect(r.code).toBe(0);
+    expect(machineIdOf(`${POOL}/${name}`)).toEqual(FRESH_MACHINE_ID);
+    // the rest of /etc as it was
+    expect(readFileSync(`${POOL}/${name}/etc/hostname`, "utf8")).toBe("rich\n");
+    expect(run(["remove", name]).code).toBe(0);
+  });
 
   test("GNU tar and spawnctl understand each other's archives (xattrs included)", () => {
     // ours, extracted by GNU tar
