@@ -180,7 +180,7 @@ export function createMachineCgroup(facts: CgroupFacts, machine: string): Machin
 
 /** A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and
  * refuses tasks (ENOSPC) until they are set: copy them from the parent. */
-function inheritCpuset(dir: string): void {
+export function inheritCpuset(dir: string): void {
   const chain: string[] = [];
   for (let d = dir; existsSync(`${d}/cpuset.cpus`) && d.includes(`/${CGROUP_PARENT}`); d = d.slice(0, d.lastIndexOf("/"))) chain.unshift(d);
   for (const d of chain) {

@@ -319,8 +319,15 @@ export async function machinectlMain(argv: string[]): Promise<number> {
     }
     case "status": {
       need(args, 1, verb);
-      const texts = args.map((n) => M.statusText(M.runningMachine(n)));
-      print(texts.join("\n\n"));
+      // each ends with the last lines of its journal (or console log), as machinectl's does
+      const { journalTail } = await import("../machine/journal.ts");
+      for (const [i, n] of args.entries()) {
+        const st = M.runningMachine(n);
+        if (i > 0) print("");
+        print(M.statusText(st));
+        print("");
+        await journalTail(st, 10);
+      }
       return 0;
     }
     case "show": {

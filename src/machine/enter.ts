@@ -5,7 +5,7 @@
 // execs. It makes itself non-dumpable before joining, so nothing in the
 // container can reach spawnctl's own executable through /proc (runc
 // CVE-2019-5736).
-import { readlinkSync } from "node:fs";
+import { readlinkSync, statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { closeQuietly, sealedMemfd, seqpacketPair } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
@@ -50,26 +50,32 @@ export interface EnterOptions {
   argv0?: string;
   pty: boolean;
   cwd: string;
+  /** a cgroup below the machine's to run in ("run-u1a2b.service": run-in's), made by the caller */
+  cgroupSub?: string;
+  /** outlive the caller: no parent-death signal (run-in without --wait) */
+  detached?: boolean;
 }
 
 /** The plan that joins a machine and runs a program in it. */
 export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Array<[string, number]>, o: EnterOptions): Plan {
   const caps = BigInt(`0x${st.capability}`);
+  const deathSig: Op[] = o.detached ? [] : [{ kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" }];
+  const sub = o.cgroupSub ? `/${o.cgroupSub}` : "";
   const ops: Op[] = [
     { kind: "prctl", option: PR.SET_DUMPABLE, arg2: 0, what: "making the process non-dumpable" },
-    { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
+    ...deathSig,
     // nothing of spawnctl's open files goes along into the machine: only
     // stdio and the error channel (close-on-exec) stay
     { kind: "closeFrom", fd: 3 },
   ];
   // the machine's cgroups are joined by writing "0"
-  for (const h of facts.v1) ops.push({ kind: "write", path: `${h.mountpoint}/${CGROUP_PARENT}/${st.name}/tasks`, data: "0", mode: 0, inRoot: false, optional: true });
-  if (st.unifiedCgroup) ops.push({ kind: "write", path: `${st.unifiedCgroup}/cgroup.procs`, data: "0", mode: 0, inRoot: false, optional: true });
+  for (const h of facts.v1) ops.push({ kind: "write", path: `${h.mountpoint}/${CGROUP_PARENT}/${st.name}${sub}/tasks`, data: "0", mode: 0, inRoot: false, optional: !sub });
+  if (st.unifiedCgroup) ops.push({ kind: "write", path: `${st.unifiedCgroup}${sub}/cgroup.procs`, data: "0", mode: 0, inRoot: false, optional: !sub });
   // the mount namespace last: the other /proc/PID/ns paths are host paths
   for (const [name, flag] of joins) ops.push({ kind: "setns", path: `/proc/${st.leader}/ns/${name}`, nstype: flag });
   ops.push(
     { kind: "forkWait" },
-    { kind: "prctl", option: PR.SET_PDEATHSIG, arg2: 9, what: "setting the parent-death signal" },
+    ...deathSig,
     { kind: "setRoot", path: "/" },
   );
   ops.push({ kind: "capbset", keep: caps });
@@ -101,13 +107,13 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
  * gone: runc's CVE-2019-5736), non-dumpable, with nothing open but stdio and
  * the channel back to us. `exited` resolves with its wait status.
  */
-export function spawnEnter(plan: Plan): { child: Spawned; exited: Promise<number> } {
+export function spawnEnter(plan: Plan, detached = false): { child: Spawned; exited: Promise<number> } {
   // with a pty of the machine's own (a console op), the caller's terminal is
   // never handed in: a process in the machine could reach it through
   // /proc/PID/fd before the pty replaces it, and push input into the host's
   // shell with TIOCSTI. Without one, stdio is the payload's data.
   const pty = plan.ops.some((op) => op.kind === "console");
-  const stdio = pty ? "ignore" : "inherit";
+  const stdio = pty || detached ? "ignore" : "inherit";
   const [ours, theirs] = seqpacketPair();
   let proc: ReturnType<typeof Bun.spawn>;
   const fds: number[] = [theirs];
@@ -130,6 +136,8 @@ export function spawnEnter(plan: Plan): { child: Spawned; exited: Promise<number
   });
   // Bun reaps its own child: the driver must not
   const child = driveChild(plan, p.pid, ours, {}, false);
+  // a detached run goes on without us
+  if (detached) p.unref();
   return { child, exited };
 }
 
@@ -158,4 +166,29 @@ export function enterEnvironment(u: ResolvedUser, extra: string[], pty: boolean)
     else if (process.env[a] !== undefined) env.set(a, process.env[a]!);
   }
   return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+/**
+ * Run a program in a running machine as `user`, with the caller's stdio and
+ * no pty (its output is the caller's data: journalctl, systemd-analyze,
+ * systemd-run of the guest's own); resolves with the exit status as a shell
+ * gives it (128+N for a signal).
+ */
+export async function runInMachine(st: MachineState, facts: CgroupFacts, user: string, argv: string[], extraEnv: string[] = []): Promise<number> {
+  const u = machineUser(st, user);
+  const plan = buildEnterPlan(st, facts, namespacesToJoin(st.leader), { user: u, env: enterEnvironment(u, extraEnv, false), argv, pty: false, cwd: u.home || "/" });
+  const { exited } = spawnEnter(plan);
+  const status = await exited;
+  return status & 0x7f ? 128 + (status & 0x7f) : (status >> 8) & 0xff;
+}
+
+/** Whether the machine's tree (a running machine's root, or an image directory) has this program. */
+export function treeHas(root: string, paths: string[]): string | undefined {
+  return paths.find((p) => {
+    try {
+      return statSync(`${root}${p}`).isFile();
+    } catch {
+      return false;
+    }
+  });
 }

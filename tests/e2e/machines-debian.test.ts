@@ -127,6 +127,18 @@ describe("a booted Debian machine", () => {
     const shell = await onTty(`${SPAWNCTL} shell alice@${name}`, [[2000, "stat -c owner=%U $(tty); id -un\r"], [800, "exit\r"]]);
     expect(shell).toContain("owner=alice");
     expect(shell).toContain("\nalice\n");
+    // journal: the guest's own journalctl reads the guest's journal
+    const jn = run(["journal", name, "-n", "3", "--no-pager"]);
+    expect(jn.code).toBe(0);
+    expect(jn.stdout.trim().split("\n")).toHaveLength(3);
+    expect(run(["journal", name, "-u", "systemd-logind", "-o", "cat", "--no-pager"]).stdout).toContain("Started systemd-logind.service");
+    // status ends with the guest journal's last lines
+    expect(run(["status", name]).stdout).toMatch(/\n\n(.*\n){1,10}$/);
+    expect(run(["status", name]).stdout).toContain(`${name} systemd[1]:`);
+    // run-in: the guest's systemd-run makes a transient unit of it
+    const ri = run(["run-in", name, "--pipe", "-p", "MemoryMax=64M", "--setenv=GREETING=hi", "/bin/sh", "-c", "echo $GREETING; cat /proc/self/cgroup | grep -o 'run-u[0-9a-z]*.service' | head -1"]);
+    expect(ri.code).toBe(0);
+    expect(ri.stdout).toMatch(/^hi\nrun-u\w+\.service\n$/);
     // console: the current screen (the console getty's prompt), as text when
     // not on a terminal; no replay of raw bytes, no escape sequences
     const con = Bun.spawnSync(["/bin/sh", "-c", `(sleep 1; printf '\\035\\035\\035') | ${SPAWNCTL} console ${name}`], { stdout: "pipe", stderr: "pipe" });
