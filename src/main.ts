@@ -80,9 +80,10 @@ async function dispatch(argv: string[]): Promise<number> {
     case "--help":
       print(HELP);
       return verb === undefined ? 1 : 0;
-    case "--version": {
-      const { VERSION } = await import("./version.ts");
-      print(`spawnctl ${VERSION}`);
+    case "--version":
+    case "version": {
+      const { versionText } = await import("./version.ts");
+      print(versionText());
       return 0;
     }
     default: {

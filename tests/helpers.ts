@@ -107,7 +107,8 @@ export function leftovers(): string[] {
       return;
     }
     for (const e of entries) {
-      if (e.includes("spawnctl")) out.push(`cgroup: ${d}/${e}`);
+      // spawnctl's machines (machine.slice, as systemd names it; spawnctl/ before)
+      if (e.includes("spawnctl") || e === "machine.slice") out.push(`cgroup: ${d}/${e}`);
       else scan(`${d}/${e}`, depth + 1);
     }
   };

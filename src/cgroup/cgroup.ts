@@ -1,6 +1,9 @@
 // A container's cgroup on the host: one directory per mounted hierarchy
 // (cgroup v2, or every v1 hierarchy plus the unified one on hybrid hosts),
-// named <hierarchy>/spawnctl/<machine>. The container's init is moved in
+// named <hierarchy>/machine.slice/machine-<escaped name>.scope, where
+// systemd puts a registered machine and where tools that report on machines
+// look (spawnctl before named it <hierarchy>/spawnctl/<machine>; the stale
+// collector still clears that layout). The container's init is moved in
 // before it unshares its cgroup namespace, so inside it sees its own
 // cgroup as the root. On exit every process is killed and the directories
 // are removed, sub-cgroups the container made included.
@@ -8,7 +11,50 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileS
 import type { CgroupFacts } from "./facts.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 
-export const CGROUP_PARENT = "spawnctl";
+/** systemd's slice for machines: the parent of every machine's cgroup. */
+export const CGROUP_PARENT = "machine.slice";
+/** the parent spawnctl used before, still collected when stale */
+export const LEGACY_PARENT = "spawnctl";
+
+/** A string as a unit name part, as systemd-escape makes it ("-" is "\x2d", "/" is "-"). */
+export function escapeUnit(s: string): string {
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === "/") out += "-";
+    else if (/[A-Za-z0-9:_]/.test(c) || (c === "." && i > 0)) out += c;
+    else for (const b of Buffer.from(c)) out += `\\x${b.toString(16).padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** escapeUnit's inverse. */
+export function unescapeUnit(s: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === "\\" && s[i + 1] === "x" && /^[0-9a-f]{2}$/i.test(s.slice(i + 2, i + 4))) {
+      bytes.push(Number.parseInt(s.slice(i + 2, i + 4), 16));
+      i += 3;
+    } else if (s[i] === "-") bytes.push(0x2f);
+    else bytes.push(...Buffer.from(s[i]!));
+  }
+  return Buffer.from(bytes).toString();
+}
+
+/** The scope unit a machine's cgroup is named after: machine-<escaped name>.scope. */
+export function machineScope(machine: string): string {
+  return `machine-${escapeUnit(machine)}.scope`;
+}
+
+/** The machine a scope's name (machine-<escaped>.scope) stands for, if it is one. */
+export function scopeMachine(dir: string): string | undefined {
+  return dir.startsWith("machine-") && dir.endsWith(".scope") ? unescapeUnit(dir.slice(8, -6)) : undefined;
+}
+
+/** A machine's cgroup relative to a hierarchy's root: machine.slice/machine-<escaped>.scope. */
+export function machineCgroupRel(machine: string): string {
+  return `${CGROUP_PARENT}/${machineScope(machine)}`;
+}
 
 export interface MachineCgroup {
   /** the directories, one per hierarchy */
@@ -29,7 +75,7 @@ export function hierarchyRoots(facts: CgroupFacts): string[] {
 }
 
 export function machineCgroupPaths(facts: CgroupFacts, machine: string): string[] {
-  return hierarchyRoots(facts).map((r) => `${r}/${CGROUP_PARENT}/${machine}`);
+  return hierarchyRoots(facts).map((r) => `${r}/${machineCgroupRel(machine)}`);
 }
 
 function readPids(dir: string): number[] {
@@ -71,8 +117,8 @@ function sleepMs(ms: number): void {
 
 export function openMachineCgroup(facts: CgroupFacts, machine: string): MachineCgroup {
   const roots = hierarchyRoots(facts);
-  const paths = roots.map((r) => `${r}/${CGROUP_PARENT}/${machine}`);
-  const unified = facts.unified ? `${facts.unified}/${CGROUP_PARENT}/${machine}` : undefined;
+  const paths = roots.map((r) => `${r}/${machineCgroupRel(machine)}`);
+  const unified = facts.unified ? `${facts.unified}/${machineCgroupRel(machine)}` : undefined;
   const cg: MachineCgroup = {
     paths,
     unified,

@@ -14,7 +14,7 @@ import { stillAt } from "../util/lock.ts";
 import { lazySchema, parseState } from "../util/state.ts";
 import { closeSync, constants, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock, strerror } from "../sys/ffi.ts";
-import { CGROUP_PARENT, subtree } from "./cgroup.ts";
+import { CGROUP_PARENT, LEGACY_PARENT, machineCgroupRel, scopeMachine, subtree } from "./cgroup.ts";
 
 /** The registry's directory (src/container/registry.ts uses this one). */
 export const MACHINES_DIR = "/run/spawnctl/machines";
@@ -181,17 +181,34 @@ export function readMark(h: HeldFile): RunMark | undefined {
 // ---------------------------------------------------------------------------
 // cgroups
 
-/** The machines' directories under <root>/spawnctl, per hierarchy root (absent parents left out). */
+/**
+ * The machines with a directory under <root>/machine.slice (machine-<escaped
+ * name>.scope) or under the layout of before, <root>/spawnctl/<name>, per
+ * hierarchy root (roots with neither parent left out).
+ */
 export function cgroupNames(roots: string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
+  const dirs = (d: string) => readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
   for (const r of roots) {
+    let found: string[] | undefined;
     try {
-      out.set(r, readdirSync(`${r}/${CGROUP_PARENT}`, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name));
+      found = dirs(`${r}/${CGROUP_PARENT}`).flatMap((n) => scopeMachine(n) ?? []);
     } catch {
-      /* no parent in this hierarchy */
+      /* no machine.slice in this hierarchy */
     }
+    try {
+      found = [...(found ?? []), ...dirs(`${r}/${LEGACY_PARENT}`)];
+    } catch {
+      /* no old parent */
+    }
+    if (found) out.set(r, found);
   }
   return out;
+}
+
+/** A machine's directories in a hierarchy: today's, and the one of the layout before. */
+function machineDirs(r: string, name: string): string[] {
+  return [`${r}/${machineCgroupRel(name)}`, `${r}/${LEGACY_PARENT}/${name}`];
 }
 
 function hasProcs(dir: string): boolean {
@@ -204,7 +221,7 @@ function hasProcs(dir: string): boolean {
 
 /** Has machine `name` a process in any hierarchy (sub-cgroups included)? */
 export function cgroupBusy(roots: string[], name: string): boolean {
-  return roots.some((r) => subtree(`${r}/${CGROUP_PARENT}/${name}`).some(hasProcs));
+  return roots.some((r) => machineDirs(r, name).some((d) => subtree(d).some(hasProcs)));
 }
 
 /**
@@ -215,24 +232,31 @@ export function cgroupBusy(roots: string[], name: string): boolean {
 export function removeCgroup(roots: string[], name: string): boolean {
   let ok = true;
   for (const r of roots) {
-    for (const d of subtree(`${r}/${CGROUP_PARENT}/${name}`)) {
-      try {
-        rmdirSync(d);
-      } catch (e) {
-        if (code(e) === "ENOENT") continue;
-        ok = false;
-        break;
+    for (const top of machineDirs(r, name)) {
+      for (const d of subtree(top)) {
+        try {
+          rmdirSync(d);
+        } catch (e) {
+          if (code(e) === "ENOENT") continue;
+          ok = false;
+          break;
+        }
       }
     }
   }
   return ok;
 }
 
-/** The spawnctl parents with no machine left; a container starting meanwhile keeps its own. */
+/** The machines' parents (machine.slice, and spawnctl of before) with no machine left; a container starting meanwhile keeps its own. */
 export function removeEmptyParents(roots: string[]): void {
   for (const r of roots) {
     try {
       rmdirSync(`${r}/${CGROUP_PARENT}`);
+    } catch {
+      /* in use, or gone */
+    }
+    try {
+      rmdirSync(`${r}/${LEGACY_PARENT}`);
     } catch {
       /* in use, or gone */
     }

@@ -8,7 +8,7 @@ import type { CgroupFacts } from "./facts.ts";
 import { clampWeight, type Property, type PropertyName } from "../settings/properties.ts";
 import { displayValue } from "../settings/parse.ts";
 export { PROPERTY_NAMES, parseProperty, type Property, type PropertyName } from "../settings/properties.ts";
-import { CGROUP_PARENT } from "./cgroup.ts";
+import { machineCgroupRel } from "./cgroup.ts";
 
 
 interface Target { file: string; data: string }
@@ -21,14 +21,15 @@ function v2Enabled(dir: string, controller: string): boolean {
   }
 }
 
-function v1Dir(facts: CgroupFacts, controller: string, machine: string): string | undefined {
+function v1Dir(facts: CgroupFacts, controller: string, machine: string, sub: string): string | undefined {
   const h = facts.v1.find((x) => x.controllers.includes(controller));
-  return h ? `${h.mountpoint}/${CGROUP_PARENT}/${machine}` : undefined;
+  return h ? `${h.mountpoint}/${machineCgroupRel(machine)}${sub}` : undefined;
 }
 
 /** Which file gets what for a property, on this host's layout. */
-export function propertyTargets(p: Property, facts: CgroupFacts, machine: string): Target[] {
-  const v2 = facts.unified ? `${facts.unified}/${CGROUP_PARENT}/${machine}` : undefined;
+export function propertyTargets(p: Property, facts: CgroupFacts, machine: string, unit?: string): Target[] {
+  const sub = unit ? `/${unit}` : "";
+  const v2 = facts.unified ? `${facts.unified}/${machineCgroupRel(machine)}${sub}` : undefined;
   const use2 = (c: string) => v2 !== undefined && v2Enabled(v2, c);
   const val = (v: Property["value"]) => (v === "max" ? "max" : String(v));
   const v1max = (v: Property["value"]) => (v === "max" ? "-1" : String(v));
@@ -39,14 +40,14 @@ export function propertyTargets(p: Property, facts: CgroupFacts, machine: string
     case "MemorySwapMax": {
       const file2 = { MemoryMax: "memory.max", MemoryHigh: "memory.high", MemoryLow: "memory.low", MemorySwapMax: "memory.swap.max" }[p.name];
       if (use2("memory")) return [{ file: `${v2}/${file2}`, data: val(p.value) }];
-      const d = v1Dir(facts, "memory", machine);
+      const d = v1Dir(facts, "memory", machine, sub);
       if (!d) return [];
       const file1 = { MemoryMax: "memory.limit_in_bytes", MemoryHigh: "memory.soft_limit_in_bytes", MemoryLow: "memory.soft_limit_in_bytes", MemorySwapMax: "memory.memsw.limit_in_bytes" }[p.name];
       return [{ file: `${d}/${file1}`, data: v1max(p.value) }];
     }
     case "TasksMax": {
       if (use2("pids")) return [{ file: `${v2}/pids.max`, data: val(p.value) }];
-      const d = v1Dir(facts, "pids", machine);
+      const d = v1Dir(facts, "pids", machine, sub);
       return d ? [{ file: `${d}/pids.max`, data: val(p.value) }] : [];
     }
     case "CPUQuota": {
@@ -54,24 +55,24 @@ export function propertyTargets(p: Property, facts: CgroupFacts, machine: string
       // 1/10000 of a CPU per period of 100 ms is 10 µs; the kernel's minimum quota is 1 ms
       const quota = p.value === "max" ? undefined : Math.max(1000, (p.value as number) * 10);
       if (use2("cpu")) return [{ file: `${v2}/cpu.max`, data: `${quota ?? "max"} ${period}` }];
-      const d = v1Dir(facts, "cpu", machine);
+      const d = v1Dir(facts, "cpu", machine, sub);
       return d ? [{ file: `${d}/cpu.cfs_period_us`, data: String(period) }, { file: `${d}/cpu.cfs_quota_us`, data: String(quota ?? -1) }] : [];
     }
     case "CPUWeight": {
       if (use2("cpu")) return [{ file: `${v2}/cpu.weight`, data: String(p.value) }];
-      const d = v1Dir(facts, "cpu", machine);
+      const d = v1Dir(facts, "cpu", machine, sub);
       return d ? [{ file: `${d}/cpu.shares`, data: String(Math.max(2, Math.round(((p.value as number) * 1024) / 100))) }] : [];
     }
     case "IOWeight": {
       if (use2("io")) return [{ file: `${v2}/io.weight`, data: `default ${p.value}` }];
-      const d = v1Dir(facts, "blkio", machine);
+      const d = v1Dir(facts, "blkio", machine, sub);
       // blkio.weight is 10…1000, 500 the default (systemd's cgroup_weight_io_to_blkio())
       return d ? [{ file: `${d}/blkio.weight`, data: String(Math.max(10, Math.min(1000, Math.floor(((p.value as number) * 500) / 100)))) }] : [];
     }
     case "AllowedCPUs": {
       // "" on v2 is the parent's set; a v1 cpuset needs it written out
       if (use2("cpuset")) return [{ file: `${v2}/cpuset.cpus`, data: String(p.value) }];
-      const d = v1Dir(facts, "cpuset", machine);
+      const d = v1Dir(facts, "cpuset", machine, sub);
       if (!d) return [];
       let data = String(p.value);
       if (data === "") {
@@ -87,9 +88,9 @@ export function propertyTargets(p: Property, facts: CgroupFacts, machine: string
 }
 
 /** Write the properties to the machine's cgroup; an unavailable controller is an error naming it. */
-export function applyProperties(props: Property[], facts: CgroupFacts, machine: string): void {
+export function applyProperties(props: Property[], facts: CgroupFacts, machine: string, unit?: string): void {
   for (const p of props) {
-    const targets = propertyTargets(p, facts, machine);
+    const targets = propertyTargets(p, facts, machine, unit);
     const shown = `${p.name}=${displayValue(p.raw)}`;
     if (targets.length === 0) throw new SpawnctlError(`${shown}: the controller it needs is not available on this host.`);
     for (const t of targets) {

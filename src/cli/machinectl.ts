@@ -6,6 +6,7 @@ import { print, setQuiet, warn } from "../util/log.ts";
 import { formatJson, formatTable } from "../util/table.ts";
 import { isValidMachineName, parseSignal } from "../settings/parse.ts";
 import { isValidImageName } from "../image/names.ts";
+import { VERBS, closest, verbHelp } from "./verb-help.ts";
 
 export const MACHINECTL_HELP = `spawnctl VERB [OPTIONS...]   (also: machinectl VERB [OPTIONS...])
 
@@ -24,8 +25,8 @@ Machine Commands:
   enable NAME...              Start a container at boot
   disable NAME... [--now]     Don't start a container at boot
   autostart                   Start every enabled container (for any init system)
-  poweroff NAME...            Power off one or more containers
-  reboot NAME...              Reboot one or more containers
+  poweroff NAME...            Power off one or more containers (also: stop)
+  reboot NAME...              Reboot one or more containers (also: restart)
   terminate NAME...           Terminate one or more machines
   kill NAME...                Send signal to processes of a machine
   copy-to NAME PATH [PATH]    Copy files from the host to a container
@@ -33,6 +34,15 @@ Machine Commands:
   bind NAME PATH [PATH]       Bind mount a path from the host into a container
   set-property NAME KEY=VALUE...
                               Set resource limits (MemoryMax=, CPUQuota=, ...)
+
+Day-2 Commands (journalctl, systemd-cgls, systemd-analyze, systemd-cgtop, systemd-run -M):
+  journal NAME [OPTIONS...]   Show a machine's journal (or console log)
+  cgls [NAME...]              Show a machine's cgroup tree and processes
+  analyze NAME [time|blame|critical-chain]
+                              Show how a machine booted
+  top [-b] [-n N] [-d SEC]    Show every machine's CPU, memory, tasks and IO
+  run-in NAME [OPTIONS...] COMMAND...
+                              Run a command in a machine in a unit of its own
 
 Image Commands:
   list-images                 Show available container images
@@ -57,7 +67,12 @@ Image Transfer Commands:
   export-raw NAME [FILE]      Export a RAW container or VM image locally
 
 Options:
-  -h --help                   Show this help
+  -h --help                   Show this help (VERB --help or help VERB: that verb's)
+     --version                Show package version
+  -M --machine=CONTAINER      Operate on local container (shell USER@ runs in it)
+  -o --output=MODE            Change journal output mode (json, json-pretty, json-short
+                              make the tables JSON too)
+  -n --lines=INTEGER          Number of journal entries status shows
   -p --property=NAME          Show only properties by this name
   -P NAME                     Equivalent to --value --property=NAME
      --value                  When showing properties, only print the value
@@ -97,6 +112,12 @@ export interface GlobalOptions {
   format?: string;
   /** import: allow device nodes in archives */
   devices: boolean;
+  /** -M/--machine=: the machine `shell USER@` runs in */
+  machine?: string;
+  /** -o/--output=: the journal's output mode in status */
+  output?: string;
+  /** -n/--lines=: how many journal lines status ends with */
+  lines?: string;
 }
 
 /** Split off what belongs to the payload of `shell [USER@]NAME CMD ...`: everything after NAME. */
@@ -152,7 +173,34 @@ const OPTIONS: OptionSpec[] = [
   { key: "noAskPassword", long: "no-ask-password", value: false },
   { key: "keepDownload", long: "keep-download", value: false },
   { key: "devices", long: "devices", value: false },
+  { key: "version", long: "version", value: false },
+  { key: "machine", long: "machine", short: "M", value: true },
+  { key: "host", long: "host", short: "H", value: true },
 ];
+
+/** The program as invoked (machinectl through a link, else spawnctl), for getopt-style messages. */
+export function programName(): string {
+  const a = process.argv0 || "spawnctl";
+  const base = a.slice(a.lastIndexOf("/") + 1);
+  return base === "machinectl" ? "machinectl" : "spawnctl";
+}
+
+/** An option error as getopt prints it: the program first, and what was probably meant. */
+function optionError(text: string, wrong?: string, specs: OptionSpec[] = OPTIONS): SpawnctlError {
+  let hint = "";
+  if (wrong !== undefined) {
+    const meant = closest(wrong, specs.flatMap((o) => (o.long ? [o.long] : [])));
+    if (meant) hint = `; did you mean '--${meant}'?`;
+  }
+  return usage(`${programName()}: ${text}${hint}`);
+}
+
+/** machinectl's -o/--output= modes; the JSON ones make tables JSON too, as machinectl's do. */
+const OUTPUT_MODES: Record<string, "pretty" | "short" | undefined> = {
+  short: undefined, "short-full": undefined, "short-iso": undefined, "short-iso-precise": undefined, "short-precise": undefined,
+  "short-monotonic": undefined, "short-delta": undefined, "short-unix": undefined, "with-unit": undefined, verbose: undefined,
+  export: undefined, cat: undefined, json: "short", "json-pretty": "pretty", "json-short": "short", "json-sse": "short", "json-seq": "short",
+};
 
 /** getopt_long with permutation: options anywhere, "--" ends them. */
 export function parseArgv(argv: string[], specs: OptionSpec[] = OPTIONS): { values: Map<string, string[]>; positional: string[] } {
@@ -169,13 +217,13 @@ export function parseArgv(argv: string[], specs: OptionSpec[] = OPTIONS): { valu
       const eq = a.indexOf("=");
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const o = specs.find((x) => x.long === name);
-      if (!o) throw usage(`unrecognized option '--${name}'`);
+      if (!o) throw optionError(`unrecognized option '--${name}'`, name, specs);
       if (!o.value) {
-        if (eq >= 0) throw usage(`option '--${name}' doesn't allow an argument`);
+        if (eq >= 0) throw optionError(`option '--${name}' doesn't allow an argument`);
         add(o, "");
       } else if (eq >= 0) add(o, a.slice(eq + 1));
       else {
-        if (i + 1 >= argv.length) throw usage(`option '--${name}' requires an argument`);
+        if (i + 1 >= argv.length) throw optionError(`option '--${name}' requires an argument`);
         add(o, argv[++i]!);
       }
       continue;
@@ -183,14 +231,14 @@ export function parseArgv(argv: string[], specs: OptionSpec[] = OPTIONS): { valu
     if (a.startsWith("-") && a.length > 1) {
       for (let k = 1; k < a.length; k++) {
         const o = specs.find((x) => x.short === a[k]);
-        if (!o) throw usage(`invalid option -- '${a[k]}'`);
+        if (!o) throw optionError(`invalid option -- '${a[k]}'`);
         if (!o.value) {
           add(o, "");
           continue;
         }
         let v = a.slice(k + 1);
         if (!v) {
-          if (i + 1 >= argv.length) throw usage(`option requires an argument -- '${a[k]}'`);
+          if (i + 1 >= argv.length) throw optionError(`option requires an argument -- '${a[k]}'`);
           v = argv[++i]!;
         }
         add(o, v);
@@ -219,8 +267,15 @@ export function parseMachinectl(argv: string[]): { verb: string; args: string[];
   }
   const whom = last("killWhom") ?? "all";
   if (whom !== "leader" && whom !== "all") throw usage(`Invalid --kill-whom= value: ${whom} (leader, all).`);
-  const json = last("json");
+  let json = last("json");
   if (json !== undefined && !["pretty", "short", "off"].includes(json)) throw usage(`Unknown argument to --json=: ${json}`);
+  const output = last("output");
+  if (output !== undefined) {
+    if (!(output in OUTPUT_MODES)) throw usage(`Unknown output '${output}'.`);
+    // -o json* makes the tables JSON (and drops the legend), as machinectl's does
+    if (OUTPUT_MODES[output] && json === undefined) json = OUTPUT_MODES[output];
+  }
+  if (has("host")) throw usage(`${programName()}: -H/--host= is not supported: run spawnctl on that host (over ssh).`);
   const opts: GlobalOptions = {
     property: props,
     value: has("value") || has("P"),
@@ -239,13 +294,34 @@ export function parseMachinectl(argv: string[]): { verb: string; args: string[];
     verify: last("verify") ?? "signature",
     format: last("format"),
     devices: has("devices"),
+    machine: last("machine"),
+    output,
+    lines: last("lines"),
   };
-  if (has("help") || positional.length === 0) return { verb: "help", args: [], opts, command };
+  if (has("version")) return { verb: "--version", args: [], opts, command };
+  // `help VERB` and `VERB --help`: that verb's help
+  if (positional[0] === "help") return { verb: "help", args: positional.slice(1, 2), opts, command };
+  if (has("help") || positional.length === 0) return { verb: "help", args: positional.slice(0, 1), opts, command };
   return { verb: positional[0]!, args: positional.slice(1), opts, command };
+}
+
+function unknownVerb(verb: string): SpawnctlError {
+  const meant = closest(verb, Object.keys(VERBS));
+  return usage(`Unknown command verb '${verb}'.${meant ? ` Did you mean '${meant}'?` : ""}`);
 }
 
 function need(args: string[], n: number, verb: string): void {
   if (args.length < n) throw usage(`Too few arguments for '${verb}'.`);
+}
+
+function propertiesObject(props: Array<[string, string]>, o: GlobalOptions): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  for (const [k, v] of props) {
+    if (o.property.length && !o.property.includes(k)) continue;
+    if (!o.all && v === "" && !o.property.length) continue;
+    out[k] = /^(Leader|TimestampMonotonic|Supervisor)$/.test(k) && /^\d+$/.test(v) ? Number(v) : v;
+  }
+  return out;
 }
 
 function printProperties(props: Array<[string, string]>, o: GlobalOptions): void {
@@ -300,8 +376,17 @@ export function checkNameArgs(verb: string, args: string[]): void {
 export async function machinectlMain(argv: string[]): Promise<number> {
   const { verb, args, opts: o, command } = parseMachinectl(argv);
   setQuiet(o.quiet);
+  if (verb === "--version") {
+    const { versionText } = await import("../version.ts");
+    print(versionText());
+    return 0;
+  }
   if (verb === "help") {
-    print(MACHINECTL_HELP);
+    if (args[0]) {
+      const text = verbHelp(args[0], programName());
+      if (!text) throw unknownVerb(args[0]);
+      print(text);
+    } else print(MACHINECTL_HELP);
     return 0;
   }
   checkNameArgs(verb, args);
@@ -310,7 +395,8 @@ export async function machinectlMain(argv: string[]): Promise<number> {
     case "list": {
       const infos = M.runningMachines().map(M.listInfo);
       if (o.json) {
-        print(formatJson(infos, o.json));
+        // machinectl's keys and types: an empty cell is null, the addresses one string, newline-joined
+        print(formatJson(infos.map((i) => ({ ...i, addresses: i.addresses.length ? i.addresses.join("\n") : null })), o.json));
         return 0;
       }
       const rows = infos.map((i) => [i.machine, i.class, i.service, i.os ?? "-", i.version ?? "-", i.addresses.length ? `${i.addresses[0]}${i.addresses.length > 1 ? "…" : ""}` : "-"]);
@@ -321,18 +407,28 @@ export async function machinectlMain(argv: string[]): Promise<number> {
       need(args, 1, verb);
       // each ends with the last lines of its journal (or console log), as machinectl's does
       const { journalTail } = await import("../machine/journal.ts");
-      for (const [i, n] of args.entries()) {
-        const st = M.runningMachine(n);
+      const lines = o.lines === undefined ? 10 : Number(o.lines);
+      if (!Number.isInteger(lines) || lines < 0) throw usage(`Failed to parse --lines= value: ${o.lines}`);
+      for (const [i, name] of args.entries()) {
+        const st = M.runningMachine(name);
         if (i > 0) print("");
         print(M.statusText(st));
-        print("");
-        await journalTail(st, 10);
+        if (lines > 0) {
+          print("");
+          await journalTail(st, lines);
+        }
       }
       return 0;
     }
     case "show": {
       if (args.length === 0) {
         printProperties(M.managerProperties(), o);
+        return 0;
+      }
+      if (o.json) {
+        // one object per machine, systemd's property names; numbers as numbers
+        const objs = args.map((n) => propertiesObject(M.machineProperties(M.runningMachine(n)), o));
+        print(formatJson(args.length === 1 ? objs[0] : objs, o.json));
         return 0;
       }
       args.forEach((n, i) => {
@@ -381,6 +477,8 @@ export async function machinectlMain(argv: string[]): Promise<number> {
         user = target.slice(0, at) || "root";
         target = target.slice(at + 1);
       }
+      // `shell -M NAME USER@ CMD` (Ansible's machinectl become method): the machine comes from -M
+      if ((target === "" || target === ".host") && o.machine) target = o.machine;
       if (target === "" || target === ".host") throw usage("A shell on the host itself is not supported; name a machine.");
       return M.shell(M.runningMachine(target), { user, env: o.setenv, command: [...args.slice(1), ...command] });
     }
@@ -442,7 +540,7 @@ export async function machinectlMain(argv: string[]): Promise<number> {
     default: {
       const { imageVerb } = await import("./images.ts");
       const r = await imageVerb(verb, args, o);
-      if (r === undefined) throw new SpawnctlError(`Unknown command verb '${verb}'.`);
+      if (r === undefined) throw unknownVerb(verb);
       return r;
     }
   }

@@ -116,8 +116,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (cl.meta.has("version")) {
-    const { VERSION } = await import("../version.ts");
-    print(`spawnctl ${VERSION} (systemd-nspawn compatible)`);
+    const { versionText } = await import("../version.ts");
+    print(versionText());
     return 0;
   }
   if (process.getuid?.() !== 0 && !cl.settings.printPlan) throw usage("Need to be root.");

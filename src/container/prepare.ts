@@ -12,7 +12,7 @@ import { chaseInRoot, existsInRoot, parseOsRelease, readInRoot, resolveUser, sta
 import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOverlay, type RunContext } from "./build-plan.ts";
 import type { HostFacts } from "./host.ts";
 import { loadFilter } from "./seccomp/load.ts";
-import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
+import { machineCgroupRel } from "../cgroup/cgroup.ts";
 import { bindOwners, prepareUserns } from "./userns-setup.ts";
 
 export const RUNTIME_DIR = "/run/spawnctl";
@@ -314,7 +314,7 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     tree,
     cgroup: facts.cgroup,
     cgroupNamespace: facts.cgroup.layout !== "none" && existsSync("/proc/self/ns/cgroup"),
-    cgroupJoin: facts.cgroup.v1.map((h) => `${h.mountpoint}/${CGROUP_PARENT}/${s.machine}/tasks`),
+    cgroupJoin: facts.cgroup.v1.map((h) => `${h.mountpoint}/${machineCgroupRel(s.machine)}/tasks`),
     osRelease: facts.osRelease,
     user,
     uuid,

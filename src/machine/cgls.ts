@@ -3,7 +3,7 @@
 // running machine under one tree rooted at spawnctl's own group.
 import { hostFacts } from "../container/host.ts";
 import type { MachineState } from "../container/registry.ts";
-import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
+import { CGROUP_PARENT, machineCgroupRel } from "../cgroup/cgroup.ts";
 import { drawCgroupTree, machineDirs, pickTree, procInfo, readCgroupTree, type CgNode, type DrawOptions } from "../cgroup/tree.ts";
 import { isatty } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -63,9 +63,9 @@ export function machineTree(st: MachineState): CgNode {
   return t;
 }
 
-/** "/spawnctl/NAME": the machine's group as a path from the hierarchy's root, as systemd-cgls names it. */
+/** "/machine.slice/machine-NAME.scope": the machine's group as a path from the hierarchy's root, as systemd-cgls names it. */
 export function machineCgroupPath(st: MachineState): string {
-  return `/${CGROUP_PARENT}/${st.name}`;
+  return `/${machineCgroupRel(st.name)}`;
 }
 
 function guestRunsSystemd(st: MachineState): boolean {

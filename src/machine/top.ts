@@ -7,7 +7,7 @@ import { readdirSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { hostFacts } from "../container/host.ts";
 import type { MachineState } from "../container/registry.ts";
-import { CGROUP_PARENT } from "../cgroup/cgroup.ts";
+import { machineCgroupRel } from "../cgroup/cgroup.ts";
 import { countProcesses, readSample, renderTop, sortRows, topRow, type CgSample, type TopOrder, type TopRow } from "../cgroup/stats.ts";
 import { machineDirs, type CgNode } from "../cgroup/tree.ts";
 import { isatty, shim } from "../sys/ffi.ts";
@@ -158,7 +158,7 @@ function groups(o: TopOptions): Group[] {
   const depth = o.depth ?? (o.machine ? 3 : 0);
   const out: Group[] = [];
   for (const st of machines) {
-    const base = o.machine ? "" : `/${CGROUP_PARENT}/${st.name}`;
+    const base = o.machine ? "" : `/${machineCgroupRel(st.name)}`;
     const tree = machineTree(st);
     out.push({ path: base || "/", st, rel: "", dir: tree.dir });
     for (const g of subGroups(tree, depth)) out.push({ path: `${base}/${g.rel}`, st, rel: g.rel, dir: g.dir });

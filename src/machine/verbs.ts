@@ -9,7 +9,7 @@ import { formatAgo, formatBytes, formatTimestamp } from "../util/table.ts";
 import { readOsRelease, type ResolvedUser } from "../util/tree.ts";
 import { signalName, SIGRTMIN } from "../settings/parse.ts";
 import { hostFacts } from "../container/host.ts";
-import { openMachineCgroup } from "../cgroup/cgroup.ts";
+import { machineScope, openMachineCgroup } from "../cgroup/cgroup.ts";
 import { isatty, closeQuietly, libc, shim, errno, strerror } from "../sys/ffi.ts";
 import { startRelay, type Relay } from "../container/console.ts";
 import {
@@ -203,10 +203,25 @@ export function statusText(st: MachineState): string {
   if (mem !== undefined) out.push(`${pad("Memory")}: ${formatBytes(mem)}`);
   const tree = st.unifiedCgroup ?? st.cgroups.find((c) => c.includes("/systemd/")) ?? st.cgroups[0];
   if (tree) {
-    const lines = cgroupTree(tree, `spawnctl/${st.name}`);
+    const lines = cgroupTree(tree, machineScope(st.name));
     out.push(`${pad("Unit")}: ${lines[0]}`, ...lines.slice(1).map((l) => `${" ".repeat(14)}${l}`));
   }
   return out.join("\n");
+}
+
+/** A CLOCK_REALTIME time in µs as CLOCK_MONOTONIC µs (how systemd gives Timestamp and TimestampMonotonic). */
+function monotonicOf(realtimeUs: number): number {
+  const mono = Number(process.hrtime.bigint() / 1000n);
+  return Math.max(0, Math.round(realtimeUs - (Date.now() * 1000 - mono)));
+}
+
+/** A host interface's index, as machinectl's NetworkInterfaces= lists them (its name where it is not in our namespace). */
+function ifindexOf(name: string): string {
+  try {
+    return readFileSync(`/sys/class/net/${name}/ifindex`, "utf8").trim();
+  } catch {
+    return name;
+  }
 }
 
 export function machineProperties(st: MachineState): Array<[string, string]> {
@@ -214,14 +229,14 @@ export function machineProperties(st: MachineState): Array<[string, string]> {
     ["Name", st.name],
     ["Id", st.uuid],
     ["Timestamp", formatTimestamp(st.since)],
-    ["TimestampMonotonic", "0"],
+    ["TimestampMonotonic", String(monotonicOf(st.since))],
     ["Service", st.service],
-    ["Unit", `spawnctl/${st.name}`],
+    ["Unit", machineScope(st.name)],
     ["Leader", String(st.leader)],
     ["Supervisor", String(st.supervisor)],
     ["Class", st.class],
     ["RootDirectory", st.root],
-    ["NetworkInterfaces", (st.netifs ?? []).join(" ")],
+    ["NetworkInterfaces", (st.netifs ?? []).map(ifindexOf).join(" ")],
     ["KillSignal", signalName(st.killSignal || SIGRTMIN + 3)],
     ["State", "running"],
   ];

@@ -16,8 +16,9 @@ export function formatTable(headers: string[], rows: string[][], o: TableOptions
   return out.join("\n");
 }
 
+/** JSON as systemd's tools print it: one line (short), or indented by eight (pretty). */
 export function formatJson(value: unknown, mode: string | boolean): string {
-  return mode === "short" ? JSON.stringify(value) : JSON.stringify(value, null, 2);
+  return mode === "short" ? JSON.stringify(value) : JSON.stringify(value, null, 8);
 }
 
 /** bytes → "12.3M" as systemd prints sizes */

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { IS_ROOT, SPAWNCTL, leftovers, needs, run, tempDir } from "../helpers.ts";
 import { ensureDebianTree, haveMirror } from "./debian.ts";
+import { machineCgroupRel } from "../../src/cgroup/cgroup.ts";
 
 const ok = IS_ROOT && haveMirror();
 const test = needs("root and a Debian mirror", ok);
@@ -79,7 +80,7 @@ describe("day-2 verbs on a booted Debian machine", () => {
     const cg = run(["cgls", name]);
     expect(cg.code).toBe(0);
     const lines = cg.stdout.split("\n");
-    expect(lines[0]).toBe(`Control group /spawnctl/${name}:`);
+    expect(lines[0]).toBe(`Control group /${machineCgroupRel(name)}:`);
     expect(lines[1]).toBe("-.slice");
     const init = lines.indexOf("├─init.scope");
     expect(init).toBeGreaterThan(0);
@@ -94,7 +95,7 @@ describe("day-2 verbs on a booted Debian machine", () => {
     expect(top.code).toBe(0);
     const blocks = top.stdout.trimEnd().split("\n\n");
     expect(blocks.length).toBe(2);
-    const row = blocks[1]!.split("\n").find((l) => l.startsWith(`/spawnctl/${name} `))!.trim().split(/\s+/);
+    const row = blocks[1]!.split("\n").find((l) => l.startsWith(`/${machineCgroupRel(name)} `))!.trim().split(/\s+/);
     expect(Number(row[1])).toBeGreaterThanOrEqual(4);
     expect(row[2]).toMatch(/^\d+\.\d$/);
     expect(row[3]).toMatch(/^\d+(\.\d)?[KMG]$/);

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { machineCgroupRel } from "../../src/cgroup/cgroup.ts";
 
 const NAME = "sctest-day2bb";
 const IMAGE = `/var/lib/machines/${NAME}`;
@@ -73,7 +74,7 @@ describe("day-2 verbs on a busybox machine", () => {
     const r = run(["cgls", NAME]);
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
-    expect(lines[0]).toBe(`Control group /spawnctl/${NAME}:`);
+    expect(lines[0]).toBe(`Control group /${machineCgroupRel(NAME)}:`);
     // the init first, by pid; the sub-group last, its process under it
     expect(lines[1]).toMatch(/^├─\d+ init$/);
     expect(lines.at(-2)).toBe("└─worker");
@@ -89,7 +90,7 @@ describe("day-2 verbs on a busybox machine", () => {
     // without a name: every machine, ours among them
     const all = run(["cgls"]);
     expect(all.code).toBe(0);
-    expect(all.stdout.split("\n")[0]).toBe("Control group /spawnctl:");
+    expect(all.stdout.split("\n")[0]).toBe("Control group /machine.slice:");
     expect(all.stdout).toMatch(new RegExp(`^[├└]─${NAME}$`, "m"));
     expect(all.stdout).toMatch(/^[│ ] {3}└─\d+ sleep 100001$/m);
 
@@ -110,7 +111,7 @@ describe("day-2 verbs on a busybox machine", () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(450);
     const blocks = r.stdout.trimEnd().split("\n\n");
     expect(blocks.length).toBe(2);
-    const row = (block: string) => block.split("\n").find((l) => l.startsWith(`/spawnctl/${NAME} `));
+    const row = (block: string) => block.split("\n").find((l) => l.startsWith(`/${machineCgroupRel(NAME)} `));
     const first = row(blocks[0]!)!.trim().split(/\s+/);
     const second = row(blocks[1]!)!.trim().split(/\s+/);
     // Tasks %CPU Memory Input/s Output/s: init, two sleeps (and sh's)

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
 import { detectCgroups } from "../../src/cgroup/facts.ts";
+import { machineCgroupRel } from "../../src/cgroup/cgroup.ts";
 
 const NAME = "sctest-d2";
 const IMAGE = `/var/lib/machines/${NAME}`;
@@ -49,7 +50,7 @@ async function until(pred: () => boolean, ms = 5000): Promise<void> {
 const unitDir = (unit: string, controller: string) => {
   const facts = detectCgroups(readFileSync("/proc/self/mountinfo", "utf8"));
   const h = facts.v1.find((x) => x.controllers.includes(controller));
-  return h ? `${h.mountpoint}/spawnctl/${NAME}/${unit}` : `${facts.unified}/spawnctl/${NAME}/${unit}`;
+  return h ? `${h.mountpoint}/${machineCgroupRel(NAME)}/${unit}` : `${facts.unified}/${machineCgroupRel(NAME)}/${unit}`;
 };
 
 describe("journal of a guest without journald", () => {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, onTty, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
+import { machineCgroupRel } from "../../src/cgroup/cgroup.ts";
 
 const NAME = "sctest-m1";
 const IMAGE = `/var/lib/machines/${NAME}`;
@@ -82,7 +83,7 @@ describe("machines", () => {
     const list = run(["list"]);
     expect(list.stdout).toMatch(new RegExp(`^MACHINE +CLASS +SERVICE +OS +VERSION +ADDRESSES\\n${NAME} +container +spawnctl +busybox +1 +-\\n\\n1 machines listed\\.\\n$`));
     const json = JSON.parse(run(["list", "--json=short"]).stdout);
-    expect(json).toEqual([{ machine: NAME, class: "container", service: "spawnctl", os: "busybox", version: "1", addresses: [] }]);
+    expect(json).toEqual([{ machine: NAME, class: "container", service: "spawnctl", os: "busybox", version: "1", addresses: null }]);
     // the init forks a sleep every 50 ms: look until one is caught after its exec
     let status = "";
     await waitFor(() => (status = run(["status", NAME]).stdout).includes("sleep 0.05"), 3000);
@@ -132,7 +133,7 @@ describe("machines", () => {
         expect(listed()).not.toContain("sctest-m3");
         for (const n of ["sctest-m3", failing]) {
           expect(existsSync(`/run/spawnctl/machines/${n}.json`)).toBe(false);
-          expect(existsSync(`/sys/fs/cgroup/pids/spawnctl/${n}`)).toBe(false);
+          expect(existsSync(`/sys/fs/cgroup/pids/${machineCgroupRel(n)}`)).toBe(false);
           expect(existsSync(`/run/spawnctl/net/${n}.json`)).toBe(false);
         }
         expect(run(["terminate", "sctest-m2"]).code).toBe(0);
@@ -235,11 +236,11 @@ describe("machines", () => {
   test("set-property applies live and persists for the next start", async () => {
     expect(run(["set-property", NAME, "MemoryMax=96M", "TasksMax=77"]).code).toBe(0);
     const cg = (h: string) => readFileSync(`/sys/fs/cgroup/${h}`, "utf8").trim();
-    expect(cg(`pids/spawnctl/${NAME}/pids.max`)).toBe("77");
+    expect(cg(`pids/${machineCgroupRel(NAME)}/pids.max`)).toBe("77");
     expect(readFileSync(`/etc/spawnctl/properties/${NAME}.conf`, "utf8")).toContain("TasksMax=77");
     expect(run(["set-property", NAME, "Frobnicate=1"]).stderr).toContain("Unknown or unsupported property: Frobnicate");
     await fresh();
-    expect(cg(`pids/spawnctl/${NAME}/pids.max`)).toBe("77");
+    expect(cg(`pids/${machineCgroupRel(NAME)}/pids.max`)).toBe("77");
     rmSync(`/etc/spawnctl/properties/${NAME}.conf`);
   });
 
@@ -261,7 +262,7 @@ describe("machines", () => {
     expect([quiet.code, quiet.stderr]).toEqual([0, ""]);
     try {
       await fresh();
-      expect(readFileSync(`/sys/fs/cgroup/pids/spawnctl/${NAME}/pids.max`, "utf8").trim()).toBe("67");
+      expect(readFileSync(`/sys/fs/cgroup/pids/${machineCgroupRel(NAME)}/pids.max`, "utf8").trim()).toBe("67");
     } finally {
       rmSync(`/etc/spawnctl/properties/${NAME}.conf`, { force: true });
     }
@@ -289,7 +290,7 @@ describe("machines", () => {
       expect(mine()).toEqual(names);
       const sp = run(["set-property", img, "TasksMax=33"]);
       expect([sp.code, sp.stderr]).toEqual([0, ""]);
-      expect(readFileSync(`/sys/fs/cgroup/pids/spawnctl/${names[0]}/pids.max`, "utf8").trim()).toBe("33");
+      expect(readFileSync(`/sys/fs/cgroup/pids/${machineCgroupRel(names[0]!)}/pids.max`, "utf8").trim()).toBe("33");
       expect(readFileSync(`/etc/spawnctl/properties/${img}.conf`, "utf8")).toBe("TasksMax=33\n");
     } finally {
       for (const n of mine()) run(["terminate", n]);
@@ -398,7 +399,7 @@ describe("machines", () => {
     await Bun.sleep(200);
     expect(run(["terminate", NAME]).code).toBe(0);
     expect(existsSync(`/run/spawnctl/machines/${NAME}.json`)).toBe(false);
-    expect(existsSync(`/sys/fs/cgroup/pids/spawnctl/${NAME}`)).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/pids/${machineCgroupRel(NAME)}`)).toBe(false);
     expect(running()).toBe(false);
   });
 

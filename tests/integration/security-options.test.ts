@@ -26,6 +26,7 @@ import { busyboxFixture } from "../fixture.ts";
 import { type Result, SPAWNCTL, rootTest as test, run } from "../helpers.ts";
 import { ROWS } from "../../src/settings/table.ts";
 import { PROPERTY_NAMES } from "../../src/cgroup/properties.ts";
+import { escapeUnit } from "../../src/cgroup/cgroup.ts";
 
 // the tree gets a name of its own: the machine name, and so every cgroup,
 // state file and lock a run could make, carries it
@@ -108,7 +109,7 @@ function hostSnapshot(): string[] {
   const images: string[] = [];
   list("/var/lib/machines", images, 0);
   out.push(...images.filter(ours));
-  // the machine's cgroup under the spawnctl parent, in every hierarchy (v2 at the root, v1 per controller)
+  // the machine's cgroup under machine.slice, in every hierarchy (v2 at the root, v1 per controller)
   const roots = ["/sys/fs/cgroup", ...(() => {
     try {
       return readdirSync("/sys/fs/cgroup").map((d) => `/sys/fs/cgroup/${d}`);
@@ -118,8 +119,8 @@ function hostSnapshot(): string[] {
   })()];
   for (const r of roots) {
     const cg: string[] = [];
-    list(`${r}/spawnctl`, cg, 8, true);
-    out.push(...cg.filter((e) => e.slice(`${r}/spawnctl/`.length).startsWith(NAME)));
+    list(`${r}/machine.slice`, cg, 8, true);
+    out.push(...cg.filter((e) => e.slice(`${r}/machine.slice/`.length).startsWith(`machine-${escapeUnit(NAME)}`)));
   }
   for (const l of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) if (l && ours(l)) out.push(`mount ${l}`);
   return out.sort();

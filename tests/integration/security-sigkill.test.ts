@@ -16,6 +16,7 @@ import { TarWriter } from "../../src/archive/tar.ts";
 import { IS_ROOT, SPAWNCTL, busyboxPath, leftovers, makeBusyboxTree, needs, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
 import { hasTool } from "../unit/archive/fixtures.ts";
 import { INSTALL_HINT, TOOLS, buildFixture, ensureTools, type Fixture } from "./bootstrap-arch/fixture.ts";
+import { machineCgroupRel, machineScope } from "../../src/cgroup/cgroup.ts";
 
 const P = "sctest-gc";
 const REGISTRY = "/run/spawnctl/machines";
@@ -81,7 +82,8 @@ function ls(dir: string): string[] {
 }
 
 function cgroupDirs(name: string): string[] {
-  return roots.map((r) => `${r}/spawnctl/${name}`).filter((d) => existsSync(d));
+  // today's layout, and the one of before (spawnctl/NAME), which the collector still clears
+  return roots.flatMap((r) => [`${r}/${machineCgroupRel(name)}`, `${r}/spawnctl/${name}`]).filter((d) => existsSync(d));
 }
 
 /** every process in the machine's cgroups (sub-cgroups included) */
@@ -147,11 +149,13 @@ async function scrub(name: string, dir?: string): Promise<void> {
         /* gone */
       }
     };
-    if (existsSync(`${r}/spawnctl/${name}`)) sub(`${r}/spawnctl/${name}`);
-    try {
-      rmdirSync(`${r}/spawnctl`);
-    } catch {
-      /* in use */
+    for (const [parent, dir] of [["machine.slice", machineScope(name)], ["spawnctl", name]] as const) {
+      if (existsSync(`${r}/${parent}/${dir}`)) sub(`${r}/${parent}/${dir}`);
+      try {
+        rmdirSync(`${r}/${parent}`);
+      } catch {
+        /* in use */
+      }
     }
   }
   for (const f of ls(REGISTRY)) if (f.startsWith(`${name}.`)) rmSync(`${REGISTRY}/${f}`, { force: true });
@@ -293,10 +297,10 @@ describe("a SIGKILLed run is collected by the next command of another name", () 
     const name = `${P}-r2`;
     try {
       const p = track(spawnRun(["-D", tree, "-M", name, ...PAYLOAD]));
-      await waitFor(() => existsSync(`${roots[0]}/spawnctl/${name}`), 10_000, "the cgroup");
+      await waitFor(() => existsSync(`${roots[0]}/${machineCgroupRel(name)}`), 10_000, "the cgroup");
       await sigkill(p);
       await containerEnd(name);
-      expect(remains(name, tree)).toContain(`cgroup ${roots[0]}/spawnctl/${name}`);
+      expect(remains(name, tree)).toContain(`cgroup ${roots[0]}/${machineCgroupRel(name)}`);
       expect(run(["list"]).code).toBe(0);
       expect(remains(name, tree)).toEqual([]);
     } finally {
@@ -316,7 +320,7 @@ describe("a SIGKILLed run is collected by the next command of another name", () 
       // its parent-death signal was set long ago: it dies with spawnctl
       expect(await containerEnd(name)).toBe(0);
       expect(remains(name, tree).sort()).toEqual([
-        ...roots.map((r) => `cgroup ${r}/spawnctl/${name}`),
+        ...roots.map((r) => `cgroup ${r}/${machineCgroupRel(name)}`),
         ...treeLockPaths(tree).map((l) => `lock ${l}`),
         `registry ${name}.run`,
       ].sort());
@@ -433,7 +437,7 @@ describe("a machine whose supervisor was SIGKILLed", () => {
       const st2 = JSON.parse(readFileSync(`${REGISTRY}/${M2}.json`, "utf8"));
       expect(existsSync(`/proc/${st2.leader}`)).toBe(true);
       expect(remains(M2).sort()).toEqual([
-        ...roots.map((r) => `cgroup ${r}/spawnctl/${M2}`),
+        ...roots.map((r) => `cgroup ${r}/${machineCgroupRel(M2)}`),
         `net ${M2}.json`,
         ...ls(NET).filter((f) => f === `alloc-${M2}.json`).map((f) => `net ${f}`),
         `registry ${M2}.console.sock`,
@@ -494,7 +498,8 @@ describe("the collector leaves the living alone", () => {
     try {
       const p = track(spawnRun(["-D", tree, "-M", live, "/bin/sh", "-c", "echo up; sleep 1; echo done"]));
       expect(await firstLine(p)).toBe("up\n");
-      // a machine's cgroup with no state and no lock, but a process in it
+      // a machine's cgroup with no state and no lock, but a process in it (in
+      // the layout of before, spawnctl/NAME, which the collector also knows)
       sleeper = Bun.spawn(["sleep", "100"], { stdio: ["ignore", "ignore", "ignore"] });
       for (const r of roots) mkdirSync(`${r}/spawnctl/${busy}`, { recursive: true });
       for (const h of ["pids", "memory", "unified"]) {

@@ -25,7 +25,7 @@ const env: MergeEnv = {
 function ctx(over: Partial<RunContext> = {}): RunContext {
   return {
     stage: "/run/spawnctl/root", scratch: "/run/spawnctl/scratch", tree: "/m/web", cgroup: detectCgroups(HYBRID),
-    cgroupNamespace: true, cgroupJoin: ["cpu", "memory", "systemd"].map((h) => `/sys/fs/cgroup/${h}/spawnctl/web/tasks`), osRelease: "ID=debian\n", user: { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] },
+    cgroupNamespace: true, cgroupJoin: ["cpu", "memory", "systemd"].map((h) => `/sys/fs/cgroup/${h}/machine.slice/machine-web.scope/tasks`), osRelease: "ID=debian\n", user: { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] },
     uuid: "0123456789abcdef0123456789abcdef", bootId: "b", env: ["PATH=/bin"], seccomp: new Uint8Array(8),
     binds: [], overlays: [], resolvConf: { op: "none" }, timezone: { op: "none" }, devices: { fuse: false, tun: true },
     treeHasEtc: true, procMasks: PROC_INACCESSIBLE, usrLinks: [["bin", "usr/bin"]], nofileHard: 20000n, networkBarrier: false, ...over,
@@ -48,7 +48,7 @@ describe("plan", () => {
     expect(p.cloneFlags & CLONE.NEWNET).toBeFalsy();
     expect(p.ops[0]).toMatchObject({ kind: "prctl", option: 1, arg2: 9 });
     // the child joins its v1 cgroups itself, then makes its cgroup namespace
-    expect(p.ops[1]).toMatchObject({ kind: "write", path: "/sys/fs/cgroup/cpu/spawnctl/web/tasks", data: "0" });
+    expect(p.ops[1]).toMatchObject({ kind: "write", path: "/sys/fs/cgroup/cpu/machine.slice/machine-web.scope/tasks", data: "0" });
     expect(p.ops[4]).toMatchObject({ kind: "unshare", flags: CLONE.NEWCGROUP });
   });
 
@@ -201,8 +201,8 @@ describe("the parent's side", () => {
     expect(chown).toMatchObject({ uid: 0x50000, gid: 0x50000 });
     // cgroup2 and name=systemd are handed over, the other v1 hierarchies only joined
     if (chown.kind !== "chownPaths") throw new Error("chownPaths");
-    expect(chown.paths).toContain("/sys/fs/cgroup/unified/spawnctl/web/cgroup.subtree_control");
-    expect(chown.paths).toContain("/sys/fs/cgroup/systemd/spawnctl/web/tasks");
+    expect(chown.paths).toContain("/sys/fs/cgroup/unified/machine.slice/machine-web.scope/cgroup.subtree_control");
+    expect(chown.paths).toContain("/sys/fs/cgroup/systemd/machine.slice/machine-web.scope/tasks");
     expect(chown.paths.some((x) => x.startsWith("/sys/fs/cgroup/cpu/"))).toBe(false);
     // every barrier of the child has exactly one go
     for (const id of p.ops.filter((o) => o.kind === "barrier").map((o) => (o as { id: number }).id)) {
@@ -325,5 +325,16 @@ describe("plan with a user namespace", () => {
     expect(s.capability & (1n << 10n)).toBe(0n);
     const n = resolveSettings(parseCommandLine(["-U", "--private-network", "-D", "/m/web", "true"], "/"), env).settings;
     expect(n.capability & (1n << 10n)).toBe(1n << 10n);
+  });
+});
+
+describe("machine cgroups where systemd puts them", () => {
+  test("machine.slice/machine-<name as systemd-escape makes it>.scope, and back", async () => {
+    const { machineCgroupRel, scopeMachine, escapeUnit } = await import("../../src/cgroup/cgroup.ts");
+    expect(machineCgroupRel("web")).toBe("machine.slice/machine-web.scope");
+    expect(machineCgroupRel("sctest-m1")).toBe("machine.slice/machine-sctest\\x2dm1.scope");
+    expect(escapeUnit(".hidden")).toBe("\\x2ehidden");
+    for (const n of ["a.b_c", "x-y-z", "grüß", "web"]) expect(scopeMachine(machineCgroupRel(n).split("/")[1]!)).toBe(n);
+    expect(scopeMachine("system.slice")).toBeUndefined();
   });
 });

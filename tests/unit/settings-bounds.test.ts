@@ -154,12 +154,12 @@ describe("resource properties", () => {
   });
   test("what goes to the cgroup files (v1 and v2 mappings as systemd's)", () => {
     const v1: CgroupFacts = { unified: undefined, v1: [{ mountpoint: "/cg/cpu", controllers: ["cpu"] }, { mountpoint: "/cg/blkio", controllers: ["blkio"] }] } as unknown as CgroupFacts;
-    expect(propertyTargets(parseProperty("CPUQuota=50%"), v1, "m")).toEqual([{ file: "/cg/cpu/spawnctl/m/cpu.cfs_period_us", data: "100000" }, { file: "/cg/cpu/spawnctl/m/cpu.cfs_quota_us", data: "50000" }]);
-    expect(propertyTargets(parseProperty("CPUQuota="), v1, "m")[1]).toEqual({ file: "/cg/cpu/spawnctl/m/cpu.cfs_quota_us", data: "-1" });
-    expect(propertyTargets(parseProperty("CPUWeight=200"), v1, "m")).toEqual([{ file: "/cg/cpu/spawnctl/m/cpu.shares", data: "2048" }]);
+    expect(propertyTargets(parseProperty("CPUQuota=50%"), v1, "m")).toEqual([{ file: "/cg/cpu/machine.slice/machine-m.scope/cpu.cfs_period_us", data: "100000" }, { file: "/cg/cpu/machine.slice/machine-m.scope/cpu.cfs_quota_us", data: "50000" }]);
+    expect(propertyTargets(parseProperty("CPUQuota="), v1, "m")[1]).toEqual({ file: "/cg/cpu/machine.slice/machine-m.scope/cpu.cfs_quota_us", data: "-1" });
+    expect(propertyTargets(parseProperty("CPUWeight=200"), v1, "m")).toEqual([{ file: "/cg/cpu/machine.slice/machine-m.scope/cpu.shares", data: "2048" }]);
     // IOWeight 100 (the default) is blkio.weight 500 (its default)
-    expect(propertyTargets(parseProperty("IOWeight=100"), v1, "m")).toEqual([{ file: "/cg/blkio/spawnctl/m/blkio.weight", data: "500" }]);
-    expect(propertyTargets(parseProperty("BlockIOWeight=1000"), v1, "m")).toEqual([{ file: "/cg/blkio/spawnctl/m/blkio.weight", data: "1000" }]);
+    expect(propertyTargets(parseProperty("IOWeight=100"), v1, "m")).toEqual([{ file: "/cg/blkio/machine.slice/machine-m.scope/blkio.weight", data: "500" }]);
+    expect(propertyTargets(parseProperty("BlockIOWeight=1000"), v1, "m")).toEqual([{ file: "/cg/blkio/machine.slice/machine-m.scope/blkio.weight", data: "1000" }]);
   });
 });
 
