@@ -17,9 +17,10 @@ Usage:
   spawnctl help
 
 Invoked through a link named systemd-nspawn, machinectl, journalctl,
-systemd-cgls, systemd-analyze, systemd-cgtop or systemd-run it behaves as that
-program (the last five for machines: -M NAME). See 'spawnctl run --help' for the container options and
-'spawnctl machinectl --help' for the verbs.`;
+systemd-cgls, systemd-analyze, systemd-cgtop or systemd-run it behaves as
+that program (the last five for machines: -M NAME). 'spawnctl run --help'
+lists the container options, 'spawnctl machinectl --help' the verbs, and
+'spawnctl help VERB' (or 'spawnctl VERB --help') one verb's.`;
 
 function invokedAs(): string {
   const a = process.argv0 || "spawnctl";
@@ -74,8 +75,23 @@ async function dispatch(argv: string[]): Promise<number> {
       const { machinectlMain } = await import("./cli/machinectl.ts");
       return machinectlMain(rest);
     }
-    case undefined:
     case "help":
+      // help VERB: that verb's
+      if (rest[0] === "run") {
+        const { runCommand } = await import("./cli/run.ts");
+        return runCommand(["--help"]);
+      }
+      if (rest[0] === "bootstrap") {
+        const { bootstrapMain } = await import("./cli/bootstrap.ts");
+        return bootstrapMain(["--help"]);
+      }
+      if (rest[0]) {
+        const { machinectlMain } = await import("./cli/machinectl.ts");
+        return machinectlMain(["help", rest[0]]);
+      }
+      print(HELP);
+      return 0;
+    case undefined:
     case "-h":
     case "--help":
       print(HELP);
