@@ -13,7 +13,8 @@ import { lockTree, type Lock } from "../util/lock.ts";
 import { createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
 import { markRun } from "../cgroup/gc.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
-import { buildPlan } from "./build-plan.ts";
+import { buildPlan, type RunContext } from "./build-plan.ts";
+import { lockMachine, processStart, removeState, writeState } from "./registry.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
@@ -133,6 +134,13 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       cgRef.kill(9);
     });
     trace("spawned");
+    // registered, as nspawn registers with machined: list, show, shell,
+    // copy-to, poweroff and the rest find a foreground container too
+    if (s.register) {
+      register(s, ctx, child.pid, cgRef, network?.hostLinks() ?? []);
+      cleanup.push(() => removeState(s.machine));
+      trace("registered");
+    }
     const exited = waitExit(child.pid);
     let escaped = false;
     if (child.consoleFd !== undefined) {
@@ -166,6 +174,30 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
   }
 }
 
+/** The registry's record of a foreground container (its supervisor is this process; no console socket). */
+function register(s: Settings, ctx: RunContext, leader: number, cg: MachineCgroup, netifs: string[]): void {
+  writeState({
+    name: s.machine,
+    class: "container",
+    service: "systemd-nspawn",
+    leader,
+    leaderStart: processStart(leader) ?? "",
+    supervisor: process.pid,
+    supervisorStart: processStart(process.pid) ?? "",
+    root: s.directory,
+    uuid: ctx.uuid,
+    since: Math.round((performance.timeOrigin + performance.now()) * 1000),
+    cgroups: cg.paths,
+    unifiedCgroup: cg.unified,
+    killSignal: s.killSignal,
+    capability: s.capability.toString(16),
+    ...(ctx.userns ? { uidShift: ctx.userns.shift, uidRange: ctx.userns.range } : {}),
+    privateNetwork: s.privateNetwork,
+    netifs,
+    boot: s.boot,
+  });
+}
+
 /** The network of a foreground run: see runOnce. */
 class RunNetwork {
   private plan?: import("../net/plan.ts").NetPlan;
@@ -190,6 +222,11 @@ class RunNetwork {
     "net-ready": () => {},
     "net-host": () => this.host(),
   };
+
+  /** the host's ends of the links (for the registry) */
+  hostLinks(): string[] {
+    return this.plan?.veth ? [this.plan.veth.host] : [];
+  }
 
   /** the rest of the network code: not needed until the payload runs, unless a crashed run left something */
   private full(): typeof import("../net/machine.ts") {
@@ -264,6 +301,12 @@ export async function runContainer(s: Settings): Promise<number> {
     if (s.template) populateFromTemplate(s.template, s.directory);
     checkTree(s);
     if (!s.printPlan) {
+      // the name first (a second container of that name is refused, as
+      // machined refuses it), then the tree
+      if (s.register) {
+        const name = lockMachine(s.machine);
+        cleanup.push(() => name.release());
+      }
       const lock: Lock = lockTree(s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
       cleanup.push(() => lock.release());
       cleanup.push(markRun(s.machine, lock.held().map((h) => h.path)));

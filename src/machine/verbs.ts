@@ -211,7 +211,13 @@ export function statusText(st: MachineState): string {
 
 /** A CLOCK_REALTIME time in µs as CLOCK_MONOTONIC µs (how systemd gives Timestamp and TimestampMonotonic). */
 function monotonicOf(realtimeUs: number): number {
-  const mono = Number(process.hrtime.bigint() / 1000n);
+  let mono: number;
+  try {
+    // the time since boot (CLOCK_MONOTONIC but for a suspend, which a host running machines rarely has)
+    mono = Number.parseFloat(readFileSync("/proc/uptime", "utf8")) * 1e6;
+  } catch {
+    return 0;
+  }
   return Math.max(0, Math.round(realtimeUs - (Date.now() * 1000 - mono)));
 }
 

@@ -175,7 +175,7 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv): Setting
     uuid: m.uuid ?? "",
     slice: m.slice ?? "",
     properties: m.properties ?? [],
-    register: m.register ?? false,
+    register: m.register ?? true,
     keepUnit: m.keepUnit ?? false,
     privateUsers: m.privateUsers ?? { mode: "no" },
     privateUsersOwnership: m.privateUsersOwnership ?? (m.privateUsers?.mode === "pick" ? "auto" : "off"),

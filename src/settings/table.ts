@@ -277,7 +277,8 @@ export const ROWS: Row[] = [
   },
   {
     group: "register", long: ["register"], arg: "required",
-    set: (s, v) => { s.register = v === "auto" ? false : parseBoolean(v ?? ""); },
+    // spawnctl's own registry: always there, so auto is yes
+    set: (s, v) => { s.register = v === "auto" ? true : parseBoolean(v ?? ""); },
   },
   flagRow("keepUnit", "keep-unit"),
   // --- user namespaces

@@ -5,6 +5,7 @@ import { describe, expect } from "bun:test";
 import { busyboxFixture } from "../fixture.ts";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { SPAWNCTL, rootTest as test, run } from "../helpers.ts";
+import { machineCgroupRel } from "../../src/cgroup/cgroup.ts";
 
 let base = "";
 let tree = "";
@@ -144,7 +145,7 @@ describe("plain payloads", () => {
   test("a SIGKILLed spawnctl takes its container with it; the next start cleans up", async () => {
     const p = start(["run", "-q", "-P", "-D", tree, "-M", "killed", "/bin/sh", "-c", "echo up; exec sleep 100"]);
     await p.stdout.getReader().read();
-    const cg = "/sys/fs/cgroup/pids/spawnctl/killed";
+    const cg = `/sys/fs/cgroup/pids/${machineCgroupRel("killed")}`;
     const pids = readFileSync(`${cg}/cgroup.procs`, "utf8").trim().split("\n").filter(Boolean);
     expect(pids.length).toBe(1);
     p.kill("SIGKILL");
