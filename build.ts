@@ -4,9 +4,13 @@
 //   2. build/nsh.so from shim/nsh.c and shim/shift.c with the host C compiler
 //   3. build/gen/*.ts: data computed ahead of time (the default seccomp programs)
 //   4. bun build --compile, which embeds the shim and the generated data
+//   5. build/man/*.1 and build/completion/*: the man pages and shell completion
+//      scripts, made from the option and verb tables (src/cli/man.ts,
+//      src/cli/completion.ts); `make install` copies them
 //
 //   bun build.ts            everything
 //   bun build.ts shim       steps 1-3 only (what the tests need)
+//   bun build.ts docs       steps 1-3 and 5
 import { mkdirSync, writeFileSync, readFileSync, existsSync, statSync } from "node:fs";
 import { renderHeader } from "./src/sys/abi.ts";
 
@@ -125,6 +129,26 @@ async function keyringFromPackage(pkg: string, member: string, dir: string): Pro
   return undefined;
 }
 
+/**
+ * The man pages and completion scripts. Made here rather than by a hidden verb
+ * of the binary: they come from the same modules the binary is built from, the
+ * man page generator stays out of the binary, and `make install` needs no run
+ * of the binary it installs (a DESTDIR install for another machine works too).
+ * Written every time, so that make sees them newer than the sources.
+ */
+export async function buildDocs(outDir = `${root}/build`): Promise<void> {
+  const { manPages } = await import("./src/cli/man.ts");
+  const { bashCompletion, zshCompletion, fishCompletion } = await import("./src/cli/completion.ts");
+  mkdirSync(`${outDir}/man`, { recursive: true });
+  mkdirSync(`${outDir}/completion`, { recursive: true });
+  for (const [name, text] of Object.entries(manPages())) writeFileSync(`${outDir}/man/${name}`, text);
+  writeFileSync(`${outDir}/completion/spawnctl.bash`, bashCompletion());
+  writeFileSync(`${outDir}/completion/_spawnctl`, zshCompletion());
+  writeFileSync(`${outDir}/completion/spawnctl.fish`, fishCompletion());
+  // the Makefile's mark that these are up to date (its docs target)
+  writeFileSync(`${outDir}/docs.stamp`, "");
+}
+
 /** The tier-up threshold scale the binary starts with; long computations reset it (src/util/jit.ts). */
 const JIT_POLICY = 64;
 
@@ -132,8 +156,10 @@ async function main(): Promise<void> {
   const what = process.argv[2] ?? "all";
   await buildShim();
   await generateData();
+  if (what === "docs") return buildDocs();
   await buildKeyrings();
   if (what === "shim") return;
+  await buildDocs();
   mkdirSync(`${root}/dist`, { recursive: true });
   const bun = process.execPath;
   const args = [bun, "build", "--compile", "--bytecode", "--minify", "--sourcemap=none",

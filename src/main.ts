@@ -75,6 +75,10 @@ async function dispatch(argv: string[]): Promise<number> {
       const { machinectlMain } = await import("./cli/machinectl.ts");
       return machinectlMain(rest);
     }
+    case "completion": {
+      const { completionMain } = await import("./cli/completion.ts");
+      return completionMain(rest);
+    }
     case "help":
       // help VERB: that verb's
       if (rest[0] === "run") {

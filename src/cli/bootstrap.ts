@@ -56,7 +56,7 @@ Common:
   -h --help                  Show this help
 `;
 
-const SPECS: OptionSpec[] = [
+export const SPECS: OptionSpec[] = [
   { key: "mirror", long: "mirror", value: true },
   { key: "variant", long: "variant", value: true },
   { key: "include", long: "include", value: true },
@@ -79,7 +79,7 @@ const SPECS: OptionSpec[] = [
   { key: "help", long: "help", short: "h", value: false },
 ];
 
-const VARIANTS = ["minbase", "buildd", "required", "important", "standard", "essential"];
+export const VARIANTS = ["minbase", "buildd", "required", "important", "standard", "essential"];
 
 function bool(v: string | undefined, flag: string, dflt: boolean): boolean {
   if (v === undefined) return dflt;

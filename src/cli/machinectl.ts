@@ -146,7 +146,7 @@ export interface OptionSpec { key: string; long?: string; short?: string; value:
 // permutes them. (cac was tried first: its parser takes the word after a
 // hyphenated boolean such as --read-only as that option's value and turns
 // numeric strings into numbers, which breaks `bind --read-only NAME ...`.)
-const OPTIONS: OptionSpec[] = [
+export const OPTIONS: OptionSpec[] = [
   { key: "property", long: "property", short: "p", value: true },
   { key: "P", short: "P", value: true },
   { key: "value", long: "value", value: false },
@@ -341,7 +341,7 @@ function printProperties(props: Array<[string, string]>, o: GlobalOptions): void
 type NameRule = { kind: "machine" | "image"; args: "all" | number | "shell" };
 const mach = (args: NameRule["args"]): NameRule => ({ kind: "machine", args });
 const img = (args: NameRule["args"]): NameRule => ({ kind: "image", args });
-const NAME_ARGS: Record<string, NameRule> = {
+export const NAME_ARGS: Record<string, NameRule> = {
   status: mach("all"), show: mach("all"), start: mach("all"), poweroff: mach("all"), stop: mach("all"), reboot: mach("all"), restart: mach("all"),
   terminate: mach("all"), kill: mach("all"), login: mach(1), console: mach(1), "set-property": mach(1), enable: mach("all"), disable: mach("all"),
   "copy-to": mach(1), "copy-from": mach(1), bind: mach(1), shell: mach("shell"),

@@ -119,16 +119,16 @@ function parsePrivateUsers(v: string): { users: PrivateUsersMode; ownership?: "a
   return { users: { mode: "fixed", base, range } };
 }
 
-const VOLATILE = ["no", "yes", "state", "overlay"] as const;
-const RESOLV = [
+export const VOLATILE = ["no", "yes", "state", "overlay"] as const;
+export const RESOLV = [
   "off", "copy-host", "copy-static", "copy-uplink", "copy-stub", "replace-host", "replace-static", "replace-uplink",
   "replace-stub", "bind-host", "bind-static", "bind-uplink", "bind-stub", "delete", "auto",
 ] as const;
-const TIMEZONE = ["off", "copy", "bind", "symlink", "delete", "auto"] as const;
-const JOURNAL = ["no", "host", "try-host", "guest", "try-guest", "auto"] as const;
-const CONSOLE = ["interactive", "read-only", "passive", "pipe", "autopipe"] as const;
-const SETTINGS = ["yes", "no", "override", "trusted"] as const;
-const OWNERSHIP = ["off", "chown", "map", "auto"] as const;
+export const TIMEZONE = ["off", "copy", "bind", "symlink", "delete", "auto"] as const;
+export const JOURNAL = ["no", "host", "try-host", "guest", "try-guest", "auto"] as const;
+export const CONSOLE = ["interactive", "read-only", "passive", "pipe", "autopipe"] as const;
+export const SETTINGS = ["yes", "no", "override", "trusted"] as const;
+export const OWNERSHIP = ["off", "chown", "map", "auto"] as const;
 
 /** systemd's ifname_valid(): 1…15 printable ASCII characters but ':', '/' and '%', not all digits, not ".", "..", "all" or "default" */
 function ifaceName(v: string): string {
