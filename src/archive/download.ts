@@ -8,6 +8,7 @@ import { copyFile, mkdir, open, readFile, rename, unlink } from "node:fs/promise
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
+import { httpReason, networkReason } from "../util/neterr.ts";
 
 const ENOENT = 2;
 
@@ -25,7 +26,10 @@ export interface FetchOptions {
   concurrency?: number;
   /** where earlier downloads may be found (by file name, reused only if the SHA-256 matches) and new ones go */
   cacheDir?: string;
+  /** bytes so far, and in all: the promised sizes, plus what the server announced for items without one (0: unknown) */
   onProgress?(bytesDone: number, bytesTotal: number): void;
+  /** an item is complete (downloaded or found in the cache): how many are, of how many */
+  onItem?(itemsDone: number, items: number): void;
   signal?: AbortSignal;
 }
 
@@ -53,11 +57,13 @@ export async function fetchAll(items: FetchItem[], opts: FetchOptions = {}): Pro
   opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   let done = 0;
-  const total = items.reduce((n, it) => n + (it.size ?? 0), 0);
-  const progress = (n: number) => {
+  let total = items.reduce((n, it) => n + (it.size ?? 0), 0);
+  const progress = (n: number, announced?: number) => {
+    if (announced !== undefined) total += announced;
     done += n;
     opts.onProgress?.(done, total);
   };
+  let itemsDone = 0;
 
   const results: Fetched[] = new Array(items.length);
   let next = 0;
@@ -67,6 +73,7 @@ export async function fetchAll(items: FetchItem[], opts: FetchOptions = {}): Pro
       const i = next++;
       try {
         results[i] = await fetchOne(items[i]!, opts.cacheDir, controller.signal, progress);
+        opts.onItem?.(++itemsDone, items.length);
       } catch (e) {
         if (failure === undefined) failure = e;
         controller.abort();
@@ -83,7 +90,9 @@ export async function fetchAll(items: FetchItem[], opts: FetchOptions = {}): Pro
   return results;
 }
 
-async function fetchOne(item: FetchItem, cacheDir: string | undefined, signal: AbortSignal, progress: (n: number) => void): Promise<Fetched> {
+type Progress = (bytes: number, announcedTotal?: number) => void;
+
+async function fetchOne(item: FetchItem, cacheDir: string | undefined, signal: AbortSignal, progress: Progress): Promise<Fetched> {
   try {
     const name = basename(new URL(item.url).pathname);
     const cachePath = cacheDir !== undefined && name !== "" ? join(cacheDir, name) : undefined;
@@ -118,10 +127,12 @@ async function fetchOne(item: FetchItem, cacheDir: string | undefined, signal: A
 }
 
 /** Stream the URL through the hash into `write`, then check size and hash. */
-async function transfer(item: FetchItem, signal: AbortSignal, progress: (n: number) => void, write: (chunk: Uint8Array) => unknown): Promise<{ size: number; sha256: string }> {
+async function transfer(item: FetchItem, signal: AbortSignal, progress: Progress, write: (chunk: Uint8Array) => unknown): Promise<{ size: number; sha256: string }> {
   const hash = createHash("sha256");
   let size = 0;
-  for await (const chunk of await openSource(item.url, signal)) {
+  const source = await openSource(item.url, signal);
+  if (item.size === undefined && source.length !== undefined) progress(0, source.length);
+  for await (const chunk of source.body) {
     size += chunk.length;
     // Stop early rather than fill the disk from a mirror that sends too much.
     if (item.size !== undefined && size > item.size) throw new SpawnctlError(`size mismatch: expected ${item.size} bytes, got more`);
@@ -135,17 +146,19 @@ async function transfer(item: FetchItem, signal: AbortSignal, progress: (n: numb
   return { size, sha256 };
 }
 
-async function openSource(url: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+/** The body, and its length when the server announced one (file:// sizes are not looked up: those are local and fast). */
+async function openSource(url: string, signal: AbortSignal): Promise<{ body: AsyncIterable<Uint8Array>; length?: number }> {
   const scheme = url.slice(0, url.indexOf(":"));
   if (scheme === "http" || scheme === "https") {
     const res = await fetch(url, { signal });
     if (!res.ok || !res.body) {
       await res.body?.cancel(); // release the connection
-      throw new SpawnctlError(`HTTP ${res.status} ${res.statusText}`.trim(), { errno: res.status === 404 || res.status === 410 ? ENOENT : undefined });
+      throw new SpawnctlError(httpReason(res.status, res.statusText), { errno: res.status === 404 || res.status === 410 ? ENOENT : undefined });
     }
-    return res.body;
+    const length = Number(res.headers.get("content-length") ?? "");
+    return { body: res.body, length: Number.isSafeInteger(length) && length > 0 ? length : undefined };
   }
-  if (scheme === "file") return createReadStream(fileURLToPath(url), { signal });
+  if (scheme === "file") return { body: createReadStream(fileURLToPath(url), { signal }) };
   throw new SpawnctlError(`unsupported URL scheme ${JSON.stringify(scheme)} (use http, https or file)`);
 }
 
@@ -185,6 +198,8 @@ async function matchingSize(path: string, item: FetchItem): Promise<number | und
 function describe(e: unknown, url: string): SpawnctlError {
   if (e instanceof SpawnctlError) return new SpawnctlError(`downloading ${url}: ${e.message}`, { errno: e.errno, cause: e });
   if ((e as Error)?.name === "AbortError") return new SpawnctlError(`downloading ${url}: cancelled`, { cause: e });
+  const net = networkReason(e, url);
+  if (net !== undefined) return new SpawnctlError(`downloading ${url}: ${net}`, { cause: e });
   const code = (e as NodeJS.ErrnoException)?.code;
   return new SpawnctlError(`downloading ${url}: ${fsMessage(e)}`, { errno: code === "ENOENT" ? ENOENT : undefined, cause: e });
 }

@@ -53,7 +53,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, 
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
-import { Progress } from "../util/progress.ts";
+import { Progress, formatCount } from "../util/progress.ts";
 import { warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { runCleanup, type Cleanup } from "../container/prepare.ts";
@@ -226,10 +226,15 @@ async function download(o: ArchOptions, src: Source, pkgs: PacmanPackage[], veri
   }
   progress.phase(`Downloading ${pkgs.length} packages (${formatBytes(total)})`);
   mkdirSync(src.cacheDir, { recursive: true });
+  let items = 0, bytes = 0;
   const url = (p: PacmanPackage) => `${repoUrl(src.mirror, p.repo, o.arch)}/${p.filename}`;
   const fetched = await fetchAll(
     pkgs.map((p) => ({ url: url(p), size: p.csize || undefined, sha256: p.sha256sum || undefined })),
-    { cacheDir: src.cacheDir, concurrency: 8, signal, onProgress: (d, t) => progress.bytes("Downloading", d, t) },
+    {
+      cacheDir: src.cacheDir, concurrency: 8, signal,
+      onProgress: (d) => progress.update(formatCount("Downloading", items, pkgs.length, "packages", { done: (bytes = d), total })),
+      onItem: (n, of) => progress.update(formatCount("Downloading", (items = n), of, "packages", { done: bytes, total }), n === of),
+    },
   );
   progress.clear();
   // Signatures the database does not carry are fetched from beside the package (pacman does the same).
@@ -277,7 +282,7 @@ function verifyPackages(got: Got[], verifier: Verifier | null, progress: Progres
       if (!sig) throw new SpawnctlError(`${what} has no signature: the ${pkg.repo} database has no %PGPSIG% for it and there is no ${from || `${pkg.filename}.sig`}`);
       verifier.check(data, sig, `the signature of ${what} (${from})`);
     }
-    progress.update(`Verifying: ${++n}/${got.length} ${pkg.name}`);
+    progress.update(formatCount("Verifying", ++n, got.length, "packages", undefined, pkg.name));
   }
   progress.clear();
 }
@@ -310,7 +315,7 @@ function extractAll(tmp: string, got: Got[], progress: Progress, check: () => vo
       changelogTime: mtreeTime(p.mtree, "./.CHANGELOG"),
       files: localFiles(p.entries, p.pkginfo),
     });
-    progress.update(`Extracting: ${++n}/${got.length} ${pkg.name}`);
+    progress.update(formatCount("Extracting", ++n, got.length, "packages", undefined, pkg.name));
   }
   progress.clear();
   return out;

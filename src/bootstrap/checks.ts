@@ -72,8 +72,9 @@ export function urlPath(url: string): string {
 }
 
 /** The error for a suite whose InRelease the mirror does not have. */
-export function unknownSuite(suite: string, inReleaseUrl: string): SpawnctlError {
-  return new SpawnctlError(`Unknown suite ${suite}: the mirror has no ${urlPath(inReleaseUrl)}.`);
+export function unknownSuite(suite: string, inReleaseUrl: string, known?: readonly string[]): SpawnctlError {
+  const has = known && known.length > 0 ? ` Suites it has: ${known.join(", ")}.` : "";
+  return new SpawnctlError(`Unknown suite ${suite}: the mirror has no ${urlPath(inReleaseUrl)}.${has}`);
 }
 
 /**

@@ -20,7 +20,7 @@ import { config } from "../settings/config.ts";
 import { lazySchema, parseState } from "../util/state.ts";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync, symlinkSync, openSync, closeSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
-import { Progress } from "../util/progress.ts";
+import { Progress, formatCount } from "../util/progress.ts";
 import { trace, warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { runCleanup, type Cleanup } from "../container/prepare.ts";
@@ -28,7 +28,7 @@ import { checkTarget, interruption, prepareTarget, treeLstat, treeMkdir, treePat
 import { defaultMirror } from "./mirror.ts";
 import { loadKeyring } from "./keyrings.ts";
 import { fetchAll, notFound } from "../archive/download.ts";
-import { fetchIndex } from "./fetch.ts";
+import { fetchIndex, mirrorSuites } from "./fetch.ts";
 import { verifyClearsigned, type Keyring } from "../archive/pgp.ts";
 import { checkValidUntil, parseRelease, type Release } from "./release.ts";
 import { PackageIndex, type Pkg } from "./packages.ts";
@@ -116,7 +116,7 @@ async function getRelease(mirror: string, suite: string, keyring: Keyring | null
     [got] = await fetchAll([{ url }]);
   } catch (e) {
     if (!notFound(e)) throw e;
-    throw bundle ? new SpawnctlError(`${bundle.path} has no dists/${suite}/InRelease.`) : unknownSuite(suite, url);
+    throw bundle ? new SpawnctlError(`${bundle.path} has no dists/${suite}/InRelease.`) : unknownSuite(suite, url, await mirrorSuites(mirror));
   }
   const raw = got!.data!;
   const text = new TextDecoder().decode(raw);
@@ -168,13 +168,28 @@ async function plan(o: Settled, request: Request, mirror: string, keyring: Keyri
   return { release, files, packages: res.all, essential: res.essential };
 }
 
-async function download(o: Settled, mirror: string, p: Planned, progress: Progress, signal: AbortSignal): Promise<Fetched> {
+async function download(o: Settled, mirror: string, p: Planned, progress: Progress, signal: AbortSignal, bundle?: OpenedBundle): Promise<Fetched> {
   const total = p.packages.reduce((n, x) => n + x.size, 0);
-  progress.phase(`Downloading ${p.packages.length} packages (${formatBytes(total)})`);
+  // from a bundle nothing is downloaded: the packages are checked and copied out of it
+  const verb = bundle ? "Reading" : "Downloading";
+  progress.phase(bundle ? `Installing from bundle ${bundle.path}: ${p.packages.length} packages (${formatBytes(total)})` : `Downloading ${p.packages.length} packages (${formatBytes(total)})`);
   mkdirSync(o.cacheDir, { recursive: true });
+  progress.restart();
+  let items = 0, bytes = 0;
+  const show = (force = false) => progress.update(formatCount(verb, items, p.packages.length, "packages", { done: bytes, total }), force);
   const fetched = await fetchAll(
     p.packages.map((x) => ({ url: `${mirror.replace(/\/+$/, "")}/${x.filename}`, size: x.size, sha256: x.sha256 })),
-    { cacheDir: o.cacheDir, concurrency: 8, signal, onProgress: (d, t) => progress.bytes("Downloading", d, t) },
+    {
+      cacheDir: o.cacheDir, concurrency: 8, signal,
+      onProgress: (d) => {
+        bytes = d;
+        show();
+      },
+      onItem: (n, of) => {
+        items = n;
+        show(n === of);
+      },
+    },
   );
   progress.clear();
   const debs = new Map(p.packages.map((x, i) => [x.name, fetched[i]!.path!]));
@@ -299,7 +314,7 @@ async function unpack(tmp: string, f: Fetched, o: Settled, progress: Progress): 
     mkdirSync(`${tmp}/${target}`, { recursive: true });
     symlinkSync(target, `${tmp}/${link}`);
   }
-  progress.phase(`Checking ${f.packages.length} packages, extracting the ${f.essential.length} essential ones`);
+  progress.phase(`Verifying ${f.packages.length} packages, extracting the ${f.essential.length} essential ones`);
   const essential = new Set(f.essential.map((p) => p.name));
   const order = [...f.essential, ...f.packages.filter((p) => !essential.has(p.name))];
   const check = new MemberCheck(links);
@@ -322,7 +337,7 @@ async function unpack(tmp: string, f: Fetched, o: Settled, progress: Progress): 
       if (essential.has(p.name)) {
         extractTar(readTar(tar, { name: `data.tar of ${described(p)}` }), tmp, { keepDirectorySymlinks: true, devices: false, refuseEscapes: true, name: described(p) });
       }
-      progress.update(`${essential.has(p.name) ? "Extracting" : "Checking"}: ${i + 1}/${order.length} ${p.name}`);
+      progress.update(formatCount(essential.has(p.name) ? "Verifying and extracting" : "Verifying", i + 1, order.length, "packages", undefined, p.name));
     }
   } finally {
     pool.close();
@@ -372,15 +387,34 @@ async function secondStage(tmp: string, f: Fetched, o: Settled, progress: Progre
   progress.phase(`Installing ${f.packages.length} packages with dpkg in a container`);
   const dirs = [...new Set([...f.debs.values()].map((p) => p.slice(0, p.lastIndexOf("/"))))];
   if (dirs.length !== 1) throw new SpawnctlError("the downloaded packages are not in one directory");
-  const code = await runInTree(tmp, ["/bin/sh", "/var/lib/dpkg/spawnctl-stage2.sh"], {
-    env: ["DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "LC_ALL=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-    bindsRo: [`${dirs[0]}:${debDir}`],
-  });
+  // dpkg's output goes to the tree's log; its "Unpacking P" and "Setting up P"
+  // lines are counted from there while it runs
+  const watch = progress.isLive ? setInterval(() => {
+    const c = dpkgCounts(treeRead(tmp, "var/log/spawnctl-bootstrap.log") ?? "");
+    if (c.configured > 0) progress.update(formatCount("Configuring", Math.min(c.configured, f.packages.length), f.packages.length));
+    else if (c.unpacked > 0) progress.update(formatCount("Unpacking", Math.min(c.unpacked, f.packages.length), f.packages.length));
+  }, 250) : undefined;
+  let code: number;
+  try {
+    code = await runInTree(tmp, ["/bin/sh", "/var/lib/dpkg/spawnctl-stage2.sh"], {
+      env: ["DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "LC_ALL=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+      bindsRo: [`${dirs[0]}:${debDir}`],
+    });
+  } finally {
+    if (watch) clearInterval(watch);
+    progress.clear();
+  }
   if (code !== 0) {
     const tail = (treeRead(tmp, "var/log/spawnctl-bootstrap.log") ?? "").split("\n").slice(-25).join("\n");
     throw new SpawnctlError(`installing the packages with dpkg failed (exit ${code}); the end of its output:\n${tail}`);
   }
   treeRemove(tmp, "var/lib/dpkg/spawnctl-stage2.sh");
+}
+
+/** How far dpkg is, from its output: packages unpacked ("Unpacking P (V) ...") and configured ("Setting up P (V) ..."). */
+export function dpkgCounts(log: string): { unpacked: number; configured: number } {
+  const count = (re: RegExp) => new Set([...log.matchAll(re)].map((m) => m[1])).size;
+  return { unpacked: count(/^Unpacking (\S+) /gm), configured: count(/^Setting up (\S+) /gm) };
 }
 
 function followUps(tmp: string, o: DebianOptions): void {
@@ -450,7 +484,7 @@ export async function bootstrapDebian(given: DebianOptions): Promise<void> {
     trace("bootstrap: start");
     const planned = await plan(o, request, mirror, keyring, progress, bundle);
     check();
-    const fetched = await download(o, mirror, planned, progress, intr.signal);
+    const fetched = await download(o, mirror, planned, progress, intr.signal, bundle);
     trace("bootstrap: fetched");
     check();
     if (o.downloadOnly) {

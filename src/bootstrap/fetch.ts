@@ -1,7 +1,8 @@
 // The archive's indices for a bootstrap: Release (signed) and Packages,
 // fetched through the checked downloads of archive/download.ts.
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { SpawnctlError } from "../util/errors.ts";
 import { fetchAll, notFound, type Fetched } from "../archive/download.ts";
 import { decompress } from "../archive/decompress.ts";
@@ -106,4 +107,33 @@ export async function fetchRelease(mirror: string, suite: string, keyring: Keyri
   const release = parseRelease(signedText, url);
   checkValidUntil(release, now, opts.allowExpired ?? false);
   return { release, signedText, goodSigners, url };
+}
+
+/**
+ * The suites a mirror has, for the error about one it does not: the
+ * directories of its dists/, read from a file:// mirror or from an HTTP
+ * server's directory listing (most mirrors serve one). Undefined when that is
+ * not to be had within a few seconds: the error is then given without them.
+ */
+export async function mirrorSuites(mirror: string, timeoutMs = 5000): Promise<string[] | undefined> {
+  const url = `${mirror.replace(/\/+$/, "")}/dists/`;
+  const plain = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
+  let names: string[];
+  try {
+    if (url.startsWith("file:")) {
+      names = (await readdir(fileURLToPath(url), { withFileTypes: true })).filter((d) => d.isDirectory() || d.isSymbolicLink()).map((d) => d.name);
+    } else if (/^https?:/.test(url)) {
+      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+      if (!res.ok || !/html/i.test(res.headers.get("content-type") ?? "")) {
+        await res.body?.cancel();
+        return undefined;
+      }
+      const html = (await res.text()).slice(0, 1 << 20);
+      names = [...html.matchAll(/href="(?:\.\/)?([^"/?#]+)\/"/g)].map((m) => decodeURIComponent(m[1]!));
+    } else return undefined;
+  } catch {
+    return undefined;
+  }
+  const suites = [...new Set(names.filter((n) => plain.test(n)))].sort();
+  return suites.length > 0 ? suites.slice(0, 40) : undefined;
 }

@@ -161,7 +161,12 @@ export async function imageVerb(verb: string, args: string[], o: GlobalOptions):
     }
     case "set-limit": {
       need(args, 1, 2, verb);
-      const bytes = names.parseLimit(args[args.length - 1]!);
+      let bytes: bigint | undefined;
+      try {
+        bytes = names.parseLimit(args[args.length - 1]!);
+      } catch (e) {
+        throw usage(`set-limit: ${(e as Error).message} (the limit is bytes with an optional K, M, G, T, P or E suffix, or "-" for none)`);
+      }
       const { setLimit } = await import("../image/ops.ts");
       setLimit(args.length === 2 ? args[0] : undefined, bytes);
       return 0;

@@ -4,9 +4,10 @@
 import { SpawnctlError, usage } from "../util/errors.ts";
 import { print, setQuiet, warn } from "../util/log.ts";
 import { formatJson, formatTable } from "../util/table.ts";
+import { didYouMean, programName, unrecognizedOption } from "../util/suggest.ts";
 import { isValidMachineName, parseSignal } from "../settings/parse.ts";
 import { isValidImageName } from "../image/names.ts";
-import { VERBS, closest, verbHelp } from "./verb-help.ts";
+import { VERBS, verbHelp } from "./verb-help.ts";
 
 export const MACHINECTL_HELP = `spawnctl VERB [OPTIONS...]   (also: machinectl VERB [OPTIONS...])
 
@@ -178,21 +179,9 @@ export const OPTIONS: OptionSpec[] = [
   { key: "host", long: "host", short: "H", value: true },
 ];
 
-/** The program as invoked (machinectl through a link, else spawnctl), for getopt-style messages. */
-export function programName(): string {
-  const a = process.argv0 || "spawnctl";
-  const base = a.slice(a.lastIndexOf("/") + 1);
-  return base === "machinectl" ? "machinectl" : "spawnctl";
-}
-
-/** An option error as getopt prints it: the program first, and what was probably meant. */
-function optionError(text: string, wrong?: string, specs: OptionSpec[] = OPTIONS): SpawnctlError {
-  let hint = "";
-  if (wrong !== undefined) {
-    const meant = closest(wrong, specs.flatMap((o) => (o.long ? [o.long] : [])));
-    if (meant) hint = `; did you mean '--${meant}'?`;
-  }
-  return usage(`${programName()}: ${text}${hint}`);
+/** An option error as getopt prints it: the program as invoked first. */
+function optionError(text: string): SpawnctlError {
+  return usage(`${programName()}: ${text}`);
 }
 
 /** machinectl's -o/--output= modes; the JSON ones make tables JSON too, as machinectl's do. */
@@ -217,7 +206,7 @@ export function parseArgv(argv: string[], specs: OptionSpec[] = OPTIONS): { valu
       const eq = a.indexOf("=");
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const o = specs.find((x) => x.long === name);
-      if (!o) throw optionError(`unrecognized option '--${name}'`, name, specs);
+      if (!o) throw usage(unrecognizedOption(name, specs.flatMap((x) => (x.long ? [x.long] : []))));
       if (!o.value) {
         if (eq >= 0) throw optionError(`option '--${name}' doesn't allow an argument`);
         add(o, "");
@@ -306,7 +295,7 @@ export function parseMachinectl(argv: string[]): { verb: string; args: string[];
 }
 
 function unknownVerb(verb: string): SpawnctlError {
-  const meant = closest(verb, Object.keys(VERBS));
+  const meant = didYouMean(verb, Object.keys(VERBS));
   return usage(`Unknown command verb '${verb}'.${meant ? ` Did you mean '${meant}'?` : ""}`);
 }
 

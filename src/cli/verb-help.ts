@@ -1,6 +1,6 @@
 // Each machinectl verb's own help: `spawnctl VERB --help`, `spawnctl help
-// VERB`, `machinectl VERB --help`. One table, also what the verb list and the
-// did-you-mean suggestions are made from.
+// VERB`, `machinectl VERB --help`. One table, also what the did-you-mean
+// suggestion for an unknown verb is made from (util/suggest.ts).
 
 export interface VerbHelp {
   /** the arguments after the verb */
@@ -71,32 +71,4 @@ export function verbHelp(verb: string, program = "spawnctl"): string | undefined
   if (h.options?.length) lines.push("", "Options:", ...h.options.map((o) => `  ${o}`));
   lines.push("", "Example:", `  ${h.example.replace(/^spawnctl /, `${program} `)}`);
   return lines.join("\n");
-}
-
-/** The closest of `candidates` to `word`, if it is close enough to be what was meant. */
-export function closest(word: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word, c);
-    if (d < bestD) {
-      bestD = d;
-      best = c;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return prev[b.length]!;
 }

@@ -135,7 +135,11 @@ export async function* decompressedChunks(path: string, what: string, signal?: A
     try {
       for await (const c of d as AsyncIterable<Uint8Array>) yield c;
     } catch (e) {
-      throw new SpawnctlError(`decompressing ${what} (${kind}): ${(e as Error).message}`, { cause: e });
+      const err = e as { code?: string; message?: string };
+      const why = err.code === "Z_BUF_ERROR" || /unexpected end/i.test(err.message ?? "")
+        ? `the ${kind} stream ends early (the file is truncated or incomplete)`
+        : `corrupt ${kind} data after ${d.bytesWritten} compressed bytes: ${err.message}`;
+      throw new SpawnctlError(`decompressing ${what} (${kind}): ${why}`, { cause: e });
     }
     return;
   }

@@ -10,7 +10,7 @@ import { SpawnctlError, usage, fsMessage } from "../util/errors.ts";
 import { info, warn } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { createSubvolume, isBtrfs, isSubvolume, setQgroupLimit, setSubvolumeReadOnly, snapshotRecursive } from "./btrfs.ts";
-import { copyTreeAsync } from "../util/copy.ts";
+import { copyTreeAsync, treeBytes } from "../util/copy.ts";
 import { removePath, runJob, type Job } from "./job.ts";
 import { isValidImageName, tempOwner, tempPath } from "./names.ts";
 import {
@@ -110,7 +110,9 @@ export async function cloneImage(name: string, newName: string, readOnly: boolea
         }
         if (!snapshotted) {
           sub = isBtrfs(pool) && createSubvolume(tmp) === 0;
-          await copyTreeAsync(realpathSync(src.path), tmp, { intoExisting: sub, progress: (_n, b) => progress.update(b), yield: () => job.tick() });
+          const from = realpathSync(src.path);
+          const total = progress.live ? treeBytes(from) : undefined;
+          await copyTreeAsync(from, tmp, { intoExisting: sub, progress: (_n, b) => progress.update(b, total), yield: () => job.tick() });
         }
         // the clone is a machine of its own
         resetMachineId(tmp, doing);

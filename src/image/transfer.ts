@@ -17,7 +17,7 @@ import { info } from "../util/log.ts";
 import { formatBytes } from "../util/table.ts";
 import { createSubvolume, isBtrfs, isSubvolume, setSubvolumeReadOnly, snapshot, snapshotRecursive } from "./btrfs.ts";
 import { checkFormatAvailable, decompressedChunks, fileHead, openSink } from "./compress.ts";
-import { copyTreeAsync } from "../util/copy.ts";
+import { copyTreeAsync, treeBytes } from "../util/copy.ts";
 import { removePath, runJob, type Job } from "./job.ts";
 import {
   checkNewMachineName, checkPullUrl, chooseFormat, localNameFor, stripRawSuffix, stripTarSuffix, sumsListed, tempPath, urlLastComponent,
@@ -188,7 +188,8 @@ export async function importFs(dir: string, name: string | undefined, o: ImportO
       sub = true;
     } else {
       sub = isBtrfs(pool) && createSubvolume(tmp) === 0;
-      await copyTreeAsync(src, tmp, { intoExisting: sub, progress: (_n, b) => progress.update(b), yield: () => job.tick() });
+      const total = progress.live ? treeBytes(src) : undefined;
+      await copyTreeAsync(src, tmp, { intoExisting: sub, progress: (_n, b) => progress.update(b, total), yield: () => job.tick() });
     }
     progress.clear();
     // the new image is a machine of its own
@@ -317,7 +318,8 @@ export async function exportTar(name: string, file: string | undefined, formatFl
       const sink = openSink(format, out.fd, doing);
       job.onUndo("stopping the compressor", () => sink.abort());
       const progress = new Progress(`Exporting '${name}'`);
-      const st = await writeTreeAsTar(root, sink, job, (b) => progress.update(b));
+      const total = progress.live ? treeBytes(root, true) : undefined;
+      const st = await writeTreeAsTar(root, sink, job, (b) => progress.update(b, total));
       await sink.end();
       progress.clear();
       commitOutput(out, doing);
@@ -451,7 +453,7 @@ function checkSum(v: Verification, fileUrl: string, sha256: string, doing: strin
 async function download(url: string, dest: string, job: Job, label: string): Promise<string> {
   const progress = new Progress(`Downloading ${label}`);
   job.removeOnFailure(dest);
-  const [got] = await fetchAll([{ url, dest }], { signal: job.signal, onProgress: (d) => progress.update(d) });
+  const [got] = await fetchAll([{ url, dest }], { signal: job.signal, onProgress: (d, t) => progress.update(d, t || undefined) });
   progress.clear();
   return got!.sha256;
 }

@@ -7,6 +7,8 @@ import { O } from "../sys/consts.ts";
 import { RESOLVE, chmodFd, closeFd, lchownat, mkdirat, openInRoot, openat2, readlinkat, symlinkat, tryOpenat2, unlinkat, utimesAt } from "../sys/at.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { warn } from "../util/log.ts";
+import { Progress } from "../util/progress.ts";
+import { treeBytes } from "../util/copy.ts";
 import { shim, strerror } from "../sys/ffi.ts";
 import type { MachineState } from "../container/registry.ts";
 
@@ -44,6 +46,25 @@ function split(path: string): { dir: string; name: string } {
   return { dir: i <= 0 ? "/" : p.slice(0, i), name: p.slice(i + 1) };
 }
 
+// the progress line of the copy under way: bytes (of a total for copy-to)
+let moved: (n: number) => void = () => {};
+
+function withProgress<T>(label: string, total: (() => number) | undefined, f: () => T): T {
+  const line = new Progress();
+  const all = line.isLive && total ? total() : undefined;
+  let done = 0;
+  moved = (n) => {
+    done += n;
+    line.bytes(label, done, all);
+  };
+  try {
+    return f();
+  } finally {
+    moved = () => {};
+    line.clear();
+  }
+}
+
 function copyData(from: number, to: number): void {
   const buf = Buffer.allocUnsafe(1 << 20);
   for (;;) {
@@ -51,6 +72,7 @@ function copyData(from: number, to: number): void {
     if (n <= 0) break;
     let off = 0;
     while (off < n) off += writeSync(to, buf, off, n - off);
+    moved(n);
   }
 }
 
@@ -114,7 +136,7 @@ export function copyTo(m: MachineState, src: string, dst: string, force: boolean
     const { dir, name } = split(dst.startsWith("/") ? dst : `/${dst}`);
     const dirfd = openInRoot(root, dir, O.PATH | O.DIRECTORY, `opening ${dir} in machine ${m.name}`);
     try {
-      withShift(m, true, () => copyIn(src, st, dirfd, name, force));
+      withProgress(`Copying ${src} to ${m.name}:${dst}`, () => treeBytes(src), () => withShift(m, true, () => copyIn(src, st, dirfd, name, force)));
     } finally {
       closeFd(dirfd);
     }
@@ -186,7 +208,8 @@ export function copyFrom(m: MachineState, src: string, dst: string, force: boole
     const { dir, name } = split(src.startsWith("/") ? src : `/${src}`);
     const dirfd = openInRoot(root, dir, O.PATH | O.DIRECTORY, `opening ${dir} in machine ${m.name}`);
     try {
-      withShift(m, false, () => copyOut(dirfd, name, dst, force));
+      // no total: sizing the machine's tree beforehand would walk it through paths the machine controls
+      withProgress(`Copying ${m.name}:${src} to ${dst}`, undefined, () => withShift(m, false, () => copyOut(dirfd, name, dst, force)));
     } finally {
       closeFd(dirfd);
     }

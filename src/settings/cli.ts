@@ -3,8 +3,9 @@
 // included) belongs to the payload. cac cannot stop there, so this is a small
 // parser driven by the settings table.
 import { usage } from "../util/errors.ts";
+import { invalidShortOption, unrecognizedOption } from "../util/suggest.ts";
 import { ParseError, displayValue, sanitizeMessage } from "./parse.ts";
-import { META_OPTIONS, rowByLong, rowByShort, rowFlag, type Row } from "./table.ts";
+import { META_OPTIONS, ROWS, rowByLong, rowByShort, rowFlag, type Row } from "./table.ts";
 import type { PartialSettings } from "./types.ts";
 
 export interface CommandLine {
@@ -65,7 +66,7 @@ export function parseCommandLine(argv: readonly string[], cwd = process.cwd()): 
         continue;
       }
       const r = rowByLong(name);
-      if (!r) throw usage(sanitizeMessage(`unrecognized option '--${name}'`));
+      if (!r) throw usage(sanitizeMessage(unrecognizedOption(name, [...ROWS.flatMap((x) => x.long ?? []), ...META_OPTIONS])));
       if (r.arg === "none") {
         if (inline !== undefined) throw usage(`option '--${name}' doesn't allow an argument`);
         apply(cl, r, undefined, cwd);
@@ -89,7 +90,7 @@ export function parseCommandLine(argv: readonly string[], cwd = process.cwd()): 
           continue;
         }
         const r = rowByShort(ch);
-        if (!r) throw usage(sanitizeMessage(`invalid option -- '${ch}'`));
+        if (!r) throw usage(sanitizeMessage(invalidShortOption(ch)));
         if (r.arg === "none") {
           apply(cl, r, undefined, cwd);
           continue;

@@ -129,14 +129,16 @@ export function resolveSettings(cli: CommandLine, env: MergeEnv): Resolved {
   m.directory = directory;
   if (cli.args.length === 0 && file?.settings.parameters) m.parameters = file.settings.parameters;
   else m.parameters = cli.args;
-  const s = applyDefaults(m, name, env);
+  const s = applyDefaults(m, name, env, !c.machine);
   validate(s, env);
   return { settings: s, file, baseName: name };
 }
 
-function applyDefaults(m: PartialSettings, name: string, env: MergeEnv): Settings {
+function applyDefaults(m: PartialSettings, name: string, env: MergeEnv, nameFromDirectory = true): Settings {
   const ephemeral = m.ephemeral ?? false;
-  const machine = ephemeral ? `${name}-${env.random64()}` : name;
+  // an ephemeral machine named after its directory gets a random suffix, so
+  // that several run at once; a name given with -M is used as it is (nspawn's rule)
+  const machine = ephemeral && nameFromDirectory ? `${name}-${env.random64()}` : name;
   const privateNetwork = m.privateNetwork ?? false;
   const boot = m.boot ?? false;
   let caps = (DEFAULT_CAP_MASK | (m.capability ?? 0n)) & ~(m.dropCapability ?? 0n);

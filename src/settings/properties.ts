@@ -71,7 +71,12 @@ export function parseProperty(assignment: string): Property {
         const pm = parsePermyriad(raw);
         if (pm !== undefined) return { name: n, raw, value: (totalMemory() * BigInt(pm)) / 10000n };
         // bytes with K, M, G, T, P, E (1024-based) as systemd's parse_size(); at most 2^64-1
-        return { name: n, raw, value: parseSize(raw) };
+        try {
+          return { name: n, raw, value: parseSize(raw) };
+        } catch (e) {
+          if (e instanceof ParseError && e.message === EINVAL) return bad(`${EINVAL} (not a size: give bytes with an optional K, M, G, T, P or E suffix, a percentage of the RAM, or infinity)`, e);
+          throw e;
+        }
       }
       case "TasksMax": {
         if (raw === "" || raw === "infinity") return { name: n, raw, value: "max" };

@@ -150,3 +150,43 @@ export async function copyTreeAsync(src: string, dst: string, opts: AsyncCopyOpt
   for (const [s, d, st] of dirs.reverse()) copyMeta(s, d, st, false);
   opts.progress?.(count, bytes);
 }
+
+/**
+ * What a walk of `root` will handle, for a progress line's total: the bytes
+ * of its regular files (a hardlinked file once) and, with `tar`, the size of
+ * the tar stream they make (a 512-byte header per entry, data padded to 512).
+ * Symlinks are not followed; an entry that vanishes or cannot be read counts
+ * as nothing. An estimate: the tree may change while it is copied.
+ */
+export function treeBytes(root: string, tar = false): number {
+  const seen = new Set<string>();
+  let total = tar ? 1024 : 0; // the end-of-archive blocks
+  const walk = (p: string) => {
+    let st: Stats;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return;
+    }
+    if (tar) total += 512;
+    if (st.isDirectory()) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(p);
+      } catch {
+        /* unreadable: the copy itself reports it */
+      }
+      for (const n of names) walk(`${p}/${n}`);
+      return;
+    }
+    if (!st.isFile()) return;
+    if (st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+    }
+    total += tar ? Math.ceil(st.size / 512) * 512 : st.size;
+  };
+  walk(root);
+  return total;
+}

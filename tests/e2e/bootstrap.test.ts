@@ -35,7 +35,7 @@ describe("checks against the mirror before any package is fetched", () => {
     const errorOf = (stderr: string) => stderr.trimEnd().split("\n").at(-1)!;
 
     const u = boot("nosuchsuite");
-    expect(errorOf(u.stderr)).toBe(`Unknown suite nosuchsuite: the mirror has no ${path}/dists/nosuchsuite/InRelease.`);
+    expect(errorOf(u.stderr)).toStartWith(`Unknown suite nosuchsuite: the mirror has no ${path}/dists/nosuchsuite/InRelease.`);
     expect(errorOf(u.stderr)).not.toContain(mirror.host);
     expect(u.code).toBe(1);
 

@@ -12,7 +12,7 @@ const ok = IS_ROOT && haveMirror();
 const test = needs("root and a Debian mirror", ok);
 const NAME = "sctest-day2";
 // an ephemeral machine's name is the image's with a suffix
-const ours = (n: string) => n.startsWith(`${NAME}-`) && /^[0-9a-f]{16}$/.test(n.slice(NAME.length + 1));
+const ours = (n: string) => n === NAME || (n.startsWith(`${NAME}-`) && /^[0-9a-f]{16}$/.test(n.slice(NAME.length + 1)));
 const mine = (l: string) => l.includes(`${NAME}-`) || l.includes(`/${NAME}.`) || l.startsWith("sysctl:");
 const before = ok ? leftovers().filter(mine) : [];
 let links = "";

@@ -45,7 +45,7 @@ describe("a booted Debian machine", () => {
     const r = run(["start", NAME], { netns: true });
     expect(r.stderr).toBe("");
     // found by its name, never by its position in the list
-    const ours = () => run(["list", "--no-legend"]).stdout.split("\n").map((l) => l.split(/\s+/)[0]!).filter((n) => n.startsWith(`${NAME}-`));
+    const ours = () => run(["list", "--no-legend"]).stdout.split("\n").map((l) => l.split(/\s+/)[0]!).filter((n) => n === NAME || n.startsWith(`${NAME}-`));
     const name = ours()[0]!;
     expect(name).toBeDefined();
     // machinectl's start of an image whose machine runs is a no-op: no second

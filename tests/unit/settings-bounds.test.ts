@@ -259,7 +259,7 @@ describe("messages name the option and show the value safely", () => {
     expect(cliError(["-u", "a:b"])).toBe("Failed to parse --user= argument a:b: Invalid argument");
     expect(cliError(["--chdir=rel"])).toBe("Invalid --chdir= argument: Working directory rel is not an absolute path.");
     expect(cliError(["--drop-capability=nope"])).toBe("Invalid --drop-capability= argument: Failed to parse capability nope.");
-    expect(cliError(["--property=MemoryMax=lots"])).toBe("Invalid --property= argument: Failed to parse MemoryMax=lots: Invalid argument.");
+    expect(cliError(["--property=MemoryMax=lots"])).toBe("Invalid --property= argument: Failed to parse MemoryMax=lots: Invalid argument (not a size: give bytes with an optional K, M, G, T, P or E suffix, a percentage of the RAM, or infinity).");
   });
   test("control characters are escaped, long values shortened, the whole message bounded", () => {
     expect(displayValue("a\x1b[2J\nb\u202ec")).toBe("a\\x1b[2J\\nb\\u202ec");
@@ -267,7 +267,7 @@ describe("messages name the option and show the value safely", () => {
     const m = cliError([`--hostname=${"h".repeat(100000)}`]);
     expect(m).toBe(`Invalid --hostname= argument: Invalid hostname: ${"h".repeat(128)}...(100000 characters).`);
     expect(sanitizeMessage("a b ".repeat(5000)).length).toBeLessThanOrEqual(4096);
-    expect(cliError([`--frob\x1b[2J`])).toBe("unrecognized option '--frob\\x1b[2J'");
+    expect(cliError([`--frob\x1b[2J`])).toBe("spawnctl: unrecognized option '--frob\\x1b[2J'");
   });
   test(".nspawn files: a warning naming file:line and key, or an error for CPUAffinity= and SystemCallFilter=", () => {
     const w: string[] = [];

@@ -185,6 +185,8 @@ describe("merging and defaults", () => {
     const s = resolve(["-x", "-D", "/m/web"], e);
     expect(s.machine).toBe("web-0123456789abcdef");
     expect(s.hostname).toBe("fromfile");
+    // a name given with -M is kept (nspawn's rule: systemd-nspawn@.service passes --machine=%i)
+    expect(resolve(["-x", "-D", "/m/web", "-M", "task1"], e).machine).toBe("task1");
   });
   test("-M finds the image in the search path", () => {
     const s = resolve(["-M", "web"], env({}, ["/var/lib/machines/web"]));

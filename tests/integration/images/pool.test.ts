@@ -353,7 +353,7 @@ describe("set-limit", () => {
     expect(r.stderr).toBe(`setting the size limit of image '${a}' to 1.0G: ${POOL}/${a} is a plain directory on ${fs}; size limits need btrfs subvolumes with quotas.\n`);
     const p = run(["set-limit", "10G"]);
     expect(p.stderr).toBe(`setting the size limit of the image pool ${POOL} to 10G: ${POOL} is on ${fs}; size limits need btrfs quotas, which ${fs} does not have.\n`);
-    expect(run(["set-limit", a, "lots"]).stderr).toBe("Failed to parse size: lots\n");
+    expect(run(["set-limit", a, "lots"]).stderr).toBe('set-limit: Failed to parse size: lots (the limit is bytes with an optional K, M, G, T, P or E suffix, or "-" for none)\n');
     expect(run(["remove", a]).code).toBe(0);
   });
 });

@@ -101,7 +101,7 @@ describe("fetchAll", () => {
 
   test("HTTP errors, missing files and unknown schemes name the URL; not-found carries ENOENT", async () => {
     const e404 = await fetchAll([{ url: url("nope") }]).catch((e) => e);
-    expect(e404.message).toBe(`downloading ${url("nope")}: HTTP 404 Not Found`);
+    expect(e404.message).toBe(`downloading ${url("nope")}: HTTP 404 Not Found (no such file on the server)`);
     expect(e404.errno).toBe(2);
     const eFile = await fetchAll([{ url: `file://${dir}/nope` }]).catch((e) => e);
     expect(eFile.message).toBe(`downloading file://${dir}/nope: No such file or directory`);
@@ -144,7 +144,7 @@ describe("fetchAll", () => {
     delay = 30;
     FILES["ok"] = bytes(50_000, 7);
     const items = [{ url: url("missing"), dest: `${dir}/x` }, ...Array.from({ length: 4 }, (_, i) => ({ url: url("ok"), dest: `${dir}/ok${i}` }))];
-    await expect(fetchAll(items, { concurrency: 5 })).rejects.toThrow(`downloading ${url("missing")}: HTTP 404 Not Found`);
+    await expect(fetchAll(items, { concurrency: 5 })).rejects.toThrow(`downloading ${url("missing")}: HTTP 404 Not Found (no such file on the server)`);
     await Bun.sleep(100);
     expect(leftovers(dir)).toEqual([]);
   });
