@@ -5,9 +5,12 @@
 /** The name the binary was invoked by (a link named systemd-nspawn or machinectl), as getopt prints it. */
 export function programName(argv0 = process.argv0): string {
   const name = (argv0 || "spawnctl").slice((argv0 || "").lastIndexOf("/") + 1);
-  // run from source (bun main.ts, the test runner): the program is still spawnctl
-  return name === "" || name === "bun" || name === "node" ? "spawnctl" : name;
+  // the names spawnctl answers to; anything else (spawnctl itself, a copy
+  // renamed, bun running the source or the tests) is spawnctl
+  return LINK_NAMES.includes(name) ? name : "spawnctl";
 }
+
+const LINK_NAMES = ["systemd-nspawn", "machinectl", "journalctl", "systemd-cgls", "systemd-analyze", "systemd-cgtop", "systemd-run"];
 
 /** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours cost 1. */
 export function editDistance(a: string, b: string): number {

@@ -322,6 +322,9 @@ describe("a SIGKILLed run is collected by the next command of another name", () 
       expect(remains(name, tree).sort()).toEqual([
         ...roots.map((r) => `cgroup ${r}/${machineCgroupRel(name)}`),
         ...treeLockPaths(tree).map((l) => `lock ${l}`),
+        // the run registered its container: its state and its name's lock stay too
+        `registry ${name}.json`,
+        `registry ${name}.lock`,
         `registry ${name}.run`,
       ].sort());
       const r = run(["run", "-q", "-P", "-D", tree, "-M", other, "/bin/true"]);
