@@ -54,6 +54,8 @@ export interface TreeOptions {
   inittab?: string;
   files?: Record<string, string>;
   machineId?: string;
+  /** a script of its own as /usr/sbin/init (what -b and start run), instead of busybox's init */
+  init?: string;
 }
 
 /**
@@ -81,6 +83,14 @@ export function makeBusyboxTree(dir: string, opts: TreeOptions = {}): string {
     if (p.includes("/bin/") || p.endsWith(".sh")) chmodSync(`${dir}/${p}`, 0o755);
   }
   chmodSync(`${dir}/home/tester`, 0o755);
+  if (opts.init !== undefined) {
+    // /sbin is the busybox applets' directory: a directory of its own with the init
+    rmSync(`${dir}/sbin`, { force: true });
+    mkdirSync(`${dir}/usr/sbin`, { recursive: true });
+    writeFileSync(`${dir}/usr/sbin/init`, opts.init);
+    chmodSync(`${dir}/usr/sbin/init`, 0o755);
+    symlinkSync("usr/sbin", `${dir}/sbin`);
+  }
   Bun.spawnSync(["chown", "1000:1000", `${dir}/home/tester`]);
   return dir;
 }

@@ -4,7 +4,7 @@
 // through links named machinectl and systemd-nspawn, with their output
 // parsed the way those consumers parse it (see reference-automation.md).
 import { afterAll, beforeAll, describe, expect } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, onTty, removeTree, rootTest as test, tempDir } from "../helpers.ts";
 import { machineCgroupRel } from "../../src/cgroup/cgroup.ts";
 
@@ -57,12 +57,7 @@ beforeAll(() => {
   for (const n of ["machinectl", "systemd-nspawn"]) symlinkSync(SPAWNCTL, `${bin}/${n}`);
   removeTree(IMAGE);
   mkdirSync("/var/lib/machines", { recursive: true });
-  makeBusyboxTree(IMAGE);
-  rmSync(`${IMAGE}/sbin`, { force: true });
-  mkdirSync(`${IMAGE}/usr/sbin`, { recursive: true });
-  writeFileSync(`${IMAGE}/usr/sbin/init`, INIT);
-  chmodSync(`${IMAGE}/usr/sbin/init`, 0o755);
-  symlinkSync("usr/sbin", `${IMAGE}/sbin`);
+  makeBusyboxTree(IMAGE, { init: INIT });
   const r = tool("machinectl", ["start", NAME], { netns: true });
   expect(r.code).toBe(0);
 });
@@ -154,12 +149,7 @@ describe("the CLI-only Nomad driver", () => {
   test("systemd-nspawn --machine N --boot --ephemeral --resolv-conf copy-host ... in the foreground; list -o json, --all show, shell, copy-from, cgroup stats, poweroff", async () => {
     // a tree of its own: the machine above holds its image (a writable user)
     const tree = `${base}/nomad-image`;
-    makeBusyboxTree(tree);
-    rmSync(`${tree}/sbin`, { force: true });
-    mkdirSync(`${tree}/usr/sbin`, { recursive: true });
-    writeFileSync(`${tree}/usr/sbin/init`, INIT);
-    chmodSync(`${tree}/usr/sbin/init`, 0o755);
-    symlinkSync("usr/sbin", `${tree}/sbin`);
+    makeBusyboxTree(tree, { init: INIT });
     mkdirSync(`${base}/vol`);
     writeFileSync(`${base}/vol/data`, "volume\n");
     mkdirSync(`${base}/ro`);

@@ -2,7 +2,7 @@
 // systemd): journal from its console log, run-in with spawnctl's own unit
 // cgroups, and the journalctl / systemd-run links with -M.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { IS_ROOT, SPAWNCTL, leftovers, makeBusyboxTree, removeTree, rootTest as test, run, tempDir } from "../helpers.ts";
 import { detectCgroups } from "../../src/cgroup/facts.ts";
 import { machineCgroupRel } from "../../src/cgroup/cgroup.ts";
@@ -18,12 +18,7 @@ beforeAll(() => {
   base = tempDir();
   removeTree(IMAGE);
   mkdirSync("/var/lib/machines", { recursive: true });
-  makeBusyboxTree(IMAGE);
-  rmSync(`${IMAGE}/sbin`, { force: true });
-  mkdirSync(`${IMAGE}/usr/sbin`, { recursive: true });
-  writeFileSync(`${IMAGE}/usr/sbin/init`, INIT);
-  chmodSync(`${IMAGE}/usr/sbin/init`, 0o755);
-  symlinkSync("usr/sbin", `${IMAGE}/sbin`);
+  makeBusyboxTree(IMAGE, { init: INIT });
   for (const tool of ["journalctl", "systemd-run"]) symlinkSync(SPAWNCTL, `${base}/${tool}`);
   rmSync(`/var/log/spawnctl/${NAME}.console`, { force: true });
   const r = run(["start", NAME], { netns: true });

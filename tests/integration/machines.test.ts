@@ -31,12 +31,7 @@ beforeAll(() => {
   mkdirSync(log);
   removeTree(IMAGE);
   mkdirSync("/var/lib/machines", { recursive: true });
-  makeBusyboxTree(IMAGE, { files: { "sbin/init.sh": INIT } });
-  rmSync(`${IMAGE}/sbin`, { force: true });
-  mkdirSync(`${IMAGE}/usr/sbin`, { recursive: true });
-  writeFileSync(`${IMAGE}/usr/sbin/init`, INIT);
-  chmodSync(`${IMAGE}/usr/sbin/init`, 0o755);
-  Bun.spawnSync(["ln", "-s", "usr/sbin", `${IMAGE}/sbin`]);
+  makeBusyboxTree(IMAGE, { init: INIT });
   // passwordless root for `login`
   writeFileSync(`${IMAGE}/etc/passwd`, "root::0:0:root:/root:/bin/sh\ntester:x:1000:1000:Test User:/home/tester:/bin/sh\n");
   mkdirSync("/etc/systemd/nspawn", { recursive: true });

@@ -183,12 +183,7 @@ done
     mkdirSync(logDir, { recursive: true });
     removeTree(IMAGE);
     mkdirSync("/var/lib/machines", { recursive: true });
-    makeBusyboxTree(IMAGE, { files: { "planted-spawnctl-canary": "x\n" } });
-    rmSync(`${IMAGE}/sbin`, { force: true });
-    mkdirSync(`${IMAGE}/usr/sbin`, { recursive: true });
-    writeFileSync(`${IMAGE}/usr/sbin/init`, INIT);
-    chmodSync(`${IMAGE}/usr/sbin/init`, 0o755);
-    symlinkSync("usr/sbin", `${IMAGE}/sbin`);
+    makeBusyboxTree(IMAGE, { files: { "planted-spawnctl-canary": "x\n" }, init: INIT });
     mkdirSync(`${IMAGE}/log`);
   });
   afterAll(() => {
