@@ -398,6 +398,16 @@ export async function machinectlMain(argv: string[]): Promise<number> {
       const { journalTail } = await import("../machine/journal.ts");
       const lines = o.lines === undefined ? 10 : Number(o.lines);
       if (!Number.isInteger(lines) || lines < 0) throw usage(`Failed to parse --lines= value: ${o.lines}`);
+      if (o.json) {
+        // what status shows, as the properties show names them, with its OS and addresses
+        const objs = args.map((n) => {
+          const st = M.runningMachine(n);
+          const os = M.machineOs(st);
+          return { ...propertiesObject(M.machineProperties(st), { ...o, all: true, property: [] }), OS: os.PRETTY_NAME ?? os.NAME ?? null, Addresses: M.machineAddresses(st) };
+        });
+        print(formatJson(args.length === 1 ? objs[0] : objs, o.json));
+        return 0;
+      }
       for (const [i, name] of args.entries()) {
         const st = M.runningMachine(name);
         if (i > 0) print("");

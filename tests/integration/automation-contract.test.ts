@@ -114,6 +114,12 @@ describe("machinectl, as the connection plugins and Nomad read it", () => {
     expect(Number(all.get("TimestampMonotonic"))).toBeGreaterThan(0);
     expect(all.has("NetworkInterfaces")).toBe(true);
     expect(all.has("Service")).toBe(true);
+    // show and status as JSON: the same names, numbers as numbers
+    const js = JSON.parse(tool("machinectl", ["show", NAME, "--json=short"]).stdout);
+    expect(js).toMatchObject({ Name: NAME, State: "running", RootDirectory: IMAGE, Class: "container" });
+    expect(typeof js.Leader).toBe("number");
+    const status = JSON.parse(tool("machinectl", ["-o", "json", "status", NAME]).stdout);
+    expect(status).toMatchObject({ Name: NAME, OS: "BusyBox test tree", Addresses: [] });
     const plain = keyValues(tool("machinectl", ["show", NAME], { env: { SYSTEMD_LOG_LEVEL: "notice" } }).stdout);
     expect(plain.get("State")).toBe("running");
     expect(plain.get("RootDirectory")).toBe(IMAGE);

@@ -112,3 +112,40 @@ installTest("make install leaves a file of a link's name that is not spawnctl's 
     rmSync(dest, { recursive: true, force: true });
   }
 });
+
+const shellsTest = needs("zsh and fish", has("zsh") && has("fish"));
+
+shellsTest("the zsh and fish scripts load and complete verbs and run's options", () => {
+  const dir = tempDir("spawnctl-shells-");
+  try {
+    const bin = `${ROOT}/dist/spawnctl`;
+    const env = { ...process.env, PATH: `${ROOT}/dist:${process.env.PATH}` };
+    // fish: its own completion query
+    writeFileSync(`${dir}/spawnctl.fish`, Bun.spawnSync([bin, "completion", "fish"]).stdout);
+    const fish = Bun.spawnSync(["fish", "-c", `source ${dir}/spawnctl.fish; complete -C "spawnctl sta"; echo ---; complete -C "spawnctl run --priv"`], { env, stdout: "pipe", stderr: "pipe" });
+    expect(fish.stderr.toString()).toBe("");
+    const [verbs, opts] = fish.stdout.toString().split("---\n");
+    expect(verbs!.split("\n").map((l) => l.split("\t")[0]).filter(Boolean).sort()).toEqual(["start", "status"]);
+    expect(opts).toContain("--private-network");
+    expect(opts).toContain("--private-users-ownership");
+    // zsh: the function, through stand-ins for the completion system's builtins
+    mkdirSync(`${dir}/zsh`);
+    writeFileSync(`${dir}/zsh/_spawnctl`, Bun.spawnSync([bin, "completion", "zsh"]).stdout);
+    expect(Bun.spawnSync(["zsh", "-n", `${dir}/zsh/_spawnctl`]).exitCode).toBe(0);
+    writeFileSync(`${dir}/t.zsh`, [
+      `fpath=(${dir}/zsh $fpath)`,
+      `autoload -Uz compinit && compinit -u -d ${dir}/zcompdump`,
+      'compadd() { print -r -- "ADD: $*"; }',
+      '_describe() { print -r -- "DESCRIBE: $*"; }',
+      'words=(spawnctl sta); CURRENT=2',
+      "autoload -Uz _spawnctl; _spawnctl",
+    ].join("\n"));
+    const zsh = Bun.spawnSync(["zsh", "-f", `${dir}/t.zsh`], { env, stdout: "pipe", stderr: "pipe" });
+    const offered = zsh.stdout.toString();
+    expect(offered).toMatch(/\bstart\b/);
+    expect(offered).toMatch(/\bstatus\b/);
+    expect(offered).toMatch(/\bjournal\b/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
