@@ -51,6 +51,27 @@ export function scopeMachine(dir: string): string | undefined {
   return dir.startsWith("machine-") && dir.endsWith(".scope") ? unescapeUnit(dir.slice(8, -6)) : undefined;
 }
 
+/**
+ * Where the container itself runs below its machine's cgroup, in the
+ * hierarchies its init manages (cgroup2, and name=systemd on v1/hybrid
+ * hosts), when it runs as a service's payload (--keep-unit, what `start`
+ * passes, as systemd-nspawn@.service does): nspawn's layout, so that the
+ * guest's manager owns a cgroup of its own whose attributes the host's side
+ * does not also write.
+ */
+export const PAYLOAD = "payload";
+
+/** Is this hierarchy one the container's init manages (its cgroups are delegated there)? */
+export function managedHierarchy(facts: CgroupFacts, dir: string): boolean {
+  if (facts.unified && (dir === facts.unified || dir.startsWith(`${facts.unified}/`))) return true;
+  return facts.v1.some((h) => !!h.name && (dir === h.mountpoint || dir.startsWith(`${h.mountpoint}/`)));
+}
+
+/** A machine's directory where its container runs: the payload below it in a managed hierarchy, if it has one. */
+export function containerDir(facts: CgroupFacts, dir: string, payload: boolean): string {
+  return payload && managedHierarchy(facts, dir) ? `${dir}/${PAYLOAD}` : dir;
+}
+
 /** A machine's cgroup relative to a hierarchy's root: machine.slice/machine-<escaped>.scope. */
 export function machineCgroupRel(machine: string): string {
   return `${CGROUP_PARENT}/${machineScope(machine)}`;
@@ -185,7 +206,7 @@ export function openMachineCgroup(facts: CgroupFacts, machine: string): MachineC
 }
 
 /** Create the machine's cgroup in every hierarchy; a stale one from a crashed run is removed first. */
-export function createMachineCgroup(facts: CgroupFacts, machine: string): MachineCgroup {
+export function createMachineCgroup(facts: CgroupFacts, machine: string, payload = false): MachineCgroup {
   const cg = openMachineCgroup(facts, machine);
   const created: string[] = [];
   try {
@@ -208,6 +229,7 @@ export function createMachineCgroup(facts: CgroupFacts, machine: string): Machin
       }
       created.push(p);
       inheritCpuset(p);
+      if (payload && managedHierarchy(facts, p)) mkdirSync(`${p}/${PAYLOAD}`);
     }
     if (facts.layout === "unified" && facts.unified) enableControllers(facts.unified);
   } catch (e) {

@@ -1,7 +1,7 @@
 // Which of a machine's cgroup files the container's root gets (its
 // delegation, as systemd hands a unit's cgroup to a container's init).
 import type { CgroupFacts } from "./facts.ts";
-import { machineCgroupPaths } from "./cgroup.ts";
+import { containerDir, machineCgroupPaths } from "./cgroup.ts";
 
 // what a delegated cgroup's owner must be able to write (systemd's list), by
 // the kind of hierarchy: cgroup2, and the v1 hierarchies the container's init
@@ -29,9 +29,9 @@ export function delegationPaths(paths: string[], kind: (path: string) => keyof t
   return all;
 }
 
-/** delegationPaths of machine `machine`'s cgroups on this host's layout. */
-export function machineDelegation(facts: CgroupFacts, machine: string): string[] {
-  return delegationPaths(machineCgroupPaths(facts, machine), (p) => {
+/** delegationPaths of machine `machine`'s cgroups on this host's layout (its payload's, in the payload layout). */
+export function machineDelegation(facts: CgroupFacts, machine: string, payload = false): string[] {
+  return delegationPaths(machineCgroupPaths(facts, machine).map((p) => containerDir(facts, p, payload)), (p) => {
     if (facts.unified && p.startsWith(`${facts.unified}/`)) return "v2";
     return facts.v1.some((h) => !!h.name && p.startsWith(`${h.mountpoint}/`)) ? "managed" : "joined";
   });

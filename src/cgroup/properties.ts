@@ -26,10 +26,16 @@ function v1Dir(facts: CgroupFacts, controller: string, machine: string, sub: str
   return h ? `${h.mountpoint}/${machineCgroupRel(machine)}${sub}` : undefined;
 }
 
+/** A unit's path below a machine in a v1 controller hierarchy: never in the payload (only the managed hierarchies have one). */
+function v1Sub(unit: string | undefined, payload: boolean): string {
+  if (!unit) return "";
+  return `/${payload && unit.startsWith("payload/") ? unit.slice(8) : unit}`;
+}
+
 /** Which file gets what for a property, on this host's layout. */
-export function propertyTargets(p: Property, facts: CgroupFacts, machine: string, unit?: string): Target[] {
-  const sub = unit ? `/${unit}` : "";
-  const v2 = facts.unified ? `${facts.unified}/${machineCgroupRel(machine)}${sub}` : undefined;
+export function propertyTargets(p: Property, facts: CgroupFacts, machine: string, unit?: string, payload = false): Target[] {
+  const v2 = facts.unified ? `${facts.unified}/${machineCgroupRel(machine)}${unit ? `/${unit}` : ""}` : undefined;
+  const sub = v1Sub(unit, payload);
   const use2 = (c: string) => v2 !== undefined && v2Enabled(v2, c);
   const val = (v: Property["value"]) => (v === "max" ? "max" : String(v));
   const v1max = (v: Property["value"]) => (v === "max" ? "-1" : String(v));
@@ -88,9 +94,9 @@ export function propertyTargets(p: Property, facts: CgroupFacts, machine: string
 }
 
 /** Write the properties to the machine's cgroup; an unavailable controller is an error naming it. */
-export function applyProperties(props: Property[], facts: CgroupFacts, machine: string, unit?: string): void {
+export function applyProperties(props: Property[], facts: CgroupFacts, machine: string, unit?: string, payload = false): void {
   for (const p of props) {
-    const targets = propertyTargets(p, facts, machine, unit);
+    const targets = propertyTargets(p, facts, machine, unit, payload);
     const shown = `${p.name}=${displayValue(p.raw)}`;
     if (targets.length === 0) throw new SpawnctlError(`${shown}: the controller it needs is not available on this host.`);
     for (const t of targets) {

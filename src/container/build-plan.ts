@@ -120,6 +120,8 @@ export interface RunContext {
   /** cgroup v1 "tasks" files the child writes "0" to, joining the machine's cgroups itself (the
    * cgroup2 one it is started in); moving oneself skips the global lock that a move by pid takes */
   cgroupJoin: string[];
+  /** the container runs in a payload cgroup below its machine's (--keep-unit: `start`) */
+  cgroupPayload?: boolean;
   osRelease: string;
   user: ResolvedUser;
   /** container_uuid: 32 hex digits */
@@ -667,7 +669,7 @@ function usernsParentOps(s: Settings, ctx: RunContext, delegation: string[]): Pa
  * the host's side of it overlaps with the payload's start.
  */
 export function parentOps(s: Settings, ctx: RunContext): ParentOp[] {
-  const ops: ParentOp[] = ctx.userns ? usernsParentOps(s, ctx, machineDelegation(ctx.cgroup, s.machine)) : [];
+  const ops: ParentOp[] = ctx.userns ? usernsParentOps(s, ctx, machineDelegation(ctx.cgroup, s.machine, !!ctx.cgroupPayload)) : [];
   if (ctx.networkBarrier) ops.push({ kind: "step", name: "net-links" }, { kind: "step", name: "net-ready" });
   if (ctx.networkBarrier || ctx.userns) ops.push({ kind: "go", barrier: 2 });
   if (ctx.networkBarrier) ops.push({ kind: "step", name: "net-host" });

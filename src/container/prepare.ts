@@ -12,7 +12,7 @@ import { chaseInRoot, existsInRoot, parseOsRelease, readInRoot, resolveUser, sta
 import { PROC_INACCESSIBLE, type FileAction, type PreparedBind, type PreparedOverlay, type RunContext } from "./build-plan.ts";
 import type { HostFacts } from "./host.ts";
 import { loadFilter } from "./seccomp/load.ts";
-import { machineCgroupRel } from "../cgroup/cgroup.ts";
+import { containerDir, machineCgroupRel } from "../cgroup/cgroup.ts";
 import { bindOwners, prepareUserns } from "./userns-setup.ts";
 
 export const RUNTIME_DIR = "/run/spawnctl";
@@ -314,7 +314,8 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     tree,
     cgroup: facts.cgroup,
     cgroupNamespace: facts.cgroup.layout !== "none" && existsSync("/proc/self/ns/cgroup"),
-    cgroupJoin: facts.cgroup.v1.map((h) => `${h.mountpoint}/${machineCgroupRel(s.machine)}/tasks`),
+    cgroupJoin: facts.cgroup.v1.map((h) => `${containerDir(facts.cgroup, `${h.mountpoint}/${machineCgroupRel(s.machine)}`, s.keepUnit)}/tasks`),
+    cgroupPayload: s.keepUnit,
     osRelease: facts.osRelease,
     user,
     uuid,

@@ -46,6 +46,8 @@ export interface MachineState {
   boot: boolean;
   /** spawnctl start arguments, for a restart after reboot */
   startArgs?: string[];
+  /** the container runs in a payload cgroup below the machine's, in the hierarchies its init manages */
+  payload?: boolean;
 }
 
 export function statePath(name: string): string {
@@ -114,6 +116,7 @@ const stateSchema = lazySchema((z) => {
     netifs: z.optional(z.array(z.string())),
     boot: z.boolean(),
     startArgs: z.optional(z.array(z.string())),
+    payload: z.optional(z.boolean()),
   });
 });
 // the schema and the interface say the same

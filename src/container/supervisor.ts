@@ -10,7 +10,7 @@ import { formatPlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { info, print, trace } from "../util/log.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
-import { createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
+import { containerDir, createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
 import { markRun } from "../cgroup/gc.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan, type RunContext } from "./build-plan.ts";
@@ -115,7 +115,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       const initFd = attachInit(plan);
       cleanup.push(() => closeQuietly(initFd));
     }
-    cg = createMachineCgroup(facts.cgroup, s.machine);
+    cg = createMachineCgroup(facts.cgroup, s.machine, s.keepUnit);
     if (s.properties.length > 0) applyProperties(s.properties.map(parseProperty), facts.cgroup, s.machine);
     trace("cgroup created");
     const cgRef = cg;
@@ -124,7 +124,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     // parentOps); its code is loaded only then: it is not on the common start path
     const network = needsNetworkSetup(s) ? new RunNetwork(s, cleanup) : undefined;
     if (cgRef.unified) {
-      const fd = openSync(cgRef.unified, constants.O_RDONLY | constants.O_DIRECTORY);
+      const fd = openSync(containerDir(facts.cgroup, cgRef.unified, s.keepUnit), constants.O_RDONLY | constants.O_DIRECTORY);
       cleanup.push(() => closeQuietly(fd));
       plan.cgroupFd = fd;
     }
@@ -195,6 +195,7 @@ function register(s: Settings, ctx: RunContext, leader: number, cg: MachineCgrou
     privateNetwork: s.privateNetwork,
     netifs,
     boot: s.boot,
+    ...(s.keepUnit ? { payload: true } : {}),
   });
 }
 

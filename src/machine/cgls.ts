@@ -3,7 +3,7 @@
 // running machine under one tree rooted at spawnctl's own group.
 import { hostFacts } from "../container/host.ts";
 import type { MachineState } from "../container/registry.ts";
-import { CGROUP_PARENT, machineCgroupRel } from "../cgroup/cgroup.ts";
+import { CGROUP_PARENT, containerDir, machineCgroupRel } from "../cgroup/cgroup.ts";
 import { drawCgroupTree, machineDirs, pickTree, procInfo, readCgroupTree, type CgNode, type DrawOptions } from "../cgroup/tree.ts";
 import { isatty } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
@@ -50,10 +50,16 @@ export function parseCglsArgs(args: string[]): CglsOptions {
   return o;
 }
 
-/** The machine's tree: from the hierarchy whose processes sit in sub-groups (see pickTree). */
-export function machineTree(st: MachineState): CgNode {
+/** The directories the machine's container runs in: its payload's, in the payload layout (see cgroup.ts PAYLOAD). */
+export function containerDirs(st: MachineState): ReturnType<typeof machineDirs> {
   const facts = hostFacts().cgroup;
-  const dirs = machineDirs(facts, st.cgroups, st.unifiedCgroup);
+  const p = !!st.payload;
+  return machineDirs(facts, st.cgroups.map((d) => containerDir(facts, d, p)), st.unifiedCgroup && containerDir(facts, st.unifiedCgroup, p));
+}
+
+/** The machine's tree (its container's): from the hierarchy whose processes sit in sub-groups (see pickTree). */
+export function machineTree(st: MachineState): CgNode {
+  const dirs = containerDirs(st);
   const candidates: Array<{ kind: "systemd" | "unified" | "other"; tree: CgNode }> = [];
   if (dirs.systemd) candidates.push({ kind: "systemd", tree: readCgroupTree(dirs.systemd) });
   if (dirs.unified) candidates.push({ kind: "unified", tree: readCgroupTree(dirs.unified) });

@@ -16,7 +16,7 @@ import type { Op, Plan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { resolveUser, type ResolvedUser } from "../util/tree.ts";
 import type { CgroupFacts } from "../container/host.ts";
-import { machineCgroupRel } from "../cgroup/cgroup.ts";
+import { containerDir, machineCgroupRel } from "../cgroup/cgroup.ts";
 import { loadFilter } from "../container/seccomp/load.ts";
 import type { MachineState } from "../container/registry.ts";
 
@@ -69,8 +69,10 @@ export function buildEnterPlan(st: MachineState, facts: CgroupFacts, joins: Arra
     { kind: "closeFrom", fd: 3 },
   ];
   // the machine's cgroups are joined by writing "0"
-  for (const h of facts.v1) ops.push({ kind: "write", path: `${h.mountpoint}/${machineCgroupRel(st.name)}${sub}/tasks`, data: "0", mode: 0, inRoot: false, optional: !sub });
-  if (st.unifiedCgroup) ops.push({ kind: "write", path: `${st.unifiedCgroup}${sub}/cgroup.procs`, data: "0", mode: 0, inRoot: false, optional: !sub });
+  // (the container's directories: its payload's in the hierarchies its init manages, in the payload layout)
+  const p = !!st.payload;
+  for (const h of facts.v1) ops.push({ kind: "write", path: `${containerDir(facts, `${h.mountpoint}/${machineCgroupRel(st.name)}`, p)}${sub}/tasks`, data: "0", mode: 0, inRoot: false, optional: !sub });
+  if (st.unifiedCgroup) ops.push({ kind: "write", path: `${containerDir(facts, st.unifiedCgroup, p)}${sub}/cgroup.procs`, data: "0", mode: 0, inRoot: false, optional: !sub });
   // the mount namespace last: the other /proc/PID/ns paths are host paths
   for (const [name, flag] of joins) ops.push({ kind: "setns", path: `/proc/${st.leader}/ns/${name}`, nstype: flag });
   ops.push(

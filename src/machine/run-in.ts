@@ -15,7 +15,7 @@ import { SpawnctlError } from "../util/errors.ts";
 import { info, print } from "../util/log.ts";
 import { hostFacts } from "../container/host.ts";
 import { applyProperties, parseProperty, type Property } from "../cgroup/properties.ts";
-import { inheritCpuset, machineCgroupRel } from "../cgroup/cgroup.ts";
+import { containerDir, inheritCpuset, machineCgroupRel } from "../cgroup/cgroup.ts";
 import type { CgroupFacts } from "../cgroup/facts.ts";
 import type { MachineState } from "../container/registry.ts";
 import { buildEnterPlan, enterEnvironment, machineUser, namespacesToJoin, runInMachine, spawnEnter, treeHas } from "./enter.ts";
@@ -94,8 +94,9 @@ export function unitName(unit: string | undefined, random = () => Math.floor(Mat
 
 /** The unit's cgroup in each hierarchy the machine has one in. */
 function unitCgroups(st: MachineState, facts: CgroupFacts, unit: string): string[] {
-  const dirs = facts.v1.map((h) => `${h.mountpoint}/${machineCgroupRel(st.name)}/${unit}`);
-  if (st.unifiedCgroup) dirs.push(`${st.unifiedCgroup}/${unit}`);
+  const p = !!st.payload;
+  const dirs = facts.v1.map((h) => `${containerDir(facts, `${h.mountpoint}/${machineCgroupRel(st.name)}`, p)}/${unit}`);
+  if (st.unifiedCgroup) dirs.push(`${containerDir(facts, st.unifiedCgroup, p)}/${unit}`);
   return dirs;
 }
 
@@ -170,7 +171,7 @@ export async function runInMain(args: string[]): Promise<number> {
       made.push(d);
       inheritCpuset(d);
     }
-    if (o.properties.length) applyProperties(o.properties, facts, name, unit);
+    if (o.properties.length) applyProperties(o.properties, facts, name, st.payload ? `payload/${unit}` : unit, !!st.payload);
     const plan = buildEnterPlan(st, facts, namespacesToJoin(st.leader), {
       user: u, env: enterEnvironment(u, o.env, false), argv: o.command, pty: false, cwd: u.home || "/", cgroupSub: unit, detached,
     });

@@ -18,7 +18,7 @@ import { parseCommandLine } from "../settings/cli.ts";
 import { resolveSettings } from "../settings/merge.ts";
 import { type Settings, needsNetworkSetup } from "../settings/types.ts";
 import { mergeEnv } from "../container/host-env.ts";
-import { createMachineCgroup, openMachineCgroup } from "../cgroup/cgroup.ts";
+import { containerDir, createMachineCgroup, openMachineCgroup } from "../cgroup/cgroup.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
 import { hostFacts } from "../container/host.ts";
@@ -199,7 +199,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     };
     cleanup.push(dropMark);
     trace("machine: settings, facts, tree lock");
-    const cg = createMachineCgroup(facts.cgroup, s.machine);
+    const cg = createMachineCgroup(facts.cgroup, s.machine, s.keepUnit);
     trace("machine: cgroup");
     cleanup.push(() => cg.destroy());
     // startMachines makes every machine's cgroup before it starts any
@@ -225,7 +225,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const [ctl, theirs] = seqpacketPair();
     cleanup.push(() => closeQuietly(ctl));
     const devnull = openSync("/dev/null", "r");
-    const cgfd = cg.unified ? openSync(cg.unified, constants.O_RDONLY | constants.O_DIRECTORY) : devnull;
+    const cgfd = cg.unified ? openSync(containerDir(facts.cgroup, cg.unified, s.keepUnit), constants.O_RDONLY | constants.O_DIRECTORY) : devnull;
     plan.cgroupFd = cg.unified ? 7 : undefined;
     const planFd = sealedMemfd("spawnctl-plan", encodePlan(plan));
     const selfFd = supervisorFd();
@@ -330,6 +330,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
       locks: inherited,
       boot: s.boot,
       startArgs: extra,
+      ...(s.keepUnit ? { payload: true } : {}),
     };
     writeState(st);
     trace("machine: state written");

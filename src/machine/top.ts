@@ -12,7 +12,7 @@ import { countProcesses, readSample, renderTop, sortRows, topRow, type CgSample,
 import { machineDirs, type CgNode } from "../cgroup/tree.ts";
 import { isatty, shim } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
-import { machineTree } from "./cgls.ts";
+import { containerDirs, machineTree } from "./cgls.ts";
 import { runningMachine, runningMachines } from "./verbs.ts";
 
 export const TOP_HELP = `spawnctl top [OPTIONS...] [NAME]
@@ -167,7 +167,8 @@ function groups(o: TopOptions): Group[] {
 }
 
 function sample(g: Group): CgSample {
-  const dirs = machineDirs(hostFacts().cgroup, g.st.cgroups, g.st.unifiedCgroup);
+  // the machine's own row: all of it; its groups: below its container's directories
+  const dirs = g.rel === "" ? machineDirs(hostFacts().cgroup, g.st.cgroups, g.st.unifiedCgroup) : containerDirs(g.st);
   return readSample(dirs, g.rel, Number(process.hrtime.bigint()), undefined, () => countProcesses(g.dir, listDir));
 }
 

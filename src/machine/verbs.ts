@@ -9,7 +9,7 @@ import { formatAgo, formatBytes, formatTimestamp } from "../util/table.ts";
 import { readOsRelease, type ResolvedUser } from "../util/tree.ts";
 import { signalName, SIGRTMIN } from "../settings/parse.ts";
 import { hostFacts } from "../container/host.ts";
-import { machineScope, openMachineCgroup } from "../cgroup/cgroup.ts";
+import { containerDir, machineScope, openMachineCgroup } from "../cgroup/cgroup.ts";
 import { isatty, closeQuietly, libc, shim, errno, strerror } from "../sys/ffi.ts";
 import { startRelay, type Relay } from "../container/console.ts";
 import {
@@ -201,7 +201,9 @@ export function statusText(st: MachineState): string {
   if (tasks !== undefined) out.push(`${pad("Tasks")}: ${tasks}`);
   const mem = memoryOf(st);
   if (mem !== undefined) out.push(`${pad("Memory")}: ${formatBytes(mem)}`);
-  const tree = st.unifiedCgroup ?? st.cgroups.find((c) => c.includes("/systemd/")) ?? st.cgroups[0];
+  const scope = st.unifiedCgroup ?? st.cgroups.find((c) => c.includes("/systemd/")) ?? st.cgroups[0];
+  // the container's tree: its payload's, in the payload layout
+  const tree = scope && containerDir(hostFacts().cgroup, scope, !!st.payload);
   if (tree) {
     const lines = cgroupTree(tree, machineScope(st.name));
     out.push(`${pad("Unit")}: ${lines[0]}`, ...lines.slice(1).map((l) => `${" ".repeat(14)}${l}`));

@@ -114,6 +114,14 @@ describe("machinectl, as the connection plugins and Nomad read it", () => {
     expect(Number(all.get("TimestampMonotonic"))).toBeGreaterThan(0);
     expect(all.has("NetworkInterfaces")).toBe(true);
     expect(all.has("Service")).toBe(true);
+    // its cgroup where systemd puts a machine, the container in its payload
+    // (start runs it as systemd-nspawn@.service does, --keep-unit), inside
+    // seen as the root
+    const unified = `/sys/fs/cgroup/unified/${machineCgroupRel(NAME)}`;
+    const v2 = existsSync(unified) ? unified : `/sys/fs/cgroup/${machineCgroupRel(NAME)}`;
+    expect(readFileSync(`${v2}/payload/cgroup.procs`, "utf8").split("\n")).toContain(all.get("Leader"));
+    expect(readFileSync(`${v2}/cgroup.procs`, "utf8")).toBe("");
+    expect(tool("machinectl", ["shell", NAME, "/bin/cat", "/proc/1/cgroup"]).stdout).toMatch(/^0::\/$/m);
     // show and status as JSON: the same names, numbers as numbers
     const js = JSON.parse(tool("machinectl", ["show", NAME, "--json=short"]).stdout);
     expect(js).toMatchObject({ Name: NAME, State: "running", RootDirectory: IMAGE, Class: "container" });

@@ -338,3 +338,23 @@ describe("machine cgroups where systemd puts them", () => {
     expect(scopeMachine("system.slice")).toBeUndefined();
   });
 });
+
+describe("the payload layout (--keep-unit, what start passes)", () => {
+  const userns = { shift: 0x50000, range: 65536, idmapRoot: true, rootBase: 0, fallbackChown: true };
+  test("the container joins machine-NAME.scope/payload in the hierarchies its init manages, and that is what it is handed", () => {
+    const p = plan(["-D", "/m/web", "-U", "--keep-unit", "true"], { userns, cgroupPayload: true });
+    const chown = p.parent!.find((o) => o.kind === "chownPaths");
+    if (chown?.kind !== "chownPaths") throw new Error("no delegation");
+    expect(chown.paths).toContain("/sys/fs/cgroup/unified/machine.slice/machine-web.scope/payload");
+    expect(chown.paths).toContain("/sys/fs/cgroup/systemd/machine.slice/machine-web.scope/payload/cgroup.procs");
+    expect(chown.paths).not.toContain("/sys/fs/cgroup/unified/machine.slice/machine-web.scope");
+  });
+  test("containerDir: only the managed hierarchies have a payload", async () => {
+    const { containerDir } = await import("../../src/cgroup/cgroup.ts");
+    const facts = detectCgroups(HYBRID);
+    expect(containerDir(facts, "/sys/fs/cgroup/unified/machine.slice/machine-web.scope", true)).toEndWith("/payload");
+    expect(containerDir(facts, "/sys/fs/cgroup/systemd/machine.slice/machine-web.scope", true)).toEndWith("/payload");
+    expect(containerDir(facts, "/sys/fs/cgroup/memory/machine.slice/machine-web.scope", true)).toEndWith(".scope");
+    expect(containerDir(facts, "/sys/fs/cgroup/unified/machine.slice/machine-web.scope", false)).toEndWith(".scope");
+  });
+});
