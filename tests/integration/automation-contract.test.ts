@@ -119,7 +119,7 @@ describe("machinectl, as the connection plugins and Nomad read it", () => {
     // seen as the root
     const unified = `/sys/fs/cgroup/unified/${machineCgroupRel(NAME)}`;
     const v2 = existsSync(unified) ? unified : `/sys/fs/cgroup/${machineCgroupRel(NAME)}`;
-    expect(readFileSync(`${v2}/payload/cgroup.procs`, "utf8").split("\n")).toContain(all.get("Leader"));
+    expect(readFileSync(`${v2}/payload/cgroup.procs`, "utf8").split("\n")).toContain(all.get("Leader")!);
     expect(readFileSync(`${v2}/cgroup.procs`, "utf8")).toBe("");
     expect(tool("machinectl", ["shell", NAME, "/bin/cat", "/proc/1/cgroup"]).stdout).toMatch(/^0::\/$/m);
     // show and status as JSON: the same names, numbers as numbers
