@@ -196,7 +196,9 @@ export function statusText(st: MachineState): string {
   out.push(`${pad("Root")}: ${st.root}`);
   const addrs = machineAddresses(st);
   if (addrs.length) out.push(`${pad("Address")}: ${addrs[0]}`, ...addrs.slice(1).map((a) => `${" ".repeat(14)}${a}`));
-  if (os.PRETTY_NAME) out.push(`${pad("OS")}: ${os.PRETTY_NAME}`);
+  // os-release's PRETTY_NAME, else its NAME (the specification's fallback)
+  const osName = os.PRETTY_NAME ?? os.NAME;
+  if (osName) out.push(`${pad("OS")}: ${osName}`);
   const tasks = tasksOf(st);
   if (tasks !== undefined) out.push(`${pad("Tasks")}: ${tasks}`);
   const mem = memoryOf(st);
