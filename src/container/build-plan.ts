@@ -224,6 +224,19 @@ function rootOps(s: Settings, ctx: RunContext): Op[] {
     ops.push(m({ src: ctx.tree, dst: stage, flags: MS.BIND | MS.REC, what: `binding ${ctx.tree} to ${stage}` }));
   }
   ops.push({ kind: "setRoot", path: stage });
+  if (s.pivotRoot) {
+    // --pivot-root=NEW[:OLD]: NEW (resolved inside the tree) becomes the
+    // root; the tree's own root goes to OLD inside it, or stays out of reach
+    const pivot = `${ctx.scratch}/pivot`;
+    ops.push(
+      { kind: "mkdir", path: pivot, mode: 0o755, inRoot: false },
+      m({ src: s.pivotRoot.newRoot, srcInRoot: true, dst: pivot, flags: MS.BIND | MS.REC, what: `binding ${s.pivotRoot.newRoot} of the tree as its root (--pivot-root)` }),
+      { kind: "setRoot", path: pivot },
+    );
+    if (s.pivotRoot.oldRoot) {
+      ops.push(m({ src: stage, dst: s.pivotRoot.oldRoot, dstInRoot: true, mkdir: true, flags: MS.BIND | MS.REC, what: `binding the tree's root to ${s.pivotRoot.oldRoot} (--pivot-root)` }));
+    }
+  }
   if (s.readOnly && !s.ephemeral && s.volatile !== "overlay") ops.push(ro("/", true));
   if (s.volatile === "state") {
     ops.push(m({ src: "tmpfs", dst: "/var", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.STRICTATIME, data: "mode=0755" }));

@@ -61,8 +61,20 @@ export function treeMachineId(tree: string): string | undefined {
 }
 
 /** Refuse trees that do not look like an OS, as nspawn does. */
+/**
+ * The directory of the tree that becomes the container's / (--pivot-root's
+ * first path, resolved inside the tree), or the tree itself: what the
+ * checks and the user, machine ID and /etc lookups read.
+ */
+export function containerRoot(s: Settings, tree = s.directory): string {
+  if (!s.pivotRoot) return tree;
+  const p = chaseInRoot(tree, s.pivotRoot.newRoot);
+  if (!p) throw new SpawnctlError(`--pivot-root=: ${s.pivotRoot.newRoot} does not exist in ${tree}.`);
+  return p;
+}
+
 export function checkTree(s: Settings): void {
-  const dir = s.directory;
+  const dir = containerRoot(s);
   let st;
   try {
     st = statSync(dir);
@@ -288,26 +300,28 @@ function usrLinks(tree: string): Array<[string, string]> {
  * tree is not chowned.
  */
 export function prepareContext(s: Settings, facts: HostFacts, tree: string, cleanup: Cleanup, dry = s.printPlan): RunContext {
+  // the user, the machine ID and /etc are the container's: below --pivot-root's directory
+  const view = containerRoot(s, tree);
   let user: ResolvedUser;
   if (s.user && s.user !== "root" && s.user !== "0") {
-    const u = resolveUser(tree, s.user);
+    const u = resolveUser(view, s.user);
     if (!u) throw new SpawnctlError(`Failed to resolve user ${s.user}.`);
     user = u;
   } else {
-    user = resolveUser(tree, "root") ?? { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] };
+    user = resolveUser(view, "root") ?? { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] };
   }
   const pu = prepareUserns(s, tree, dry);
   if (pu?.lock) {
     const lock = pu.lock;
     cleanup.push(() => lock.release());
   }
-  const machineId = treeMachineId(tree);
+  const machineId = treeMachineId(view);
   const uuid = machineId ?? (s.uuid || randomUuid());
   if (!dry) {
     mkdirSync(STAGE_DIR, { recursive: true, mode: 0o755 });
     mkdirSync(SCRATCH_DIR, { recursive: true, mode: 0o700 });
   }
-  const etc = statInRoot(tree, "/etc");
+  const etc = statInRoot(view, "/etc");
   const r: RunContext = {
     stage: STAGE_DIR,
     scratch: SCRATCH_DIR,
@@ -325,8 +339,8 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     binds: prepareBinds(s, tree, cleanup, dry).map((b) => (pu ? bindOwners(b, tree) : b)),
     overlays: prepareOverlays(s, tree, cleanup, dry),
     resolvConf: resolvConfAction(s, facts),
-    timezone: timezoneAction(s, facts, tree),
-    journal: journalContext(s, tree, machineId, cleanup, dry),
+    timezone: timezoneAction(s, facts, view),
+    journal: journalContext(s, view, machineId, cleanup, dry),
     devices: { fuse: facts.hasFuse, tun: facts.hasNetTun },
     treeHasEtc: !!etc && etc.isDirectory(),
     procMasks: PROC_INACCESSIBLE,

@@ -167,6 +167,7 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv, nameFrom
     asPid2: m.asPid2 ?? false,
     parameters: m.parameters ?? [],
     workingDirectory: m.workingDirectory ?? "",
+    ...(m.pivotRoot ? { pivotRoot: m.pivotRoot } : {}),
     environment: m.environment ?? [],
     user: m.user ?? "",
     killSignal: m.killSignal ?? (boot ? SIGRTMIN + 3 : 0),
@@ -219,6 +220,7 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv, nameFrom
 function validate(s: Settings, env: MergeEnv): void {
   if (s.boot && s.asPid2) throw usage("--boot and --as-pid2 may not be combined.");
   if (s.ephemeral && s.template) throw usage("--ephemeral and --template= may not be combined.");
+  if (s.pivotRoot && s.volatile === "yes") throw usage("--pivot-root= and --volatile=yes may not be combined.");
   if (s.networkBridge && s.networkZone) throw usage("--network-bridge= and --network-zone= may not be combined.");
   if (s.ports.length > 0 && !s.privateNetwork) throw usage("Cannot use --port= without private networking.");
   if (s.networkNamespacePath && (s.networkVeth || s.networkVethExtra.length || s.networkBridge || s.networkZone ||

@@ -218,6 +218,18 @@ export const ROWS: Row[] = [
     },
   },
   {
+    group: "pivotRoot", long: ["pivot-root"], arg: "required", file: ["Exec.PivotRoot"],
+    set: (s, v) => {
+      const parts = (v ?? "").split(":");
+      if (parts.length > 2 || !parts[0]) throw new ParseError(`Failed to parse --pivot-root= argument: ${v}`, true);
+      for (const p of parts) {
+        if (!p.startsWith("/") || !isAbsoluteNormalized(p)) throw new ParseError(`--pivot-root=: ${p} is not an absolute, normalized path.`, true);
+        checkPath(p);
+      }
+      s.pivotRoot = parts[1] ? { newRoot: parts[0], oldRoot: parts[1] } : { newRoot: parts[0] };
+    },
+  },
+  {
     group: "environment", long: ["setenv"], short: "E", arg: "required", file: ["Exec.Environment"],
     set: (s, v) => {
       const a = parseEnvAssignment(v ?? "");

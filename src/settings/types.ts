@@ -33,6 +33,8 @@ export interface Settings {
   asPid2: boolean;
   parameters: string[];
   workingDirectory: string;
+  /** --pivot-root=NEW[:OLD]: the directory of the tree that becomes /, and where the tree's own root goes (none: hidden) */
+  pivotRoot?: { newRoot: string; oldRoot?: string };
   environment: string[];
   user: string;
   killSignal: number;
