@@ -39,6 +39,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -169,7 +170,7 @@ static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len, int pare
 				return -EINVAL;
 			continue;
 		}
-		if (o->kind > NSH_OP_IFUP)
+		if (o->kind > NSH_OP_BIND_SOCKET)
 			return -EINVAL;
 		switch (o->kind) {
 		case NSH_OP_WRITE:
@@ -198,7 +199,7 @@ static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len, int pare
 				if (!str_ok(p, o->s[k]))
 					return -EINVAL;
 		}
-		if ((o->kind == NSH_OP_RECV_FD || o->kind == NSH_OP_SEND_FD || o->kind == NSH_OP_OPEN ||
+		if ((o->kind == NSH_OP_RECV_FD || o->kind == NSH_OP_SEND_FD || o->kind == NSH_OP_OPEN || o->kind == NSH_OP_BIND_SOCKET ||
 		     o->kind == NSH_OP_MOVE_MOUNT || o->kind == NSH_OP_OPEN_TREE) &&
 		    o->n[2] >= NSH_FD_SLOTS)
 			return -EINVAL;
@@ -1255,6 +1256,36 @@ static int run_op(struct ctx *c, uint32_t i)
 	}
 	case NSH_OP_SEND_FD:
 		return send_msg(c, NSH_MSG_FD, i, 0, (uint32_t)o->n[0], c->slot[o->n[2]]);
+	case NSH_OP_BIND_SOCKET: {
+		/* the parent directory resolved (inside the root), the name bound through it */
+		char buf[4096];
+		const char *name;
+		int pfd = open_parent(c, S(c, o->s[1]), !!(o->flags & NSH_F_DST_IN_ROOT), buf, sizeof(buf), &name);
+		if (pfd < 0)
+			return -1;
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		/* "/proc/self/fd/<dir>/<name>" without snprintf */
+		fd_path(sa.sun_path, pfd);
+		size_t dl = strlen(sa.sun_path), nl = strlen(name);
+		if (dl + 1 + nl >= sizeof(sa.sun_path)) {
+			xclose(pfd);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		sa.sun_path[dl] = '/';
+		memcpy(sa.sun_path + dl + 1, name, nl + 1);
+		int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return xclose(pfd);
+		unlinkat(pfd, name, 0);
+		int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		xclose(pfd);
+		if (r < 0)
+			return xclose(fd);
+		xclose(c->slot[o->n[2]]);
+		c->slot[o->n[2]] = fd;
+		return 0;
+	}
 	case NSH_OP_OPEN: {
 		int fd = resolve(c, S(c, o->s[1]), !!(o->flags & NSH_F_DST_IN_ROOT), (int)o->n[0], (mode_t)o->n[1]);
 		if (fd < 0)

@@ -12,7 +12,10 @@ import type { BindMount } from "../settings/parse.ts";
 import { CLONE, MNT_DETACH, MOUNT_ATTR, MS, PR, S_IF, makedev } from "../sys/consts.ts";
 import type { Op, ParentOp, Plan } from "../sys/plan.ts";
 import { machineDelegation } from "../cgroup/delegation.ts";
-import { FD_SLOTS } from "../sys/abi.ts";
+import { FD_SLOTS, FD_TAG } from "../sys/abi.ts";
+
+/** the slot the notify socket is made in (the last: the user namespace's mounts count up from 0) */
+const NOTIFY_SLOT = FD_SLOTS - 1;
 import { SpawnctlError } from "../util/errors.ts";
 import type { CgroupFacts } from "./host.ts";
 import { escapeOverlayPath, parseMountOptions } from "./mountopts.ts";
@@ -522,8 +525,9 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     // links in our network namespace as soon as the clone has made it.
     ops.push({ kind: "barrier", id: 1 });
     const last = devSlot(s, ctx);
-    if (last >= FD_SLOTS) {
-      throw new SpawnctlError(`With a user namespace at most ${FD_SLOTS - 2} host directories can be bound (--bind=/--bind-ro=); got ${last - 1}.`);
+    // (the last slot is the notify socket's)
+    if (last >= NOTIFY_SLOT) {
+      throw new SpawnctlError(`With a user namespace at most ${NOTIFY_SLOT - 2} host directories can be bound (--bind=/--bind-ro=); got ${last - 1}.`);
     }
     for (let slot = 0; slot < last; slot++) ops.push({ kind: "recvFd", slot });
     // we still are the host's root, which the namespace cannot map: become its root
@@ -538,6 +542,14 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   ops.push(m({ dst: "/", flags: MS.SLAVE | MS.REC, what: "making the host's mounts slaves of the container's namespace" }));
   ops.push(...rootOps(s, ctx));
   ops.push(...runOps(s, ctx));
+  if (s.notifyReady) {
+    // --notify-ready: the payload reports READY=1 on /run/host/notify (its
+    // NOTIFY_SOCKET); the socket goes to the parent, which waits for it
+    ops.push(
+      { kind: "bindSocket", path: "/run/host/notify", inRoot: true, slot: NOTIFY_SLOT },
+      { kind: "sendFd", slot: NOTIFY_SLOT, tag: FD_TAG.NOTIFY },
+    );
+  }
   ops.push(...procOps(s, ctx));
   ops.push(...sysOps(s, ctx));
   ops.push(...devOps(s, ctx));

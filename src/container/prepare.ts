@@ -104,6 +104,7 @@ export function buildEnvironment(s: Settings, user: ResolvedUser, uuid: string, 
   env.set("USER", user.name);
   env.set("LOGNAME", user.name);
   env.set("container_uuid", uuidDashed(uuid));
+  if (s.notifyReady) env.set("NOTIFY_SOCKET", "/run/host/notify");
   if (!s.boot) env.set("LANG", "C.UTF-8");
   const os = parseOsRelease(hostOsRelease);
   for (const k of ["ID", "VERSION_ID", "BUILD_ID", "VARIANT_ID", "IMAGE_ID", "IMAGE_VERSION"]) {

@@ -134,6 +134,8 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       cgRef.kill(9);
     });
     trace("spawned");
+    // (the notify socket of --notify-ready: nobody above a foreground run to tell)
+    for (const fd of child.fds.values()) cleanup.push(() => closeQuietly(fd));
     // registered, as nspawn registers with machined: list, show, shell,
     // copy-to, poweroff and the rest find a foreground container too
     if (s.register) {

@@ -8,8 +8,8 @@
 import { CONFIG_PATH, config } from "../settings/config.ts";
 import { closeSync, constants, mkdirSync, openSync, readSync } from "node:fs";
 import { ptr } from "bun:ffi";
-import { CTL, MSG, MSG_SIZE } from "../sys/abi.ts";
-import { COMPILED, closeQuietly, sealedMemfd, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
+import { CTL, FD_TAG, MSG, MSG_SIZE } from "../sys/abi.ts";
+import { COMPILED, closeQuietly, libc, sealedMemfd, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { info, trace, warn } from "../util/log.ts";
@@ -343,10 +343,54 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     machineLock.release = () => {};
     closeSync(machineLock.fd);
     for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);
+    // --notify-ready: started means READY=1 on the machine's notify socket
+    // (now that its supervisor drains the console, which a booting guest fills)
+    const notify = child.fds.get(FD_TAG.NOTIFY);
+    // nothing here is ours to undo any more, whatever happens next
+    cleanup.length = 0;
+    if (notify !== undefined) {
+      try {
+        yield* awaitReady(st, notify);
+      } finally {
+        closeQuietly(notify);
+      }
+    }
     return st;
   } catch (e) {
     runCleanup(cleanup);
     throw e;
+  }
+}
+
+/** How long `start` waits for a --notify-ready machine's READY=1 (systemd's default TimeoutStartSec=). */
+export const READY_TIMEOUT_MS = 90_000;
+
+/**
+ * Wait for READY=1 on the machine's notify socket, yielding between looks
+ * so that other machines' starts go on. A machine that ends first is an
+ * error; one that says nothing in READY_TIMEOUT_MS is a warning (it runs).
+ */
+function* awaitReady(st: MachineState, fd: number, timeoutMs = READY_TIMEOUT_MS): Generator<void, void, void> {
+  const buf = new Uint8Array(4096);
+  const deadline = Date.now() + timeoutMs;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    const n = Number(libc().recv(fd, ptr(buf), buf.length, 0x40 /* MSG_DONTWAIT */));
+    if (n > 0) {
+      const text = new TextDecoder().decode(buf.subarray(0, n));
+      if (text.split("\n").includes("READY=1")) {
+        trace(`machine ${st.name}: READY=1`);
+        return;
+      }
+      continue;
+    }
+    if (processStart(st.leader) !== st.leaderStart) throw new SpawnctlError(`Machine ${st.name} ended before it reported READY=1 (--notify-ready).`);
+    if (Date.now() > deadline) {
+      warn(`Machine ${st.name} has not reported READY=1 in ${timeoutMs / 1000}s (--notify-ready); it runs on.`);
+      return;
+    }
+    yield;
+    Atomics.wait(nap, 0, 0, 10);
   }
 }
 

@@ -11,7 +11,7 @@ import type { FFIFunction } from "bun:ffi";
 // argv blocks) are stored the same way and carry their length in a number slot.
 
 export const ABI_MAGIC = 0x4e534831; // "NSH1"
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
 
 /** Header layout: u32 magic, u32 version, u32 nops, u32 strtab_len, u64 clone_flags, i32 cgroup_fd, u32 reserved.
  * cgroup_fd >= 0: start the child in that cgroup2 directory (clone3 CLONE_INTO_CGROUP). */
@@ -116,6 +116,8 @@ export const OP = {
   EXIT: 43,
   /** bring the link named s1 up in our network namespace (loopback) */
   IFUP: 44,
+  /** a datagram unix socket bound at s1 (inside the root with DST_IN_ROOT), into slot n2 (the notify socket) */
+  BIND_SOCKET: 45,
 } as const;
 export type OpKind = (typeof OP)[keyof typeof OP];
 
@@ -235,6 +237,8 @@ export const CTL = {
 export const FD_TAG = {
   CONSOLE: 1,
   SLOT: 2,
+  /** the container's notify socket (/run/host/notify), for --notify-ready */
+  NOTIFY: 3,
 } as const;
 
 /** What the shim exports, with their bun:ffi signatures (kept next to the ABI they speak). */

@@ -28,6 +28,7 @@ const LIBC_SYMBOLS = {
   socketpair: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
   socket: { args: ["i32", "i32", "i32"], returns: "i32" },
   connect: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
   mkdirat: { args: ["i32", "cstring", "u32"], returns: "i32" },
   symlinkat: { args: ["cstring", "i32", "cstring"], returns: "i32" },
   fchownat: { args: ["i32", "cstring", "u32", "u32", "i32"], returns: "i32" },

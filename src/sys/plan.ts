@@ -64,6 +64,7 @@ export type Op = Common &
     | { kind: "sendPid" }
     | { kind: "exit"; code: number }
     | { kind: "ifUp"; name: string }
+    | { kind: "bindSocket"; path: string; inRoot: boolean; slot: number }
   );
 
 /** The parent's steps that TypeScript runs (POP.STEP n0 is the index here). */
@@ -264,6 +265,7 @@ export function encodePlan(plan: Plan): Uint8Array {
       case "sendPid": kind = OP.SEND_PID; break;
       case "exit": kind = OP.EXIT; n[0] = op.code; break;
       case "ifUp": kind = OP.IFUP; s[1] = st.add(op.name); break;
+      case "bindSocket": kind = OP.BIND_SOCKET; s[1] = st.add(op.path); n[2] = op.slot; flags |= inRoot(op.inRoot); break;
     }
     const o = i * OP_SIZE;
     dv.setUint32(o, kind, true);
@@ -422,6 +424,7 @@ export function describeOp(op: Op, root?: string): { what: string; syscall: stri
     case "sendPid": return { what: "reporting the process id", syscall: "sendmsg" };
     case "exit": return { what: "exiting", syscall: "exit" };
     case "ifUp": return { what: `bringing up network link ${op.name}`, syscall: "ioctl(SIOCSIFFLAGS)" };
+    case "bindSocket": return { what: `making the socket ${rp(root, op.path, op.inRoot)}`, syscall: "bind" };
   }
 }
 

@@ -27,8 +27,8 @@ beforeAll(() => {
   rmSync(`/var/lib/machines/${NAME}`, { force: true });
   symlinkSync(TREE, `/var/lib/machines/${NAME}`);
   mkdirSync("/etc/systemd/nspawn", { recursive: true });
-  // the cached tree stays pristine
-  writeFileSync(`/etc/systemd/nspawn/${NAME}.nspawn`, "[Exec]\nEphemeral=yes\n");
+  // the cached tree stays pristine; start returns once systemd said READY=1
+  writeFileSync(`/etc/systemd/nspawn/${NAME}.nspawn`, "[Exec]\nEphemeral=yes\nNotifyReady=yes\n");
   symlinkSync(SPAWNCTL, `${tmp}/machinectl`);
 }, 600_000);
 
@@ -45,6 +45,8 @@ afterAll(() => {
 describe("Ansible", () => {
   test("a playbook with become_method community.general.machinectl runs its modules in the machine", async () => {
     expect(run(["start", NAME], { netns: true }).code).toBe(0);
+    // --notify-ready: booted by the time start returns
+    expect(run(["shell", NAME, "/bin/systemctl", "is-system-running"]).stdout).toMatch(/^(running|degraded)$/m);
     const end = Date.now() + 120_000;
     while (!/^(running|degraded)$/m.test(run(["shell", NAME, "/bin/systemctl", "is-system-running"]).stdout)) {
       if (Date.now() > end) throw new Error("the machine did not come up");
