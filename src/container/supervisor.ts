@@ -15,6 +15,7 @@ import { markRun } from "../cgroup/gc.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan, type RunContext } from "./build-plan.ts";
 import { lockMachine, processStart, removeState, writeState } from "./registry.ts";
+import { syncHosts } from "./hosts.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
@@ -140,7 +141,12 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     // copy-to, poweroff and the rest find a foreground container too
     if (s.register) {
       register(s, ctx, child.pid, cgRef, network?.hostLinks() ?? []);
-      cleanup.push(() => removeState(s.machine));
+      cleanup.push(() => {
+        removeState(s.machine);
+        if (network) syncHosts();
+      });
+      // its name on the host (hosts = true), once it has an address
+      if (network) syncHosts();
       trace("registered");
     }
     const exited = waitExit(child.pid);

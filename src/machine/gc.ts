@@ -75,6 +75,8 @@ export function collectStale(): Collected {
   } catch (e) {
     warn(`Collecting stale machines: ${message(e)}`);
   }
+  // a collected machine's name leaves the host's /etc/hosts (hosts = true)
+  if (done.machines.length) require("../container/hosts.ts").syncHosts();
   trace(`gc done${done.machines.length ? `: ${done.machines.join(" ")}` : ""}`);
   return done;
 }

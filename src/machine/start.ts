@@ -23,6 +23,7 @@ import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
 import { hostFacts } from "../container/host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "../container/prepare.ts";
+import { syncHosts } from "../container/hosts.ts";
 import { ChildDriver, cloneFailure } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
@@ -242,7 +243,8 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
         "--plan", "5", "--exe", "6", "--self", "3", "--kill-signal", String(s.killSignal),
         ...(dhcp ? ["--dhcp", dhcp, "--dhcp-hostname", s.hostname] : []),
         ...cgroupProcs.flatMap((p) => ["--cgroup-procs", p])],
-      { stdio: stdio as never, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } },
+      // (the configuration and hosts file this start used: its clean-up and a restart use them too)
+      { stdio: stdio as never, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...inheritedEnv(["SPAWNCTL_CONFIG", "SPAWNCTL_HOSTS_FILE"]) } },
     );
     sup.unref();
     trace("machine: supervisor spawned");
@@ -343,6 +345,8 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     machineLock.release = () => {};
     closeSync(machineLock.fd);
     for (const l of [...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])]) closeQuietly(l.fd);
+    // its name on the host (hosts = true in spawnctl.toml)
+    if (netplan) syncHosts();
     // --notify-ready: started means READY=1 on the machine's notify socket
     // (now that its supervisor drains the console, which a booting guest fills)
     const notify = child.fds.get(FD_TAG.NOTIFY);
@@ -360,6 +364,13 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     runCleanup(cleanup);
     throw e;
   }
+}
+
+/** The variables of ours that are set, to pass on to a machine's supervisor. */
+function inheritedEnv(names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) if (process.env[n]) out[n] = process.env[n]!;
+  return out;
 }
 
 /** How long `start` waits for a --notify-ready machine's READY=1 (systemd's default TimeoutStartSec=). */
@@ -416,6 +427,7 @@ export async function machineExited(name: string, status: number, netnsFd = -1):
   }
   // the state goes last but for the locks: `terminate` waits for it
   removeState(name);
+  syncHosts();
   if (st?.locks) releaseInherited(st.locks);
   const what = outcome.kind === "exited" ? `exited with status ${outcome.code}` : outcome.kind === "signaled" ? `was killed by signal ${outcome.signal}` : outcome.kind === "poweroff" ? "has been shut down" : "is being rebooted";
   info(`Container ${name} ${what}.`);

@@ -14,6 +14,7 @@
 //
 //   [network]
 //   veth-pool = "10.0.0.0/8"   # where each plain veth's /28 comes from
+//   hosts = true               # running machines' names in the host's /etc/hosts (as nss-mymachines)
 //
 //   [start]
 //   options = ["--quiet", "--keep-unit", "--boot", "--network-veth", "-U", "--settings=override"]
@@ -30,7 +31,7 @@ export const CONFIG_PATH = "/etc/spawnctl/spawnctl.toml";
 export interface Config {
   images: { path?: string[] };
   bootstrap: { mirror?: string; "ubuntu-mirror"?: string; "arch-mirror"?: string; "cache-dir"?: string };
-  network: { "veth-pool"?: string };
+  network: { "veth-pool"?: string; hosts?: boolean };
   start: { options?: string[] };
 }
 
@@ -48,6 +49,7 @@ const schema = lazySchema((zz) =>
     }), {}),
     network: zz._default(zz.strictObject({
       "veth-pool": zz.optional(zz.string().check(zz.refine((v) => parsePool(v) !== undefined, "an IPv4 prefix of /8 to /24, such as 10.0.0.0/8"))),
+      hosts: zz.optional(zz.boolean()),
     }), {}),
     start: zz._default(zz.strictObject({
       options: zz.optional(zz.array(zz.string().check(zz.refine((o) => o.startsWith("-"), "an option (starting with -); the machine and its directory are added by start")))),
