@@ -56,6 +56,10 @@ export function statePath(name: string): string {
 export function lockPath(name: string): string {
   return `${MACHINES_DIR}/${name}.lock`;
 }
+/** When a --notify-ready machine said READY=1 (µs since the epoch, as text); gone with its state. */
+export function readyPath(name: string): string {
+  return `${MACHINES_DIR}/${name}.ready`;
+}
 export function consoleSocket(name: string): string {
   return `${MACHINES_DIR}/${name}.console.sock`;
 }
@@ -150,7 +154,7 @@ export function readState(name: string): MachineState | undefined {
 }
 
 export function removeState(name: string): void {
-  for (const p of [statePath(name), consoleSocket(name)]) {
+  for (const p of [statePath(name), consoleSocket(name), readyPath(name)]) {
     try {
       unlinkSync(p);
     } catch {

@@ -6,7 +6,7 @@
 // or else until its init started.
 import { readFileSync, statSync, openSync, readSync, closeSync } from "node:fs";
 import { hostFacts } from "../container/host.ts";
-import type { MachineState } from "../container/registry.ts";
+import { readyPath, type MachineState } from "../container/registry.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { formatTimestamp } from "../util/table.ts";
 import { buildEnterPlan, enterEnvironment, machineUser, namespacesToJoin, spawnEnter } from "./enter.ts";
@@ -119,6 +119,13 @@ export interface BootTime {
 
 /** How long a guest without systemd took to come up, and what was measured. */
 export function measureBoot(st: MachineState): BootTime {
+  // --notify-ready: when it said READY=1 (what start waited for)
+  try {
+    const ready = Number(readFileSync(readyPath(st.name), "utf8"));
+    if (ready >= st.since) return { us: ready - st.since, what: "from the machine's start until it reported READY=1 on its notify socket (--notify-ready)" };
+  } catch {
+    /* not a --notify-ready machine */
+  }
   const log = st.console?.log;
   if (log) {
     try {

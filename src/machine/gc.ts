@@ -44,7 +44,7 @@ const NET_DIR = "/run/spawnctl/net";
 /** how old an unheld lock file must be before a sweep removes it */
 const SWEEP_AGE_MS = 1000;
 
-const SUFFIXES = [".json", ".lock", ".run", ".console.sock"];
+const SUFFIXES = [".json", ".lock", ".run", ".console.sock", ".ready"];
 
 function list(dir: string): string[] {
   try {

@@ -6,7 +6,7 @@
 // When the container ends the supervisor execs `spawnctl __machine-exited`,
 // which cleans up and, after a reboot, starts the machine again.
 import { CONFIG_PATH, config } from "../settings/config.ts";
-import { closeSync, constants, mkdirSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readSync, writeFileSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { CTL, FD_TAG, MSG, MSG_SIZE } from "../sys/abi.ts";
 import { COMPILED, closeQuietly, libc, sealedMemfd, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
@@ -35,7 +35,7 @@ import { markRun } from "../cgroup/gc.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
 import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
 import {
-  type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, removeState, runningFor, writeState,
+  type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, readyPath, removeState, runningFor, writeState,
 } from "../container/registry.ts";
 
 /** What systemd-nspawn@.service passes. */
@@ -391,6 +391,12 @@ function* awaitReady(st: MachineState, fd: number, timeoutMs = READY_TIMEOUT_MS)
       const text = new TextDecoder().decode(buf.subarray(0, n));
       if (text.split("\n").includes("READY=1")) {
         trace(`machine ${st.name}: READY=1`);
+        // for analyze; the supervisor's clean-up removes it with the state
+        try {
+          writeFileSync(readyPath(st.name), `${Math.round((performance.timeOrigin + performance.now()) * 1000)}\n`);
+        } catch {
+          /* the machine is being cleaned up already */
+        }
         return;
       }
       continue;

@@ -64,7 +64,12 @@ describe("--notify-ready", () => {
     expect(took).toBeGreaterThanOrEqual(1400);
     // it said so before start returned
     expect(run(["shell", NAME, "/bin/cat", "/ready-said"]).stdout).toBe("ready\n");
+    // analyze counts until READY=1
+    const a = run(["analyze", NAME]);
+    expect(a.stdout).toMatch(/^Startup finished in 1\.[0-9]+s \(container\)$/m);
+    expect(a.stdout).toContain("until it reported READY=1 on its notify socket (--notify-ready)");
     run(["terminate", NAME]);
+    expect(existsSync(`/run/spawnctl/machines/${NAME}.ready`)).toBe(false);
   });
 
   test("a payload that ends before READY=1 fails the start, naming it", () => {
