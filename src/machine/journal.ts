@@ -77,6 +77,12 @@ export function stripEscapes(s: string): string {
     .replace(/[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]/g, "");
 }
 
+/** Text with every escape sequence but colours (SGR) and every control character but newline and tab removed. */
+export function colorsOnly(s: string): string {
+  const parts = s.split(/(\x1b\[[0-9;]*m)/);
+  return parts.map((p, i) => (i % 2 === 1 ? p : stripEscapes(p))).join("");
+}
+
 /** The last n lines of a text (all of it without n). */
 export function lastLines(text: string, n: number | undefined): string {
   if (n === undefined) return text;
@@ -90,7 +96,9 @@ async function showConsoleLog(image: string, name: string, o: LogOptions): Promi
   const path = consoleLog(image);
   if (!existsSync(path)) throw new SpawnctlError(`Machine ${name} has no journal and no console log (${path}).`);
   const tty = isatty(1);
-  const clean = (s: string) => (tty ? s : stripEscapes(s));
+  // a guest's output is hostile: on a terminal only its colours pass (no
+  // title, cursor or mode sequences), elsewhere no escape sequence at all
+  const clean = (s: string) => (tty ? colorsOnly(s) : stripEscapes(s));
   const rotated = `${path}.1`;
   let text = "";
   if (o.lines === undefined && existsSync(rotated)) text = await Bun.file(rotated).text();

@@ -82,7 +82,7 @@ export function parseRunIn(args: string[]): RunInOptions {
   }
   o.command = args.slice(i);
   if (o.command.length === 0) throw new SpawnctlError("run-in: which command? (spawnctl run-in NAME [OPTIONS...] COMMAND [ARGS...])");
-  if (o.unit !== undefined && !/^[A-Za-z0-9:_.\\-]+$/.test(o.unit)) throw new SpawnctlError(`run-in: --unit=${o.unit}: not a valid unit name`);
+  if (o.unit !== undefined && !/^[A-Za-z0-9:_.@-]+$/.test(o.unit)) throw new SpawnctlError(`run-in: --unit=${o.unit}: not a valid unit name`);
   return o;
 }
 

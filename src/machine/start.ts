@@ -386,6 +386,11 @@ function* awaitReady(st: MachineState, fd: number, timeoutMs = READY_TIMEOUT_MS)
   const deadline = Date.now() + timeoutMs;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
+    // (the deadline holds for a guest that floods the socket too)
+    if (Date.now() > deadline) {
+      warn(`Machine ${st.name} has not reported READY=1 in ${timeoutMs / 1000}s (--notify-ready); it runs on.`);
+      return;
+    }
     const n = Number(libc().recv(fd, ptr(buf), buf.length, 0x40 /* MSG_DONTWAIT */));
     if (n > 0) {
       const text = new TextDecoder().decode(buf.subarray(0, n));
@@ -402,10 +407,6 @@ function* awaitReady(st: MachineState, fd: number, timeoutMs = READY_TIMEOUT_MS)
       continue;
     }
     if (processStart(st.leader) !== st.leaderStart) throw new SpawnctlError(`Machine ${st.name} ended before it reported READY=1 (--notify-ready).`);
-    if (Date.now() > deadline) {
-      warn(`Machine ${st.name} has not reported READY=1 in ${timeoutMs / 1000}s (--notify-ready); it runs on.`);
-      return;
-    }
     yield;
     Atomics.wait(nap, 0, 0, 10);
   }

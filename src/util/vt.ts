@@ -151,7 +151,9 @@ export class Screen {
   private csi(params: string, final: string): void {
     const priv = params.startsWith("?");
     const nums = (priv ? params.slice(1) : params).split(";").map((p) => (p === "" ? NaN : Number.parseInt(p, 10)));
-    const n = (k: number, d = 1) => (Number.isNaN(nums[k]!) || nums[k] === undefined ? d : nums[k]!) || d;
+    // a count is never more than the screen has (a hostile guest's ESC[999999999S costs nothing)
+    const n = (k: number, d = 1) => Math.min((Number.isNaN(nums[k]!) || nums[k] === undefined ? d : nums[k]!) || d, 10_000);
+    const lines = (k: number) => Math.min(n(k), this.rows);
     const clampR = (r: number) => Math.max(0, Math.min(this.rows - 1, r));
     const clampC = (c: number) => Math.max(0, Math.min(this.cols - 1, c));
     this.wrapNext = false;
@@ -170,10 +172,10 @@ export class Screen {
       case "X": for (let k = 0; k < n(0) && this.c + k < this.cols; k++) this.grid[this.r]![this.c + k] = " "; break;
       case "P": { const row = this.grid[this.r]!; row.splice(this.c, Math.min(n(0), this.cols - this.c)); while (row.length < this.cols) row.push(" "); break; }
       case "@": { const row = this.grid[this.r]!; row.splice(this.c, 0, ...new Array<string>(Math.min(n(0), this.cols - this.c)).fill(" ")); row.length = this.cols; break; }
-      case "L": if (this.r >= this.top && this.r <= this.bottom) for (let k = 0; k < n(0); k++) { this.grid.splice(this.bottom, 1); this.grid.splice(this.r, 0, this.blankRow()); } break;
-      case "M": if (this.r >= this.top && this.r <= this.bottom) for (let k = 0; k < n(0); k++) { this.grid.splice(this.r, 1); this.grid.splice(this.bottom, 0, this.blankRow()); } break;
-      case "S": this.scrollUp(n(0)); break;
-      case "T": this.scrollDown(n(0)); break;
+      case "L": if (this.r >= this.top && this.r <= this.bottom) for (let k = 0; k < lines(0); k++) { this.grid.splice(this.bottom, 1); this.grid.splice(this.r, 0, this.blankRow()); } break;
+      case "M": if (this.r >= this.top && this.r <= this.bottom) for (let k = 0; k < lines(0); k++) { this.grid.splice(this.r, 1); this.grid.splice(this.bottom, 0, this.blankRow()); } break;
+      case "S": this.scrollUp(lines(0)); break;
+      case "T": this.scrollDown(lines(0)); break;
       case "r": {
         const t = n(0) - 1, b = n(1, this.rows) - 1;
         if (t < b && b < this.rows) {

@@ -53,10 +53,25 @@ describe("Screen", () => {
     expect(s.renderInline()).toBe("grüß\r\nx\x1b[1A\x1b[2G");
   });
 
+  test("a hostile guest's huge counts cost nothing", () => {
+    const s = new Screen(24, 80);
+    const t0 = performance.now();
+    feed(s, "x\x1b[999999999S\x1b[999999999L\x1b[999999999M\x1b[999999999T\x1b[999999999@\x1b[999999999X\x1b[999999999;999999999Hy");
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(s.cursor).toEqual({ row: 23, col: 79 });
+  });
+
   test("a login prompt after boot messages with a scroll region", () => {
     const s = new Screen(4, 40);
     feed(s, "[  OK  ] Started getty\r\n\r\nDebian GNU/Linux 12 box console\r\n\r\nbox login: ");
     expect(s.lines()).toEqual(["", "Debian GNU/Linux 12 box console", "", "box login:"]);
     expect(s.cursor).toEqual({ row: 3, col: 11 });
   });
+});
+
+test("journal's console log: colours pass on a terminal, nothing else; off a terminal no escapes at all", async () => {
+  const { colorsOnly, stripEscapes } = await import("../../src/machine/journal.ts");
+  const hostile = "\x1b[1;32mok\x1b[0m \x1b]0;pwned\x07title \x1b[2J\x1b[?1049hcleared\r\nline\x07";
+  expect(colorsOnly(hostile)).toBe("\x1b[1;32mok\x1b[0m title cleared\nline");
+  expect(stripEscapes(hostile)).toBe("ok title cleared\nline");
 });
