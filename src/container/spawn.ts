@@ -81,6 +81,13 @@ export function driveChild(plan: Plan, pid: number, sync: number, steps: ParentS
   return d.result!;
 }
 
+/** A fresh state for nsh_parent_run: empty registers (-1), an empty queue; and its result array. */
+function newParentState(): { state: Int32Array; res: Int32Array } {
+  const state = new Int32Array(PARENT_STATE_SIZE);
+  state.fill(-1, 0, PARENT_REGS);
+  return { state, res: new Int32Array(4) };
+}
+
 /**
  * The one driver of a plan's two sides. The child runs its ops on its own;
  * this runs the parent's side in order: the shim runs its ops (maps,
@@ -103,9 +110,9 @@ export class ChildDriver {
   private readonly fdOut = new Int32Array(1);
   private readonly ops: ParentOp[];
   private readonly prog?: Uint8Array;
-  /** nsh_parent_run's registers and queue (see abi.ts) */
-  private readonly state = new Int32Array(PARENT_STATE_SIZE);
-  private readonly res = new Int32Array(4);
+  /** nsh_parent_run's registers and queue (see abi.ts), and its result */
+  private readonly state: Int32Array;
+  private readonly res: Int32Array;
   /** the next parent op */
   private pc = 0;
   private ended = false;
@@ -118,11 +125,13 @@ export class ChildDriver {
     private readonly steps: ParentSteps,
     private readonly reapOnFailure: boolean,
     prog: Uint8Array | undefined,
+    shimState = newParentState(),
   ) {
     this.out = { pid, fds: new Map() };
     this.ops = plan.parent ?? [];
     this.prog = prog;
-    this.state.fill(-1, 0, PARENT_REGS);
+    this.state = shimState.state;
+    this.res = shimState.res;
   }
 
   /**
@@ -140,17 +149,13 @@ export class ChildDriver {
     trace("spawn: cloning");
     let d: ChildDriver;
     if (prog) {
-      const state = new Int32Array(PARENT_STATE_SIZE);
-      state.fill(-1, 0, PARENT_REGS);
-      const res = new Int32Array(4);
-      const pid = sh.nsh_spawn_parent(ptr(buf), buf.length, ptr(fds), ptr(prog), prog.length, ptr(state), ptr(res)) as number;
+      const ps = newParentState();
+      const pid = sh.nsh_spawn_parent(ptr(buf), buf.length, ptr(fds), ptr(prog), prog.length, ptr(ps.state), ptr(ps.res)) as number;
       trace("spawn: cloned");
       if (pid < 0) throw cloneFailure(-pid);
-      d = new ChildDriver(plan, pid, fds[0]!, steps, true, prog);
-      d.state.set(state);
-      d.res.set(res);
+      d = new ChildDriver(plan, pid, fds[0]!, steps, true, prog, ps);
       try {
-        d.settle(res[3]!);
+        d.settle(ps.res[3]!);
       } catch (e) {
         d.fail();
         throw e;

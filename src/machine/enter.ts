@@ -5,7 +5,7 @@
 // execs. It makes itself non-dumpable before joining, so nothing in the
 // container can reach spawnctl's own executable through /proc (runc
 // CVE-2019-5736).
-import { readlinkSync, statSync } from "node:fs";
+import { readlinkSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { closeQuietly, sealedMemfd, seqpacketPair } from "../sys/ffi.ts";
 import { encodePlan } from "../sys/plan.ts";
@@ -14,7 +14,7 @@ import { supervisorFd } from "../container/supervisor-bin.ts";
 import { CLONE, PR } from "../sys/consts.ts";
 import type { Op, Plan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
-import { resolveUser, type ResolvedUser } from "../util/tree.ts";
+import { resolveUser, statInRoot, type ResolvedUser } from "../util/tree.ts";
 import type { CgroupFacts } from "../container/host.ts";
 import { containerDir, machineCgroupRel } from "../cgroup/cgroup.ts";
 import { loadFilter } from "../container/seccomp/load.ts";
@@ -184,13 +184,7 @@ export async function runInMachine(st: MachineState, facts: CgroupFacts, user: s
   return status & 0x7f ? 128 + (status & 0x7f) : (status >> 8) & 0xff;
 }
 
-/** Whether the machine's tree (a running machine's root, or an image directory) has this program. */
+/** Which of these programs the machine's tree (a running machine's root, or an image directory) has, looked up inside it. */
 export function treeHas(root: string, paths: string[]): string | undefined {
-  return paths.find((p) => {
-    try {
-      return statSync(`${root}${p}`).isFile();
-    } catch {
-      return false;
-    }
-  });
+  return paths.find((p) => statInRoot(root, p)?.isFile());
 }

@@ -20,6 +20,7 @@ import type { CgroupFacts } from "../cgroup/facts.ts";
 import type { MachineState } from "../container/registry.ts";
 import { buildEnterPlan, enterEnvironment, machineUser, namespacesToJoin, runInMachine, spawnEnter, treeHas } from "./enter.ts";
 import { runningMachine } from "./verbs.ts";
+import { formatTimespan } from "./analyze.ts";
 
 export const RUN_IN_HELP = `spawnctl run-in [USER@]NAME [OPTIONS...] COMMAND [ARGS...]
 
@@ -116,12 +117,9 @@ function cpuUsec(dirs: string[]): number | undefined {
   return undefined;
 }
 
-/** systemd's way of writing a time span: 1min 3.204s, 12.503s, 250ms, 40us. */
+/** systemd's way of writing a time span (analyze's), below a millisecond in µs as systemd-run does: 40us. */
 export function timespan(usec: number): string {
-  if (usec >= 60_000_000) return `${Math.floor(usec / 60_000_000)}min ${((usec % 60_000_000) / 1e6).toFixed(3).replace(/\.?0+$/, "")}s`;
-  if (usec >= 1_000_000) return `${(usec / 1e6).toFixed(3).replace(/\.?0+$/, "")}s`;
-  if (usec >= 1000) return `${Math.round(usec / 1000)}ms`;
-  return `${usec}us`;
+  return usec < 1000 ? `${Math.round(usec)}us` : formatTimespan(usec);
 }
 
 function removeUnit(dirs: string[]): void {
