@@ -135,9 +135,9 @@ export function leftovers(): string[] {
   } catch {
     /* no procfs */
   }
-  for (const d of ["/run/spawnctl/machines", "/run/systemd/nspawn/locks", "/run/spawnctl/uid-range"]) {
+  for (const d of ["/run/spawnctl/machines", "/run/systemd/nspawn/locks", "/run/spawnctl/uid-range", "/run/spawnctl/hosts"]) {
     try {
-      for (const f of readdirSync(d)) out.push(`state: ${d}/${f}`);
+      for (const f of readdirSync(d)) if (f !== ".lock") out.push(`state: ${d}/${f}`);
     } catch {
       /* none */
     }

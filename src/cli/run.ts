@@ -97,6 +97,11 @@ Mounts:
      --tmpfs=PATH:[OPTIONS]
      --overlay=PATH[:PATH...]:PATH
      --overlay-ro=PATH[:PATH...]:PATH
+     --bind-user=NAME       Bind user from host to container
+     --x11[=DISPLAY]        Give the container the host's X display: binds
+                            /tmp/.X11-unix, an Xauthority that matches any
+                            host name, sets DISPLAY and XAUTHORITY
+                            (spawnctl's own option; default: $DISPLAY)
 
 Input/Output:
      --console=MODE         Select how stdin/stdout/stderr and /dev/console are

@@ -20,6 +20,8 @@ import { SpawnctlError } from "../util/errors.ts";
 import type { CgroupFacts } from "./host.ts";
 import { escapeOverlayPath, parseMountOptions } from "./mountopts.ts";
 import type { ResolvedUser } from "../util/tree.ts";
+import { bindUserOps, idMap, type AccountCopy, type BoundUser } from "./bind-user.ts";
+import { CONTAINER_XAUTHORITY, type X11Plan } from "./x11.ts";
 
 export interface PreparedBind extends BindMount {
   /** the host path to bind (a temporary directory for an empty source) */
@@ -149,6 +151,10 @@ export interface RunContext {
   /** the supervisor sets up the network while the child mounts: wait for it before dropping privileges */
   networkBarrier: boolean;
   userns?: UsernsContext;
+  /** --bind-user=: the users, and the guest's account files with their lines (guests without nss-systemd) */
+  bindUsers?: { users: BoundUser[]; copies: AccountCopy[] };
+  /** --x11: the display and the Xauthority to write at /run/host/xauthority */
+  x11?: X11Plan;
   /** the lock on the user namespace's range, held while the container runs (not part of the plan) */
   rangeLock?: import("../util/lock.ts").Lock;
 }
@@ -560,6 +566,14 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     );
   }
   ops.push(...customMountOps(s, ctx));
+  if (ctx.bindUsers) ops.push(...bindUserOps(ctx.bindUsers.users, ctx.bindUsers.copies));
+  if (ctx.x11?.xauthority) {
+    // the cookie is the key to the X server: only the container's user reads it
+    ops.push(
+      { kind: "write", path: CONTAINER_XAUTHORITY, data: ctx.x11.xauthority, mode: 0o600, inRoot: true, create: true, trunc: true },
+      { kind: "chown", path: CONTAINER_XAUTHORITY, uid: ctx.user.uid, gid: ctx.user.gid, inRoot: true },
+    );
+  }
   if (ctx.treeHasEtc) {
     const fileOps = [...fileActionOps("/etc/resolv.conf", ctx.resolvConf), ...fileActionOps("/etc/localtime", ctx.timezone)];
     // as nspawn ("Failed to copy /etc/resolv.conf ..., ignoring"), a file
@@ -569,8 +583,9 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     for (const op of fileOps) op.ignoreErrors = true;
     ops.push(...fileOps);
   }
-  // /run/host is read-only once filled
-  ops.push(bindSelf("/run/host", false, true, MOUNT_ATTR.RDONLY));
+  // /run/host is read-only once filled; what is mounted below it keeps its
+  // own flags (--bind-user='s homes stay writable, the credentials are read-only already)
+  ops.push(m({ src: "/run/host", dst: "/run/host", srcInRoot: true, dstInRoot: true, flags: MS.BIND | MS.REC, attrsAfter: MOUNT_ATTR.RDONLY }));
   ops.push({ kind: "pivot" });
   ops.push({ kind: "hostname", name: s.hostname });
   if (s.console !== "pipe") ops.push({ kind: "console", ptmx: "/dev/pts/ptmx", link: "/dev/console" });
@@ -657,8 +672,10 @@ function chownRefusal(s: Settings, r: { shift: number; range: number }): string 
  */
 function usernsParentOps(s: Settings, ctx: RunContext, delegation: string[]): ParentOp[] {
   const u = ctx.userns!;
-  const line = mapLine(u);
-  const ops: ParentOp[] = [{ kind: "mapUserns", uidMap: line, gidMap: line, reg: 0 }];
+  const bound = ctx.bindUsers?.users ?? [];
+  const ops: ParentOp[] = [bound.length > 0
+    ? { kind: "mapUserns", uidMap: idMap(u.shift, u.range, bound, "uid"), gidMap: idMap(u.shift, u.range, bound, "gid"), reg: 0 }
+    : { kind: "mapUserns", uidMap: mapLine(u), gidMap: mapLine(u), reg: 0 }];
   idmapSources(s, ctx).forEach((src, k) => {
     if (src.map === "none") {
       ops.push({ kind: "cloneTree", path: src.hostPath, recursive: src.recursive });

@@ -14,6 +14,9 @@ import type { HostFacts } from "./host.ts";
 import { loadFilter } from "./seccomp/load.ts";
 import { containerDir, machineCgroupRel } from "../cgroup/cgroup.ts";
 import { bindOwners, prepareUserns } from "./userns-setup.ts";
+import { accountCopies, boundResolved, planBindUsers, readHostAccounts, type BoundUser } from "./bind-user.ts";
+import { makePeersFile, peersFile, wantsPeers } from "./hosts.ts";
+import { CONTAINER_XAUTHORITY, X11_SOCKET_DIR, planX11, type X11Plan } from "./x11.ts";
 
 export const RUNTIME_DIR = "/run/spawnctl";
 export const STAGE_DIR = `${RUNTIME_DIR}/root`;
@@ -95,7 +98,7 @@ export function checkTree(s: Settings): void {
   }
 }
 
-export function buildEnvironment(s: Settings, user: ResolvedUser, uuid: string, hostOsRelease: string): string[] {
+export function buildEnvironment(s: Settings, user: ResolvedUser, uuid: string, hostOsRelease: string, extra: Array<[string, string]> = []): string[] {
   const env = new Map<string, string>();
   env.set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   env.set("container", process.env.SYSTEMD_NSPAWN_CONTAINER_SERVICE || "systemd-nspawn");
@@ -111,6 +114,7 @@ export function buildEnvironment(s: Settings, user: ResolvedUser, uuid: string, 
     if (os[k]) env.set(`container_host_${k.toLowerCase()}`, os[k]!);
   }
   if (s.credentials.length > 0) env.set("CREDENTIALS_DIRECTORY", "/run/host/credentials");
+  for (const [k, v] of extra) env.set(k, v);
   for (const a of s.environment) {
     const eq = a.indexOf("=");
     env.set(a.slice(0, eq), a.slice(eq + 1));
@@ -294,6 +298,60 @@ function usrLinks(tree: string): Array<[string, string]> {
   return out;
 }
 
+/** --bind-user=: each user's home, bound plainly (its owner is mapped into the container) */
+function boundHomes(bound: BoundUser[]): PreparedBind[] {
+  return bound.map((b): PreparedBind => {
+    let isDir: boolean;
+    try {
+      isDir = statSync(b.hostHome).isDirectory();
+    } catch (e) {
+      throw new SpawnctlError(`Failed to stat home directory ${b.hostHome} of user '${b.name}' (--bind-user=): ${fsMessage(e)}`);
+    }
+    if (!isDir) throw new SpawnctlError(`Home directory ${b.hostHome} of user '${b.name}' (--bind-user=) is not a directory.`);
+    return { source: b.hostHome, sourceInImage: false, destination: b.home, readOnly: false, recursive: true, idmap: "none", hostSource: b.hostHome, isDir: true };
+  });
+}
+
+/** --x11: the host's socket directory, read-only (connecting to a socket needs no writable mount) */
+function x11Binds(x: X11Plan | undefined): PreparedBind[] {
+  if (!x) return [];
+  let isDir = false;
+  try {
+    isDir = statSync(X11_SOCKET_DIR).isDirectory();
+  } catch {
+    // handled below
+  }
+  if (!isDir) throw new SpawnctlError(`--x11: ${X11_SOCKET_DIR} does not exist on this host: no local X server is running.`);
+  return [{ source: X11_SOCKET_DIR, sourceInImage: false, destination: X11_SOCKET_DIR, readOnly: true, recursive: false, idmap: "none", hostSource: X11_SOCKET_DIR, isDir: true }];
+}
+
+/**
+ * hosts = true, on a zone or a bridge: the machine's /etc/hosts is bound
+ * from a copy that lists its peers (container/hosts.ts). A tree whose
+ * /etc/hosts is a link or something else than a file keeps it.
+ */
+function peersBind(s: Settings, view: string, userns: { shift: number } | undefined, cleanup: Cleanup, dry: boolean): PreparedBind[] {
+  if (!wantsPeers(s)) return [];
+  // (a missing file is not made: an empty /etc/hosts left in the tree would
+  // lose localhost on its next start)
+  const st = statInRoot(view, "/etc/hosts");
+  if (!st?.isFile()) return [];
+  const file = peersFile(s.machine);
+  if (!dry) {
+    const owner = userns ? { uid: userns.shift, gid: userns.shift } : { uid: 0, gid: 0 };
+    makePeersFile(s.machine, readInRoot(view, "/etc/hosts") ?? "", owner);
+    cleanup.push(() => rmSync(file, { force: true }));
+  }
+  return [{ source: file, sourceInImage: false, destination: "/etc/hosts", readOnly: false, recursive: false, idmap: "none", hostSource: file, isDir: false }];
+}
+
+function x11Environment(x: X11Plan | undefined): Array<[string, string]> {
+  if (!x) return [];
+  const env: Array<[string, string]> = [["DISPLAY", x.display.name]];
+  if (x.xauthority) env.push(["XAUTHORITY", CONTAINER_XAUTHORITY]);
+  return env;
+}
+
 /**
  * The facts a plan is built from. With `dry` (--print-plan) nothing is made
  * or changed anywhere: temporary directories are only named, the journal's
@@ -303,19 +361,22 @@ function usrLinks(tree: string): Array<[string, string]> {
 export function prepareContext(s: Settings, facts: HostFacts, tree: string, cleanup: Cleanup, dry = s.printPlan): RunContext {
   // the user, the machine ID and /etc are the container's: below --pivot-root's directory
   const view = containerRoot(s, tree);
-  let user: ResolvedUser;
-  if (s.user && s.user !== "root" && s.user !== "0") {
-    const u = resolveUser(view, s.user);
-    if (!u) throw new SpawnctlError(`Failed to resolve user ${s.user}.`);
-    user = u;
-  } else {
-    user = resolveUser(view, "root") ?? { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] };
-  }
   const pu = prepareUserns(s, tree, dry);
   if (pu?.lock) {
     const lock = pu.lock;
     cleanup.push(() => lock.release());
   }
+  const bound = pu?.userns && s.bindUsers.length > 0 ? planBindUsers(s.bindUsers, view, pu.userns, readHostAccounts()) : [];
+  let user: ResolvedUser;
+  if (s.user && s.user !== "root" && s.user !== "0") {
+    const b = bound.find((x) => x.name === s.user);
+    const u = b ? boundResolved(b) : resolveUser(view, s.user);
+    if (!u) throw new SpawnctlError(`Failed to resolve user ${s.user}.`);
+    user = u;
+  } else {
+    user = resolveUser(view, "root") ?? { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] };
+  }
+  const x11 = s.x11 ? planX11(s.x11.display, process.env, facts.hostname) : undefined;
   const machineId = treeMachineId(view);
   const uuid = machineId ?? (s.uuid || randomUuid());
   if (!dry) {
@@ -335,9 +396,12 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     user,
     uuid,
     bootId: uuidDashed(randomUuid()),
-    env: buildEnvironment(s, user, uuid, facts.osRelease),
+    env: buildEnvironment(s, user, uuid, facts.osRelease, x11Environment(x11)),
     seccomp: loadFilter(s.capability, s.syscallAllow, s.syscallDeny, s.suppressSync || process.env.SYSTEMD_SUPPRESS_SYNC === "1"),
-    binds: prepareBinds(s, tree, cleanup, dry).map((b) => (pu ? bindOwners(b, tree) : b)),
+    binds: [
+      ...prepareBinds(s, tree, cleanup, dry).map((b) => (pu ? bindOwners(b, tree) : b)),
+      ...boundHomes(bound), ...x11Binds(x11), ...peersBind(s, view, pu?.userns, cleanup, dry),
+    ],
     overlays: prepareOverlays(s, tree, cleanup, dry),
     resolvConf: resolvConfAction(s, facts),
     timezone: timezoneAction(s, facts, view),
@@ -350,6 +414,8 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     networkBarrier: needsNetworkSetup(s),
     userns: pu?.userns,
     rangeLock: pu?.lock,
+    ...(bound.length > 0 ? { bindUsers: { users: bound, copies: accountCopies(bound, view) } } : {}),
+    ...(x11 ? { x11 } : {}),
   };
   return r;
 }

@@ -6,7 +6,7 @@
 // When the container ends the supervisor execs `spawnctl __machine-exited`,
 // which cleans up and, after a reboot, starts the machine again.
 import { CONFIG_PATH, config } from "../settings/config.ts";
-import { closeSync, constants, mkdirSync, openSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readSync, writeFileSync, rmSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import { CTL, FD_TAG, MSG, MSG_SIZE } from "../sys/abi.ts";
 import { COMPILED, closeQuietly, libc, sealedMemfd, seqpacketPair, shim, strerror } from "../sys/ffi.ts";
@@ -23,7 +23,7 @@ import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan } from "../container/build-plan.ts";
 import { hostFacts } from "../container/host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "../container/prepare.ts";
-import { syncHosts } from "../container/hosts.ts";
+import { peersFile, syncHosts } from "../container/hosts.ts";
 import { ChildDriver, cloneFailure } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImage } from "../settings/merge.ts";
@@ -434,6 +434,7 @@ export async function machineExited(name: string, status: number, netnsFd = -1):
   }
   // the state goes last but for the locks: `terminate` waits for it
   removeState(name);
+  rmSync(peersFile(name), { force: true });
   syncHosts();
   if (st?.locks) releaseInherited(st.locks);
   const what = outcome.kind === "exited" ? `exited with status ${outcome.code}` : outcome.kind === "signaled" ? `was killed by signal ${outcome.signal}` : outcome.kind === "poweroff" ? "has been shut down" : "is being rebooted";

@@ -209,6 +209,8 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv, nameFrom
     tmpfs: m.tmpfs ?? [],
     overlays: m.overlays ?? [],
     inaccessible: m.inaccessible ?? [],
+    bindUsers: m.bindUsers ?? [],
+    ...(m.x11 ? { x11: m.x11 } : {}),
     console,
     quiet: (m.quiet ?? false) || console === "pipe",
     credentials: m.credentials ?? [],
@@ -239,6 +241,7 @@ function validate(s: Settings, env: MergeEnv): void {
     const extra = s.ambientCapability & ~s.capability;
     if (extra) throw usage(`--ambient-capability= lists capabilities the container does not retain: ${capNames(extra).join(" ")}.`);
   }
+  if (s.bindUsers.length > 0 && s.privateUsers.mode === "no") throw usage("--bind-user= is only supported with --private-users=/-U.");
   if (s.template && s.template === s.directory) throw usage("--template= and --directory= may not be the same directory.");
   void env;
 }

@@ -503,6 +503,31 @@ export const ROWS: Row[] = [
       push(s, "inaccessible", normalize(p));
     },
   },
+  {
+    // nspawn: an empty value empties the list
+    group: "bindUsers", long: ["bind-user"], arg: "required", file: ["Files.BindUser"], trusted: true,
+    set: (s, v) => {
+      const u = v ?? "";
+      if (u === "") { s.bindUsers = []; return; }
+      if (!isValidUserName(u)) throw new ParseError(`Invalid user name to bind: ${u}`, true);
+      push(s, "bindUsers", u);
+    },
+  },
+  {
+    // spawnctl's own: the seed's "Avoiding xhost" recipe as one option
+    group: "x11", long: ["x11"], arg: "optional", file: ["Files.X11"], trusted: true,
+    set: (s, v, src) => {
+      if (src === "file") {
+        const b = parseBoolean(v ?? "");
+        if (b) s.x11 = { display: "" };
+        else delete s.x11;
+        return;
+      }
+      const d = v ?? "";
+      if (d !== "" && !/^(?:unix)?:\d{1,5}(?:\.\d{1,5})?$/.test(d)) throw new ParseError(`not an X display: ${d} (expected :N, :N.S or unix:N)`, true);
+      s.x11 = { display: d };
+    },
+  },
   // --- input/output
   {
     group: "console", long: ["console"], arg: "required",

@@ -84,6 +84,10 @@ export interface Settings {
   tmpfs: TmpfsMount[];
   overlays: OverlayMount[];
   inaccessible: string[];
+  /** --bind-user=: host users whose homes and accounts appear in the container (needs -U) */
+  bindUsers: string[];
+  /** --x11[=DISPLAY] (spawnctl's own): the host's X display in the container; "" = $DISPLAY */
+  x11?: { display: string };
   // io
   console: ConsoleMode;
   quiet: boolean;
