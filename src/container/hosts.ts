@@ -12,6 +12,7 @@
 import { chownSync, closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, constants } from "node:fs";
 import { config } from "../settings/config.ts";
 import { readPlan, type NetPlan } from "../net/plan.ts";
+import { namespaceAddresses } from "../net/addresses.ts";
 import { MACHINES_DIR, leaderAlive, machineLocked, readState, type MachineState } from "./registry.ts";
 import { flock, LOCK_EX, LOCK_UN } from "../sys/ffi.ts";
 import { warn } from "../util/log.ts";
@@ -216,7 +217,5 @@ function rewriteInPlace(path: string, entries: Array<[string, string]>): void {
 }
 
 function defaultAddresses(st: MachineState): string[] {
-  // loaded here only: verbs.ts pulls in the machine verbs
-  const { machineAddresses } = require("../machine/verbs.ts") as typeof import("../machine/verbs.ts");
-  return machineAddresses(st);
+  return st.privateNetwork ? namespaceAddresses(st.leader) : [];
 }

@@ -1,5 +1,6 @@
 // machinectl's machine verbs against spawnctl's own registry: list, status,
 // show, poweroff/reboot/terminate/kill, shell, login, console attach.
+import { namespaceAddresses } from "../net/addresses.ts";
 import { readFileSync, readdirSync, existsSync, writeSync } from "node:fs";
 import { CTL } from "../sys/abi.ts";
 import { ptr } from "bun:ffi";
@@ -95,30 +96,7 @@ export function listInfo(st: MachineState): MachineInfo {
 
 /** IPv4/IPv6 addresses inside the machine's network namespace (none shown for host networking). */
 export function machineAddresses(st: MachineState): string[] {
-  if (!st.privateNetwork) return [];
-  try {
-    // /proc/PID/net/* shows the namespace of PID; fib_trie lists the local IPv4 addresses
-    const trie = readFileSync(`/proc/${st.leader}/net/fib_trie`, "utf8");
-    const out = new Set<string>();
-    const lines = trie.split("\n");
-    for (let i = 1; i < lines.length; i++) {
-      if (/\/32 host LOCAL/.test(lines[i]!)) {
-        const m = /\|--\s+(\S+)/.exec(lines[i - 1]!);
-        if (m && !m[1]!.startsWith("127.")) out.add(m[1]!);
-      }
-    }
-    const v6 = readFileSync(`/proc/${st.leader}/net/if_inet6`, "utf8");
-    for (const l of v6.split("\n")) {
-      const f = l.trim().split(/\s+/);
-      if (f.length < 6 || f[5] === "lo") continue;
-      // link-local addresses say nothing a user can reach the machine at
-      if (f[0]!.startsWith("fe80")) continue;
-      out.add(f[0]!.match(/.{4}/g)!.join(":").replace(/(^|:)0{1,3}/g, "$1").replace(/(:0)+:/, "::"));
-    }
-    return [...out];
-  } catch {
-    return [];
-  }
+  return st.privateNetwork ? namespaceAddresses(st.leader) : [];
 }
 
 function cmdline(pid: number): string {
