@@ -76,6 +76,12 @@ Security:
      --ambient-capability=CAP
      --no-new-privileges=BOOLEAN
      --system-call-filter=LIST|~LIST
+  -Z --selinux-context=SECLABEL
+                            Set the SELinux security context to be used by
+                            processes in the container
+  -L --selinux-apifs-context=SECLABEL
+                            Set the SELinux security context to be used by
+                            API/tmpfs file systems in the container
 
 Resources:
      --rlimit=NAME=LIMIT    Set a resource limit for the payload

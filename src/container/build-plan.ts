@@ -636,8 +636,22 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   ops.push({ kind: "closeFrom", fd: 3 });
   if (s.asPid2) ops.push({ kind: "prctl", option: PR.SET_DUMPABLE, arg2: 0, what: "making the stub init non-dumpable" }, { kind: "stubInit" });
   ops.push({ kind: "sigreset" });
+  // -Z: the payload's SELinux label, taken at its exec
+  if (s.selinuxContext) ops.push({ kind: "write", path: "/proc/thread-self/attr/exec", data: s.selinuxContext, mode: 0, inRoot: false });
   ops.push(...execOps(s, ctx));
-  return { cloneFlags: cloneFlags(s, ctx), ops, parent: parentOps(s, ctx), root: ctx.tree };
+  const parent = parentOps(s, ctx);
+  if (s.selinuxApifsContext) labelApiFilesystems(ops, parent, s.selinuxApifsContext);
+  return { cloneFlags: cloneFlags(s, ctx), ops, parent, root: ctx.tree };
+}
+
+/** -L: the container's API file systems (its tmpfs mounts, devpts, mqueue, the user namespace's /dev) get the SELinux label. */
+function labelApiFilesystems(ops: Op[], parent: ParentOp[], label: string): void {
+  const opt = `context="${label}"`;
+  for (const op of ops) {
+    if (op.kind !== "mount" || !op.dstInRoot || !op.fstype || !["tmpfs", "devpts", "mqueue"].includes(op.fstype)) continue;
+    op.data = op.data ? `${op.data},${opt}` : opt;
+  }
+  for (const op of parent) if (op.kind === "makeDevfs") op.options = `${op.options},${opt}`;
 }
 
 /** ownership chown rewrites the tree itself: not with a copy or an overlay of it, and only for a whole 64K range. */

@@ -210,6 +210,8 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv, nameFrom
     overlays: m.overlays ?? [],
     inaccessible: m.inaccessible ?? [],
     bindUsers: m.bindUsers ?? [],
+    selinuxContext: m.selinuxContext ?? "",
+    selinuxApifsContext: m.selinuxApifsContext ?? "",
     ...(m.x11 ? { x11: m.x11 } : {}),
     console,
     quiet: (m.quiet ?? false) || console === "pipe",
@@ -240,6 +242,9 @@ function validate(s: Settings, env: MergeEnv): void {
     if (s.boot) throw usage("--ambient-capability= may not be combined with --boot.");
     const extra = s.ambientCapability & ~s.capability;
     if (extra) throw usage(`--ambient-capability= lists capabilities the container does not retain: ${capNames(extra).join(" ")}.`);
+  }
+  if ((s.selinuxContext || s.selinuxApifsContext) && env.readFile("/sys/fs/selinux/enforce") === undefined) {
+    throw usage(`${s.selinuxContext ? "--selinux-context=" : "--selinux-apifs-context="}: SELinux is not enabled on this host (no /sys/fs/selinux/enforce).`);
   }
   if (s.bindUsers.length > 0 && s.privateUsers.mode === "no") throw usage("--bind-user= is only supported with --private-users=/-U.");
   if (s.template && s.template === s.directory) throw usage("--template= and --directory= may not be the same directory.");

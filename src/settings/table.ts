@@ -45,6 +45,12 @@ function push<K extends keyof Settings>(s: PartialSettings, k: K, ...items: unkn
   (s as Record<string, unknown>)[k] = [...cur, ...items];
 }
 
+/** an SELinux label (user:role:type:level...): no quotes, commas or control characters, which a mount option could not carry */
+function selinuxLabel(v: string): string {
+  if (!/^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+(:[A-Za-z0-9_.:,-]+)?$/.test(v) || v.length > 4096) return invalid();
+  return v;
+}
+
 function absPath(v: string, cwd: string): string {
   if (!v) return invalid();
   const p = resolvePath(cwd, v);
@@ -502,6 +508,14 @@ export const ROWS: Row[] = [
       checkPath(p);
       push(s, "inaccessible", normalize(p));
     },
+  },
+  {
+    group: "selinuxContext", long: ["selinux-context"], short: "Z", arg: "required",
+    set: (s, v) => { s.selinuxContext = selinuxLabel(v ?? ""); },
+  },
+  {
+    group: "selinuxApifsContext", long: ["selinux-apifs-context"], short: "L", arg: "required",
+    set: (s, v) => { s.selinuxApifsContext = selinuxLabel(v ?? ""); },
   },
   {
     // nspawn: an empty value empties the list

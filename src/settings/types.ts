@@ -68,6 +68,10 @@ export interface Settings {
   dropCapability: bigint;
   ambientCapability: bigint;
   noNewPrivileges: boolean;
+  /** -Z/--selinux-context=: the payload's SELinux label ("" = the host's default) */
+  selinuxContext: string;
+  /** -L/--selinux-apifs-context=: the label of the container's API file systems */
+  selinuxApifsContext: string;
   syscallAllow: string[];
   syscallDeny: string[];
   // resources

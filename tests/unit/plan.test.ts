@@ -360,3 +360,32 @@ describe("the payload layout (--keep-unit, what start passes)", () => {
     expect(containerDir(facts, "/sys/fs/cgroup/unified/machine.slice/machine-web.scope", false)).toEndWith(".scope");
   });
 });
+
+describe("SELinux labels (-Z, -L)", () => {
+  const selinuxEnv: MergeEnv = { ...env, readFile: (p) => (p === "/sys/fs/selinux/enforce" ? "1" : undefined) };
+  const withLabels = (argv: string[], over: Partial<RunContext> = {}) =>
+    buildPlan(resolveSettings(parseCommandLine(argv, "/"), selinuxEnv).settings, ctx(over));
+
+  test("-Z writes the payload's label right before its exec; -L labels the tmpfs, devpts and mqueue mounts and the user namespace's /dev", () => {
+    const p = withLabels(["-D", "/m/web", "-Z", "system_u:system_r:container_t:s0:c1,c2", "-L", "system_u:object_r:container_file_t:s0:c1,c2", "/bin/true"]);
+    const w = idx(p.ops, (o) => o.kind === "write" && o.path === "/proc/thread-self/attr/exec");
+    expect(w).toBeGreaterThan(0);
+    expect(p.ops[w]).toMatchObject({ data: "system_u:system_r:container_t:s0:c1,c2", inRoot: false });
+    expect(p.ops[w + 1]!.kind).toBe("exec");
+    const label = 'context="system_u:object_r:container_file_t:s0:c1,c2"';
+    for (const dst of ["/run", "/tmp", "/dev/shm", "/dev/pts", "/dev/mqueue"]) {
+      const m = p.ops.find(mountAt(dst)) as { data?: string };
+      expect(m.data).toEndWith(label);
+    }
+    // the tree's own mounts and binds carry no label
+    expect(p.ops.filter((o) => o.kind === "mount" && o.fstype === "proc").every((o) => !(o as { data?: string }).data?.includes("context="))).toBe(true);
+    const u = withLabels(["-D", "/m/web", "-U", "-L", "system_u:object_r:container_file_t:s0", "/bin/true"], { userns: { shift: 65536, range: 65536, idmapRoot: true } });
+    expect(u.parent.find((o) => o.kind === "makeDevfs")).toMatchObject({ options: 'mode=0755,size=4m,nr_inodes=64k,context="system_u:object_r:container_file_t:s0"' });
+  });
+
+  test("a label is checked, and a host without SELinux says so", () => {
+    expect(() => resolveSettings(parseCommandLine(["-D", "/m/web", "-Z", 'a:b:c"x'], "/"), selinuxEnv)).toThrow("--selinux-context");
+    expect(() => resolveSettings(parseCommandLine(["-D", "/m/web", "-L", "nolabel"], "/"), selinuxEnv)).toThrow("--selinux-apifs-context");
+    expect(() => resolveSettings(parseCommandLine(["-D", "/m/web", "-Z", "u:r:t:s0"], "/"), env)).toThrow("--selinux-context=: SELinux is not enabled on this host");
+  });
+});
