@@ -178,6 +178,8 @@ const CLI_ACCEPTED: Record<string, string> = {
   "--setenv long": "a 100000-character NAME is a valid variable name",
   // systemd-nspawn (v256's --background=): an empty value turns the tint off
   "--background empty": "resets the background tint",
+  // systemd-nspawn: an empty --bind-user= empties the list of users
+  "--bind-user empty": "resets the list of users to bind",
 };
 
 const cliOptions = ROWS.filter((r) => r.long && (r.arg === "required" || r.arg === "optional")).flatMap((r) => r.long!);
@@ -216,6 +218,7 @@ const FILE_ACCEPTED: Record<string, string> = {
   "Network.MACVLAN empty": "an empty list of interfaces, as in systemd-nspawn",
   "Network.IPVLAN empty": "an empty list of interfaces, as in systemd-nspawn",
   "Network.Interface empty": "an empty list of interfaces, as in systemd-nspawn",
+  "Files.BindUser empty": "resets the list of users to bind, as in systemd-nspawn",
 };
 // Keys whose bad value fails the whole file instead of a warning:
 // CPUAffinity= as systemd-nspawn ("Failed to parse file: Invalid argument");
