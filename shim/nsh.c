@@ -170,7 +170,7 @@ static int plan_parse(struct plan *p, const uint8_t *buf, uint64_t len, int pare
 				return -EINVAL;
 			continue;
 		}
-		if (o->kind > NSH_OP_BIND_SOCKET)
+		if (o->kind > NSH_OP_UMASK)
 			return -EINVAL;
 		switch (o->kind) {
 		case NSH_OP_WRITE:
@@ -800,6 +800,12 @@ static int do_console(struct ctx *c, const struct nsh_op *o)
 		if (r < 0)
 			return xclose(m), xclose(s);
 	}
+	if (o->n[0] && o->n[1]) {
+		/* a fixed size, there before the payload looks */
+		struct winsize ws = { .ws_row = (unsigned short)o->n[0], .ws_col = (unsigned short)o->n[1] };
+		if (ioctl(s, TIOCSWINSZ, &ws) < 0)
+			return xclose(m), xclose(s);
+	}
 	if (send_msg(c, NSH_MSG_FD, 0, 0, NSH_FD_TAG_CONSOLE, m) < 0)
 		return xclose(m), xclose(s);
 	close(m);
@@ -853,6 +859,9 @@ static const char *env_get(char *const *envp, const char *name, size_t nlen)
 	return NULL;
 }
 
+/* the plan's own ops run with umask 0 (their modes are exact); the payload gets this */
+static mode_t exec_umask = 022;
+
 static int do_exec(struct ctx *c, const struct nsh_op *o)
 {
 	uint64_t argc = o->n[0], envc = o->n[1];
@@ -871,7 +880,7 @@ static int do_exec(struct ctx *c, const struct nsh_op *o)
 	}
 	envp[envc] = NULL;
 	const char *file = S(c, o->s[0]);
-	umask(022);
+	umask(exec_umask);
 	if (!(o->flags & NSH_F_SEARCH_PATH) || strchr(file, '/')) {
 		execve(file, argv, envp);
 		return -1;
@@ -1162,6 +1171,9 @@ static int run_op(struct ctx *c, uint32_t i)
 		const char *h = S(c, o->s[0]);
 		return sethostname(h, strlen(h));
 	}
+	case NSH_OP_UMASK:
+		exec_umask = (mode_t)(o->n[0] & 0777);
+		return 0;
 	case NSH_OP_DOMAINNAME: {
 		const char *h = S(c, o->s[0]);
 		return setdomainname(h, strlen(h));

@@ -105,7 +105,7 @@ const BOOL = ["yes", "no"] as const;
 
 /** Values of the run options that take one, by long name (checked against ROWS by the unit test). */
 export const RUN_VALUES: Record<string, ValueKind> = {
-  directory: "dirs", template: "dirs", image: "files", machine: "images", "network-namespace-path": "files",
+  directory: "dirs", template: "dirs", "oci-bundle": "dirs", image: "files", machine: "images", "network-namespace-path": "files",
   volatile: VOLATILE, "resolv-conf": RESOLV, timezone: TIMEZONE, "link-journal": JOURNAL, console: CONSOLE,
   settings: SETTINGS, "private-users-ownership": OWNERSHIP, "private-users": ["no", "yes", "pick", "identity"],
   capability: ["all", ...CAPS.map((c) => `CAP_${c}`)], "drop-capability": ["all", ...CAPS.map((c) => `CAP_${c}`)],

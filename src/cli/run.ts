@@ -19,6 +19,8 @@ Spawn a command or OS in a light-weight container.
 
 Image:
   -D --directory=PATH       Root directory for the container
+     --oci-bundle=PATH      OCI bundle directory: its config.json and root
+                            directory in place of a .nspawn file
      --template=PATH        Initialize root directory from template directory,
                             if missing
   -x --ephemeral            Run container with snapshot of root directory, and
@@ -136,7 +138,15 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (process.getuid?.() !== 0 && !cl.settings.printPlan) throw usage("Need to be root.");
   const env = mergeEnv();
   trace("env");
-  const { settings } = resolveSettings(cl, env);
+  // an OCI bundle's config.json takes the place of the .nspawn file
+  let bundle;
+  if (cl.settings.ociBundle) {
+    const { loadBundle } = await import("../oci/bundle.ts");
+    trace("imported bundle");
+    bundle = loadBundle(cl.settings.ociBundle, env.warn);
+    trace("bundle loaded");
+  }
+  const { settings } = resolveSettings(cl, env, bundle);
   trace("resolved");
   setQuiet(settings.quiet);
   if (!settings.printPlan) (await import("../machine/gc.ts")).collectStale();

@@ -13,6 +13,7 @@ import { CLONE, MNT_DETACH, MOUNT_ATTR, MS, PR, S_IF, makedev } from "../sys/con
 import type { Op, ParentOp, Plan } from "../sys/plan.ts";
 import { machineDelegation } from "../cgroup/delegation.ts";
 import { FD_SLOTS, FD_TAG } from "../sys/abi.ts";
+import { bundleProcessOps, bundleSetupOps, bundleSysctlOps, hasPrestartHooks } from "./bundle-plan.ts";
 
 /** the slot the notify socket is made in (the last: the user namespace's mounts count up from 0) */
 const NOTIFY_SLOT = FD_SLOTS - 1;
@@ -344,6 +345,8 @@ function devOps(s: Settings, ctx: RunContext): Op[] {
 function procOps(s: Settings, ctx: RunContext): Op[] {
   const ops: Op[] = [
     m({ src: "proc", dst: "/proc", dstInRoot: true, mkdir: true, fstype: "proc", flags: API_ATTRS }),
+    // an OCI bundle's sysctls, while /proc/sys is writable
+    ...bundleSysctlOps(s),
     // /proc/sys read-only; with a private network its net/ part stays writable.
     // Bind first, then remount: the kernel ignores MS_RDONLY on the initial bind.
     bindSelf("/proc/sys", false, false, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC),
@@ -574,6 +577,7 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
       { kind: "chown", path: CONTAINER_XAUTHORITY, uid: ctx.user.uid, gid: ctx.user.gid, inRoot: true },
     );
   }
+  ops.push(...bundleSetupOps(s, ctx));
   if (ctx.treeHasEtc) {
     const fileOps = [...fileActionOps("/etc/resolv.conf", ctx.resolvConf), ...fileActionOps("/etc/localtime", ctx.timezone)];
     // as nspawn ("Failed to copy /etc/resolv.conf ..., ignoring"), a file
@@ -588,7 +592,10 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   ops.push(m({ src: "/run/host", dst: "/run/host", srcInRoot: true, dstInRoot: true, flags: MS.BIND | MS.REC, attrsAfter: MOUNT_ATTR.RDONLY }));
   ops.push({ kind: "pivot" });
   ops.push({ kind: "hostname", name: s.hostname });
-  if (s.console !== "pipe") ops.push({ kind: "console", ptmx: "/dev/pts/ptmx", link: "/dev/console" });
+  if (s.console !== "pipe") {
+    const size = s.bundle?.consoleSize;
+    ops.push({ kind: "console", ptmx: "/dev/pts/ptmx", link: "/dev/console", ...(size ? { size: { rows: size.height, cols: size.width } } : {}) });
+  }
   if (!s.rlimits.some((r) => r.resource === 7)) {
     // what a kernel gives its init: 1024 soft, and a hard limit of 512K where
     // spawnctl may raise it (CAP_SYS_RESOURCE), else the one it has
@@ -609,7 +616,8 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
   if (s.personality === "x86") ops.push({ kind: "personality", persona: 0x0008 /* PER_LINUX32 */ });
   // links were made meanwhile (addresses and firewall rules come after), and
   // in a user namespace our cgroups delegated: wait for them
-  if (ctx.networkBarrier || ctx.userns) ops.push({ kind: "barrier", id: 2 });
+  // (and an OCI bundle's prestart hooks ran)
+  if (ctx.networkBarrier || ctx.userns || hasPrestartHooks(s)) ops.push({ kind: "barrier", id: 2 });
   // the veth's end here: the host creates it up on its side only (the kernel
   // cannot bring up a peer before the pair is joined)
   if (ctx.networkBarrier && s.networkVeth) ops.push({ kind: "ifUp", name: "host0" });
@@ -622,12 +630,14 @@ export function buildPlan(s: Settings, ctx: RunContext): Plan {
     ops.push({ kind: "setgroups", gids: u.groups }, { kind: "setgid", gid: u.gid }, { kind: "setuid", uid: u.uid }, pdeathsig());
     ops.push({ kind: "caps", set: s.ambientCapability, ambient: s.ambientCapability });
   } else {
-    ops.push({ kind: "setgroups", gids: [] });
+    // (root's supplementary groups only as an OCI bundle lists them)
+    ops.push({ kind: "setgroups", gids: s.userIds ? u.groups : [] });
     ops.push({ kind: "caps", set: s.capability, ambient: 0n });
   }
   if (s.noNewPrivileges) ops.push({ kind: "prctl", option: PR.SET_NO_NEW_PRIVS, arg2: 1, what: "setting no_new_privs" });
   const cwd = s.workingDirectory || (s.boot || s.parameters.length > 0 ? "/" : u.home || "/");
   ops.push({ kind: "chdir", path: cwd, optional: !s.workingDirectory });
+  ops.push(...bundleProcessOps(s));
   // nothing of the host side stays open past this point: not in the payload,
   // and not in --as-pid2's stub init, which never execs (the caller's fds, the
   // cgroup directory, the locks, a machine supervisor's fds). The stub init
@@ -727,7 +737,8 @@ function usernsParentOps(s: Settings, ctx: RunContext, delegation: string[]): Pa
 export function parentOps(s: Settings, ctx: RunContext): ParentOp[] {
   const ops: ParentOp[] = ctx.userns ? usernsParentOps(s, ctx, machineDelegation(ctx.cgroup, s.machine, !!ctx.cgroupPayload)) : [];
   if (ctx.networkBarrier) ops.push({ kind: "step", name: "net-links" }, { kind: "step", name: "net-ready" });
-  if (ctx.networkBarrier || ctx.userns) ops.push({ kind: "go", barrier: 2 });
+  if (hasPrestartHooks(s)) ops.push({ kind: "step", name: "oci-prestart" });
+  if (ctx.networkBarrier || ctx.userns || hasPrestartHooks(s)) ops.push({ kind: "go", barrier: 2 });
   if (ctx.networkBarrier) ops.push({ kind: "step", name: "net-host" });
   return ops;
 }

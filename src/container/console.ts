@@ -90,6 +90,8 @@ export async function pump(fd: number, onData: (d: Uint8Array) => void, stop: { 
 
 export interface RelayOptions {
   mode: ConsoleMode;
+  /** the console has a fixed size (an OCI bundle's process.consoleSize, set by the plan), not the terminal's */
+  fixedSize?: boolean;
   /** called when ^] was pressed three times within a second */
   onEscape(): void;
 }
@@ -101,7 +103,7 @@ export function startRelay(master: number, opts: RelayOptions): Relay {
   let output: Promise<void> | undefined;
   const onWinch = () => syncWindowSize(master);
   shim().nsh_set_nonblock(master, 1);
-  syncWindowSize(master);
+  if (!opts.fixedSize) syncWindowSize(master);
   // The supervisor keeps a slave fd of its own while the container runs: a
   // booted system closes and reopens /dev/console (agetty, vhangup), and with
   // no slave open the master reads EIO and the relay would end. Closing it at
@@ -113,7 +115,7 @@ export function startRelay(master: number, opts: RelayOptions): Relay {
       saved = new Uint8Array(256);
       if (shim().nsh_tty_raw(0, ptr(saved)) !== 0) saved = undefined;
     }
-    process.on("SIGWINCH", onWinch);
+    if (!opts.fixedSize) process.on("SIGWINCH", onWinch);
     const esc = new EscapeDetector();
     void (async () => {
       const reader = Bun.stdin.stream().getReader();

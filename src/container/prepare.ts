@@ -376,6 +376,8 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
   } else {
     user = resolveUser(view, "root") ?? { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/sh", groups: [] };
   }
+  // an OCI bundle's process.user: the ids as given (the name and home, if the tree knows the uid)
+  if (s.userIds) user = { ...user, uid: s.userIds.uid, gid: s.userIds.gid, groups: s.userIds.groups };
   const x11 = s.x11 ? planX11(s.x11.display, process.env, facts.hostname) : undefined;
   const machineId = treeMachineId(view);
   const uuid = machineId ?? (s.uuid || randomUuid());

@@ -8,7 +8,7 @@ import { signalName } from "../settings/parse.ts";
 import { shim, pipe, closeQuietly, cstr, isatty, strerror } from "../sys/ffi.ts";
 import { formatPlan } from "../sys/plan.ts";
 import { SpawnctlError } from "../util/errors.ts";
-import { info, print, trace } from "../util/log.ts";
+import { info, print, trace, warn } from "../util/log.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { containerDir, createMachineCgroup, type MachineCgroup } from "../cgroup/cgroup.ts";
 import { markRun } from "../cgroup/gc.ts";
@@ -17,6 +17,7 @@ import { buildPlan, type RunContext } from "./build-plan.ts";
 import { lockMachine, processStart, removeState, writeState } from "./registry.ts";
 import { syncHosts } from "./hosts.ts";
 import { startRelay, type Relay } from "./console.ts";
+import { hookState, runHooks } from "./bundle-plan.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
 import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
 import { attachInit } from "./init-bin.ts";
@@ -129,7 +130,13 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       cleanup.push(() => closeQuietly(fd));
       plan.cgroupFd = fd;
     }
-    const child = spawnPlan(plan, network?.steps);
+    const hooks = s.bundle?.hooks;
+    const steps = hooks ? { ...network?.steps, "oci-prestart": (pid: number) => runHooks("prestart", hooks.prestart, hookState(s, "created", pid)) } : network?.steps;
+    if (hooks && hooks.poststop.length > 0) {
+      // after the container is gone, as the last of the clean-up (which runs last-in-first-out)
+      cleanup.push(() => runHooks("poststop", hooks.poststop, hookState(s, "stopped")));
+    }
+    const child = spawnPlan(plan, steps);
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);
@@ -149,6 +156,14 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       if (network) syncHosts();
       trace("registered");
     }
+    if (hooks && hooks.poststart.length > 0) {
+      // a failing poststart hook is worth a warning, not the container (the spec's rule)
+      try {
+        runHooks("poststart", hooks.poststart, hookState(s, "running", child.pid));
+      } catch (e) {
+        warn((e as Error).message);
+      }
+    }
     const exited = waitExit(child.pid);
     let escaped = false;
     if (child.consoleFd !== undefined) {
@@ -157,6 +172,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       const mode = s.console === "autopipe" ? "interactive" : s.console;
       relay = startRelay(master, {
         mode,
+        fixedSize: !!s.bundle?.consoleSize,
         onEscape: () => {
           escaped = true;
           try {

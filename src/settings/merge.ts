@@ -81,9 +81,10 @@ export function mergeSettings(cli: CommandLine, file: LoadedFile | undefined, mo
   const out: PartialSettings = { ...cli.settings };
   if (!file) return out;
   for (const g of file.groups) {
-    const cliHas = cli.groups.has(g);
+    const fields = file.groupFields?.[g] ?? fieldsOf(g);
+    const cliHas = cli.groups.has(g) || (!!file.groupFields?.[g] && fields.some((f) => cli.groups.has(f)));
     if (cliHas && mode !== "override") continue;
-    for (const f of fieldsOf(g)) {
+    for (const f of fields) {
       const v = file.settings[f];
       if (v === undefined && !cliHas) continue;
       (out as Record<string, unknown>)[f] = v;
@@ -105,11 +106,14 @@ function loadSettingsFile(name: string, directory: string | undefined, mode: Set
   return undefined;
 }
 
-export function resolveSettings(cli: CommandLine, env: MergeEnv): Resolved {
+/** `bundle`: an OCI bundle's settings (--oci-bundle=), which take the place of the .nspawn file */
+export function resolveSettings(cli: CommandLine, env: MergeEnv, bundle?: LoadedFile): Resolved {
   const c = cli.settings;
   if (c.image) throw usage("--image= (raw disk images) is not supported yet; use -D with a directory tree.");
   if (c.directory && c.image) throw usage("--directory= and --image= may not be combined.");
-  let directory = c.directory;
+  // a bundle's root.path, unless -D (or -i) names the root
+  let directory = c.directory ?? (c.image ? undefined : bundle?.settings.directory);
+  if (c.ociBundle && !directory && !c.image) throw usage(`${bundle?.path ?? "--oci-bundle="}: root.path: missing, and no --directory= given.`);
   let name = c.machine;
   if (!directory) {
     if (name) {
@@ -120,11 +124,12 @@ export function resolveSettings(cli: CommandLine, env: MergeEnv): Resolved {
     }
   }
   if (!name) {
-    name = directory === "/" ? env.hostname() : cleanupName(basename(directory));
+    // a bundle's machine is named after the bundle (its root is mostly "rootfs")
+    name = directory === "/" ? env.hostname() : cleanupName(basename(c.ociBundle || directory));
     if (!name || !isValidHostname(name)) throw usage(`Failed to determine machine name automatically, please use -M.`);
   }
   const mode = c.settings ?? "yes";
-  const file = loadSettingsFile(name, directory, mode, env);
+  const file = bundle ?? loadSettingsFile(name, directory, mode, env);
   const m = mergeSettings(cli, file, mode);
   m.directory = directory;
   if (cli.args.length === 0 && file?.settings.parameters) m.parameters = file.settings.parameters;
@@ -218,6 +223,9 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv, nameFrom
     credentials: m.credentials ?? [],
     settings: m.settings ?? "yes",
     printPlan: m.printPlan ?? false,
+    ociBundle: m.ociBundle ?? "",
+    ...(m.bundle ? { bundle: m.bundle } : {}),
+    ...(m.userIds ? { userIds: m.userIds } : {}),
   };
 }
 

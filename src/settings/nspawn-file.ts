@@ -59,6 +59,8 @@ export interface LoadedFile {
   settings: PartialSettings;
   /** mask groups the file set */
   groups: Set<string>;
+  /** groups that cover more fields than merge.ts's table says (an OCI bundle's capabilities and user) */
+  groupFields?: Record<string, (keyof PartialSettings)[]>;
 }
 
 const KNOWN_SECTIONS = new Set(["Exec", "Files", "Network"]);

@@ -194,6 +194,11 @@ export const ROWS: Row[] = [
     group: "image", long: ["image"], short: "i", arg: "required",
     set: (s, v, _src, cwd) => { s.image = absPath(v ?? "", cwd); },
   },
+  {
+    // the bundle itself is read by the caller (src/oci/bundle.ts), in place of a .nspawn file
+    group: "ociBundle", long: ["oci-bundle"], arg: "required",
+    set: (s, v, _src, cwd) => { s.ociBundle = absPath(v ?? "", cwd).replace(/(.)\/+$/, "$1"); },
+  },
   flagRow("readOnly", "read-only", undefined, "Files.ReadOnly"),
   {
     group: "volatile", long: ["volatile"], arg: "optional", file: ["Files.Volatile"],

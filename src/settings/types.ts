@@ -101,6 +101,28 @@ export interface Settings {
   settings: SettingsMode;
   // spawnctl's own
   printPlan: boolean;
+  // --oci-bundle=: the bundle's directory, and what its config.json asks that no option says
+  ociBundle: string;
+  bundle?: BundleExtras;
+  /** the payload's ids as numbers, not looked up (an OCI bundle's process.user) */
+  userIds?: { uid: number; gid: number; groups: number[] };
+}
+
+export interface BundleDevice { path: string; type: "c" | "b" | "p"; major: number; minor: number; mode: number; uid: number; gid: number }
+export interface BundleHook { path: string; args: string[]; env: string[]; timeout?: number }
+
+/** The parts of an OCI bundle's config.json that the plan carries out itself (see src/oci/bundle.ts). */
+export interface BundleExtras {
+  /** paths made inaccessible, and bound read-only on themselves; missing ones are skipped */
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  devices: BundleDevice[];
+  /** namespaced sysctls: [key with dots, value] */
+  sysctl: Array<[string, string]>;
+  domainname?: string;
+  umask?: number;
+  consoleSize?: { width: number; height: number };
+  hooks: { prestart: BundleHook[]; poststart: BundleHook[]; poststop: BundleHook[] };
 }
 
 export type PartialSettings = Partial<Settings>;

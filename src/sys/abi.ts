@@ -64,7 +64,8 @@ export const OP = {
   SET_ROOT: 17,
   /** sethostname(s0) */
   HOSTNAME: 18,
-  /** allocate a pty from ptmx s1, symlink s2 -> pts/N, send the master to the parent, keep the slave */
+  /** allocate a pty from ptmx s1, symlink s2 -> pts/N, send the master to the parent, keep the slave;
+   * n0/n1 (when both are set): its rows and columns */
   CONSOLE: 19,
   /** setsid(); with F_CTTY also make the console (or fd 0) the controlling tty and put it on 0,1,2 */
   SETSID: 20,
@@ -118,6 +119,8 @@ export const OP = {
   IFUP: 44,
   /** a datagram unix socket bound at s1 (inside the root with DST_IN_ROOT), into slot n2 (the notify socket) */
   BIND_SOCKET: 45,
+  /** the umask the exec'd payload gets: n0 (the plan's own ops run with 0; without this op, 022) */
+  UMASK: 46,
 } as const;
 export type OpKind = (typeof OP)[keyof typeof OP];
 

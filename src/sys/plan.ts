@@ -41,7 +41,8 @@ export type Op = Common &
     | { kind: "pivot" }
     | { kind: "hostname"; name: string }
     | { kind: "domainname"; name: string }
-    | { kind: "console"; ptmx: string; link?: string; stdio?: boolean }
+    | { kind: "umask"; mask: number }
+    | { kind: "console"; ptmx: string; link?: string; stdio?: boolean; size?: { rows: number; cols: number } }
     | { kind: "setsid"; ctty: boolean; cttyStdin?: boolean }
     | { kind: "rlimit"; resource: number; soft: bigint; hard: bigint; name: string }
     | { kind: "personality"; persona: number }
@@ -75,6 +76,8 @@ export const PARENT_STEPS = [
   "net-ready",
   /** the host's side of the network (addresses, NAT, port forwards), while the payload starts */
   "net-host",
+  /** an OCI bundle's prestart hooks, once the container exists and before its payload runs */
+  "oci-prestart",
 ] as const;
 export type StepName = (typeof PARENT_STEPS)[number];
 
@@ -226,8 +229,10 @@ export function encodePlan(plan: Plan): Uint8Array {
       case "pivot": kind = OP.PIVOT; break;
       case "hostname": kind = OP.HOSTNAME; s[0] = st.add(op.name); break;
       case "domainname": kind = OP.DOMAINNAME; s[0] = st.add(op.name); break;
+      case "umask": kind = OP.UMASK; n[0] = op.mask; break;
       case "console":
         kind = OP.CONSOLE; s[1] = st.add(op.ptmx); s[2] = st.add(op.link); flags |= F.DST_IN_ROOT | (op.stdio ? F.STDIO : 0);
+        if (op.size) { n[0] = op.size.rows; n[1] = op.size.cols; }
         break;
       case "setsid": kind = OP.SETSID; flags |= (op.ctty ? F.CTTY : 0) | (op.cttyStdin ? F.CTTY_STDIN : 0); break;
       case "rlimit": kind = OP.RLIMIT; n[0] = op.resource; n[1] = op.soft; n[2] = op.hard; break;
@@ -401,6 +406,7 @@ export function describeOp(op: Op, root?: string): { what: string; syscall: stri
     case "pivot": return { what: `switching root to ${root ?? "the container tree"}`, syscall: "pivot_root" };
     case "hostname": return { what: `setting hostname to ${op.name}`, syscall: "sethostname" };
     case "domainname": return { what: `setting domain name to ${op.name}`, syscall: "setdomainname" };
+    case "umask": return { what: `setting the file mode creation mask to ${op.mask.toString(8).padStart(4, "0")}`, syscall: "umask" };
     case "console": return { what: "allocating the container console", syscall: "open" };
     case "setsid": return { what: "making the console the controlling terminal", syscall: "ioctl" };
     case "rlimit": return { what: `setting resource limit ${op.name}`, syscall: "setrlimit" };

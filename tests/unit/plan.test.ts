@@ -380,7 +380,7 @@ describe("SELinux labels (-Z, -L)", () => {
     // the tree's own mounts and binds carry no label
     expect(p.ops.filter((o) => o.kind === "mount" && o.fstype === "proc").every((o) => !(o as { data?: string }).data?.includes("context="))).toBe(true);
     const u = withLabels(["-D", "/m/web", "-U", "-L", "system_u:object_r:container_file_t:s0", "/bin/true"], { userns: { shift: 65536, range: 65536, idmapRoot: true } });
-    expect(u.parent.find((o) => o.kind === "makeDevfs")).toMatchObject({ options: 'mode=0755,size=4m,nr_inodes=64k,context="system_u:object_r:container_file_t:s0"' });
+    expect(u.parent?.find((o) => o.kind === "makeDevfs")).toMatchObject({ options: 'mode=0755,size=4m,nr_inodes=64k,context="system_u:object_r:container_file_t:s0"' });
   });
 
   test("a label is checked, and a host without SELinux says so", () => {
