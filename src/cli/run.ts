@@ -23,8 +23,11 @@ Image:
                             directory in place of a .nspawn file
      --template=PATH        Initialize root directory from template directory,
                             if missing
+  -i --image=PATH           Root file system disk image (or device node) for
+                            the container
   -x --ephemeral            Run container with snapshot of root directory, and
-                            remove it after exit (an overlay, never a copy)
+                            remove it after exit (an overlay for a directory;
+                            a throw-away copy for an image)
      --read-only            Mount the root directory read-only
      --volatile[=MODE]      Run the system in volatile mode (yes, state, overlay)
      --pivot-root=PATH[:PATH]
@@ -152,5 +155,6 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (!settings.printPlan) (await import("../machine/gc.ts")).collectStale();
   const { runContainer } = await import("../container/supervisor.ts");
   trace("imported supervisor");
+  if (settings.image) return runContainer(settings, (await import("../image/disk/mount.ts")).diskSource(settings));
   return runContainer(settings);
 }

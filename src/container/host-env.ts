@@ -29,6 +29,14 @@ export function mergeEnv(): MergeEnv {
         return false;
       }
     },
+    isFile: (p) => {
+      try {
+        const st = statSync(p);
+        return st.isFile() || st.isBlockDevice();
+      } catch {
+        return false;
+      }
+    },
     readFile: (p) => {
       if (!existsSync(p)) return undefined;
       try {

@@ -24,6 +24,20 @@ export const SCRATCH_DIR = `${RUNTIME_DIR}/scratch`;
 
 export type Cleanup = Array<() => void>;
 
+/**
+ * A root that is not a directory on the host (a disk image, src/image/disk):
+ * made for each start of the container, and let go of on the host once the
+ * container's child holds its own copy of it.
+ */
+export interface TreeSource {
+  /** what is locked and recorded as the machine's root (the image file) */
+  path: string;
+  /** make the tree (undo steps on `cleanup`); the settings to plan with: its directory is the tree */
+  open(s: Settings, cleanup: Cleanup): { tree: string; settings: Settings };
+  /** the child has cloned its mount namespace and is running: the host's side can go */
+  spawned(): void;
+}
+
 /** Undo what a cleanup stack holds, newest first; a failing step is a warning, not the end. */
 export function runCleanup(cleanup: Cleanup): void {
   while (cleanup.length > 0) {
@@ -76,8 +90,10 @@ export function containerRoot(s: Settings, tree = s.directory): string {
   return p;
 }
 
-export function checkTree(s: Settings): void {
+/** `image`: the disk image the tree was mounted from, named in the refusals instead of its mount point. */
+export function checkTree(s: Settings, image?: string): void {
   const dir = containerRoot(s);
+  const shown = image ? `Image ${image}` : `Directory ${dir}`;
   let st;
   try {
     st = statSync(dir);
@@ -86,15 +102,15 @@ export function checkTree(s: Settings): void {
   }
   if (!st.isDirectory()) throw new SpawnctlError(`${dir} is not a directory.`);
   if (s.volatile === "yes") {
-    if (!existsInRoot(dir, "/usr")) throw new SpawnctlError(`Directory ${dir} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
+    if (!existsInRoot(dir, "/usr")) throw new SpawnctlError(`${shown} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
     return;
   }
   if (s.boot && process.env.SYSTEMD_NSPAWN_CHECK_OS_RELEASE !== "0") {
     if (!existsInRoot(dir, "/etc/os-release") && !existsInRoot(dir, "/usr/lib/os-release")) {
-      throw new SpawnctlError(`Directory ${dir} doesn't look like an OS root directory (os-release file is missing). Refusing.`);
+      throw new SpawnctlError(`${shown} doesn't look like an OS root directory (os-release file is missing). Refusing.`);
     }
   } else if (!s.boot && !existsInRoot(dir, "/usr")) {
-    throw new SpawnctlError(`Directory ${dir} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
+    throw new SpawnctlError(`${shown} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
   }
 }
 

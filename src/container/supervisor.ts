@@ -19,7 +19,7 @@ import { syncHosts } from "./hosts.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hookState, runHooks } from "./bundle-plan.ts";
 import { hostFacts, type HostFacts } from "./host.ts";
-import { checkTree, prepareContext, runCleanup, type Cleanup } from "./prepare.ts";
+import { checkTree, prepareContext, runCleanup, type Cleanup, type TreeSource } from "./prepare.ts";
 import { attachInit } from "./init-bin.ts";
 import { spawnPlan, type ParentSteps } from "./spawn.ts";
 import { populateFromTemplate } from "./template.ts";
@@ -69,7 +69,7 @@ interface OneRun {
   escaped: boolean;
 }
 
-async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<OneRun> {
+async function runOnce(s: Settings, facts: HostFacts, tree: string, source?: TreeSource): Promise<OneRun> {
   const cleanup: Cleanup = [];
   let relay: Relay | undefined;
   let cg: MachineCgroup | undefined;
@@ -103,7 +103,14 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     process.on(sig, onTerm);
     handlers.push([sig, onTerm]);
   }
+  // (the machine's recorded root: the image file of a disk image)
+  const root = source?.path ?? s.directory;
   try {
+    if (source) {
+      // a disk image is mounted for each start (a reboot mounts it anew)
+      ({ tree, settings: s } = source.open(s, cleanup));
+      if (!s.printPlan) checkTree(s, source.path);
+    }
     trace("prepare");
     const ctx = prepareContext(s, facts, tree, cleanup);
     trace("plan");
@@ -137,6 +144,8 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
       cleanup.push(() => runHooks("poststop", hooks.poststop, hookState(s, "stopped")));
     }
     const child = spawnPlan(plan, steps);
+    // the child has its own copy of an image's mounts: the host's go
+    source?.spawned();
     cleanup.push(() => {
       // the pid namespace dies with its init; anything that joined it later too
       cgRef.kill(9);
@@ -147,7 +156,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
     // registered, as nspawn registers with machined: list, show, shell,
     // copy-to, poweroff and the rest find a foreground container too
     if (s.register) {
-      register(s, ctx, child.pid, cgRef, network?.hostLinks() ?? []);
+      register(s, root, ctx, child.pid, cgRef, network?.hostLinks() ?? []);
       cleanup.push(() => {
         removeState(s.machine);
         if (network) syncHosts();
@@ -199,7 +208,7 @@ async function runOnce(s: Settings, facts: HostFacts, tree: string): Promise<One
 }
 
 /** The registry's record of a foreground container (its supervisor is this process; no console socket). */
-function register(s: Settings, ctx: RunContext, leader: number, cg: MachineCgroup, netifs: string[]): void {
+function register(s: Settings, root: string, ctx: RunContext, leader: number, cg: MachineCgroup, netifs: string[]): void {
   writeState({
     name: s.machine,
     class: "container",
@@ -208,7 +217,7 @@ function register(s: Settings, ctx: RunContext, leader: number, cg: MachineCgrou
     leaderStart: processStart(leader) ?? "",
     supervisor: process.pid,
     supervisorStart: processStart(process.pid) ?? "",
-    root: s.directory,
+    root,
     uuid: ctx.uuid,
     since: Math.round((performance.timeOrigin + performance.now()) * 1000),
     cgroups: cg.paths,
@@ -316,15 +325,19 @@ class RunNetwork {
   }
 }
 
-/** Run a container in the foreground until it ends; returns spawnctl's exit status. */
-export async function runContainer(s: Settings): Promise<number> {
+/**
+ * Run a container in the foreground until it ends; returns spawnctl's exit
+ * status. `source` makes the tree for each start when it is not a directory (-i).
+ */
+export async function runContainer(s: Settings, source?: TreeSource): Promise<number> {
   trace("runContainer");
   const facts = hostFacts();
   trace("facts");
   const cleanup: Cleanup = [];
   try {
     if (s.template) populateFromTemplate(s.template, s.directory);
-    checkTree(s);
+    // (an image's tree is checked once it is mounted)
+    if (!source) checkTree(s);
     if (!s.printPlan) {
       // the name first (a second container of that name is refused, as
       // machined refuses it), then the tree
@@ -332,17 +345,17 @@ export async function runContainer(s: Settings): Promise<number> {
         const name = lockMachine(s.machine);
         cleanup.push(() => name.release());
       }
-      const lock: Lock = lockTree(s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
+      const lock: Lock = lockTree(source?.path ?? s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
       cleanup.push(() => lock.release());
       cleanup.push(markRun(s.machine, lock.held().map((h) => h.path)));
     }
     const tree = s.directory;
     if (!s.printPlan) {
-      info(`Spawning container ${s.machine} on ${tree}.`);
+      info(`Spawning container ${s.machine} on ${source?.path ?? tree}.`);
       if (s.console === "interactive" || (s.console === "autopipe" && isatty(0))) info("Press ^] three times within 1s to kill container.");
     }
     for (;;) {
-      const { outcome, escaped } = await runOnce(s, facts, tree);
+      const { outcome, escaped } = await runOnce(s, facts, tree, source);
       if (s.printPlan) return 0;
       if (escaped) {
         info(`Container ${s.machine} terminated by signal KILL.`);

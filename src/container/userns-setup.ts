@@ -2,7 +2,7 @@
 // matching the tree's ownership to it before the start (prepare), and the
 // parent's steps that give the child its maps, its idmapped mounts, its
 // cgroups and its /dev (usernsParentOps), which the shim runs.
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import type { Settings } from "../settings/types.ts";
 import { SpawnctlError, fsMessage } from "../util/errors.ts";
 import { chaseInRoot } from "../util/tree.ts";
@@ -43,7 +43,8 @@ export function prepareUserns(s: Settings, tree: string, dry = false): PreparedU
       if (!dry) ensureOwnership(tree, r.shift);
     }
     let rootBase = 0;
-    if (ownership === "map") {
+    // (--print-plan of a disk image: its tree is not mounted, its root taken as root's)
+    if (ownership === "map" && !(dry && !existsSync(rootPath))) {
       const st = statSync(rootPath);
       // a tree shifted to some range earlier (uid and gid in the same one) is mapped from there
       if (st.uid >>> 16 === st.gid >>> 16) rootBase = st.uid - (st.uid % 65536);

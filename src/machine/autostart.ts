@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { SpawnctlError } from "../util/errors.ts";
 import { warn, info } from "../util/log.ts";
-import { findImage } from "../settings/merge.ts";
+import { findImagePath } from "../settings/merge.ts";
 import { mergeEnv } from "../container/host-env.ts";
 import { leaderAlive, readState } from "../container/registry.ts";
 import { AUTOSTART_DIR, UNIT_DIR, autostartPaths } from "../image/pool.ts";
@@ -38,7 +38,7 @@ WantedBy=machines.target
 }
 
 export function enable(name: string): void {
-  if (!findImage(name, mergeEnv())) throw new SpawnctlError(`No image for machine '${name}'.`);
+  if (!findImagePath(name, mergeEnv())) throw new SpawnctlError(`No image for machine '${name}'.`);
   if (hostRunsSystemd()) {
     mkdirSync(`${UNIT_DIR}/machines.target.wants`, { recursive: true });
     writeFileSync(`${UNIT_DIR}/spawnctl@.service`, unitText(process.execPath));

@@ -39,6 +39,8 @@ import { hostFacts } from "../container/host.ts";
 import { trace, warn } from "../util/log.ts";
 import { MACHINES_DIR, type MachineState, ensureDir, leaderAlive, lockPath, processStart, readState, removeState, supervisorAlive } from "../container/registry.ts";
 
+/** src/image/disk/mount.ts DISK_DIR (not imported: see collect) */
+const DISK_DIR = "/run/spawnctl/disk";
 /** src/net/plan.ts NET_DIR (not imported: that module is not needed unless a stale machine had a network) */
 const NET_DIR = "/run/spawnctl/net";
 /** how old an unheld lock file must be before a sweep removes it */
@@ -85,7 +87,10 @@ function collect(done: Collected): void {
   // a SIGKILLed run's temporary directories (empty --bind sources, --overlay
   // upper layers; work directories beside a given upper layer go when the
   // next run uses that layer)
-  sweepTemp("/var/tmp", ["spawnctl-bind-", "spawnctl-overlay-"]);
+  sweepTemp("/var/tmp", ["spawnctl-bind-", "spawnctl-overlay-", ".#spawnctl-ephemeral-"]);
+  // a disk image mounted by a run killed before its container started
+  // (that code is loaded only when some image was ever mounted)
+  if (existsSync(DISK_DIR)) (require("../image/disk/mount.ts") as typeof import("../image/disk/mount.ts")).sweepDiskMounts();
   const names = new Set<string>();
   const tmpStates: Array<{ file: string; pid: number }> = [];
   // (string tests, not regular expressions: compiling one costs a cold process more)

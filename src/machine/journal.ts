@@ -14,7 +14,7 @@ import { print } from "../util/log.ts";
 import { isatty } from "../sys/ffi.ts";
 import { hostFacts } from "../container/host.ts";
 import { consoleLog, leaderAlive, readState, type MachineState } from "../container/registry.ts";
-import { findImage } from "../settings/merge.ts";
+import { findImagePath } from "../settings/merge.ts";
 import { mergeEnv } from "../container/host-env.ts";
 import { runInMachine, treeHas } from "./enter.ts";
 
@@ -147,8 +147,11 @@ export async function journalMain(args: string[]): Promise<number> {
     return showConsoleLog(running.image ?? name, name, logOptions(rest, name));
   }
   // a stopped machine: its image
-  const dir = findImage(name, mergeEnv());
-  if (!dir) throw new SpawnctlError(`No machine or image '${name}' known.`);
+  const found = findImagePath(name, mergeEnv());
+  if (!found) throw new SpawnctlError(`No machine or image '${name}' known.`);
+  // a disk image's journal is not read without mounting it: its console log is
+  if (found.raw) return showConsoleLog(name, name, logOptions(rest, name));
+  const dir = found.path;
   const jc = treeHas(dir, JOURNALCTL);
   if (jc && existsSync(`${dir}/var/log/journal`)) {
     // the tree's own journalctl, in a read-only container of it (no network, no registration)

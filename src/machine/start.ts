@@ -26,7 +26,8 @@ import { checkTree, prepareContext, runCleanup, type Cleanup } from "../containe
 import { peersFile, syncHosts } from "../container/hosts.ts";
 import { ChildDriver, cloneFailure } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
-import { findImage } from "../settings/merge.ts";
+import { findImagePath } from "../settings/merge.ts";
+import { diskSource } from "../image/disk/mount.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "../image/properties-store.ts";
 import { supervisorFd } from "../container/supervisor-bin.ts";
@@ -42,13 +43,13 @@ import {
 export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--network-veth", "-U", "--settings=override"];
 
 export function machineSettings(name: string, extra: string[] = []): { settings: Settings; poweroffSignal: number } {
-  const dir = findImage(name, mergeEnv());
-  if (!dir) throw new SpawnctlError(`No image for machine '${name}'.`);
+  const found = findImagePath(name, mergeEnv());
+  if (!found) throw new SpawnctlError(`No image for machine '${name}'.`);
   // [start] options of spawnctl.toml replace the service's defaults
   const configured = config().start.options;
   let cl;
   try {
-    cl = parseCommandLine([...(configured ?? SERVICE_DEFAULTS), ...extra, "-M", name, "-D", dir]);
+    cl = parseCommandLine([...(configured ?? SERVICE_DEFAULTS), ...extra, "-M", name, found.raw ? "-i" : "-D", found.path]);
   } catch (e) {
     if (configured && e instanceof Error) throw new SpawnctlError(`[start] options of ${process.env.SPAWNCTL_CONFIG || CONFIG_PATH}: ${e.message}`);
     throw e;
@@ -186,10 +187,14 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     }
     cleanup.push(() => machineLock.release());
     trace(`machine ${name}: locked`);
-    const { settings: s, poweroffSignal } = machineSettings(name, extra);
+    const { settings: given, poweroffSignal } = machineSettings(name, extra);
+    let s = given;
     const facts = hostFacts();
-    checkTree(s);
-    const treeLock = lockTree(s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
+    // a disk image: mounted below, once the machine's name and image are locked
+    const source = s.image ? diskSource(s) : undefined;
+    if (!source) checkTree(s);
+    const root = source?.path ?? s.directory;
+    const treeLock = lockTree(root, s.readOnly || s.ephemeral || s.volatile !== "no");
     cleanup.push(() => treeLock.release());
     // until the state file names them, a mark does: a start SIGKILLed from
     // here on leaves nothing the next run, start or list cannot collect
@@ -207,6 +212,10 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     yield;
     const props = [...loadProperties(name), ...s.properties].map(parseProperty);
     if (props.length) applyProperties(props, facts.cgroup, s.machine);
+    if (source) {
+      s = source.open(s, cleanup).settings;
+      checkTree(s, source.path);
+    }
     const ctx = prepareContext(s, facts, s.directory, cleanup);
     trace("machine: context");
     const plan = buildPlan(s, ctx);
@@ -304,6 +313,8 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     while (!driver.step()) yield;
     const child = driver.result!;
     trace("machine: child exec'd");
+    // the child has its own copy of an image's mounts: the host's go
+    source?.spawned();
     if (child.consoleFd !== undefined) {
       shim().nsh_send(ctl, CTL.CONSOLE, child.consoleFd);
       closeQuietly(child.consoleFd);
@@ -316,7 +327,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
       leaderStart: processStart(pid) ?? "",
       supervisor: sup.pid,
       supervisorStart: processStart(sup.pid) ?? "",
-      root: s.directory,
+      root,
       image: name,
       uuid: ctx.uuid,
       since: Math.round((performance.timeOrigin + performance.now()) * 1000),

@@ -17,6 +17,8 @@ export interface MergeEnv {
   isTty: boolean;
   hostname(): string;
   isDir(p: string): boolean;
+  /** a regular file or block device (a NAME.raw image); optional for tests that need none */
+  isFile?(p: string): boolean;
   readFile(p: string): string | undefined;
   random64(): string;
   warn(m: string): void;
@@ -55,6 +57,15 @@ export function cleanupName(s: string): string {
 
 export function findImage(name: string, env: MergeEnv): string | undefined {
   for (const d of imageSearchPath()) if (env.isDir(`${d}/${name}`)) return `${d}/${name}`;
+  return undefined;
+}
+
+/** The image NAME of the search path: a directory NAME, or else a disk image NAME.raw (as machinectl looks, directory by directory). */
+export function findImagePath(name: string, env: MergeEnv): { path: string; raw: boolean } | undefined {
+  for (const d of imageSearchPath()) {
+    if (env.isDir(`${d}/${name}`)) return { path: `${d}/${name}`, raw: false };
+    if (env.isFile?.(`${d}/${name}.raw`)) return { path: `${d}/${name}.raw`, raw: true };
+  }
   return undefined;
 }
 
@@ -109,29 +120,34 @@ function loadSettingsFile(name: string, directory: string | undefined, mode: Set
 /** `bundle`: an OCI bundle's settings (--oci-bundle=), which take the place of the .nspawn file */
 export function resolveSettings(cli: CommandLine, env: MergeEnv, bundle?: LoadedFile): Resolved {
   const c = cli.settings;
-  if (c.image) throw usage("--image= (raw disk images) is not supported yet; use -D with a directory tree.");
   if (c.directory && c.image) throw usage("--directory= and --image= may not be combined.");
   // a bundle's root.path, unless -D (or -i) names the root
   let directory = c.directory ?? (c.image ? undefined : bundle?.settings.directory);
   if (c.ociBundle && !directory && !c.image) throw usage(`${bundle?.path ?? "--oci-bundle="}: root.path: missing, and no --directory= given.`);
+  let image = c.image;
   let name = c.machine;
-  if (!directory) {
+  if (!directory && !image) {
     if (name) {
-      directory = findImage(name, env);
-      if (!directory) throw usage(`No image for machine '${name}'.`);
+      const found = findImagePath(name, env);
+      if (!found) throw usage(`No image for machine '${name}'.`);
+      if (found.raw) image = found.path;
+      else directory = found.path;
     } else {
       directory = env.cwd;
     }
   }
   if (!name) {
-    // a bundle's machine is named after the bundle (its root is mostly "rootfs")
-    name = directory === "/" ? env.hostname() : cleanupName(basename(c.ociBundle || directory));
+    // an image's name without its .raw, as nspawn names it; a bundle's machine
+    // is named after the bundle (its root is mostly "rootfs")
+    name = image ? cleanupName(basename(image).replace(/\.raw$/, "")) : directory === "/" ? env.hostname() : cleanupName(basename(c.ociBundle || directory!));
     if (!name || !isValidHostname(name)) throw usage(`Failed to determine machine name automatically, please use -M.`);
   }
   const mode = c.settings ?? "yes";
-  const file = bundle ?? loadSettingsFile(name, directory, mode, env);
+  // (NAME.nspawn is looked for beside the image file too)
+  const file = bundle ?? loadSettingsFile(name, directory ?? image, mode, env);
   const m = mergeSettings(cli, file, mode);
-  m.directory = directory;
+  m.directory = directory ?? "";
+  m.image = image ?? "";
   if (cli.args.length === 0 && file?.settings.parameters) m.parameters = file.settings.parameters;
   else m.parameters = cli.args;
   const s = applyDefaults(m, name, env, !c.machine);
@@ -165,7 +181,7 @@ function applyDefaults(m: PartialSettings, name: string, env: MergeEnv, nameFrom
     directory: m.directory!,
     template: m.template ?? "",
     ephemeral,
-    image: "",
+    image: m.image ?? "",
     readOnly: (m.readOnly ?? false) || (m.volatile !== undefined && m.volatile !== "no"),
     volatile: m.volatile ?? "no",
     boot,
@@ -256,5 +272,6 @@ function validate(s: Settings, env: MergeEnv): void {
   }
   if (s.bindUsers.length > 0 && s.privateUsers.mode === "no") throw usage("--bind-user= is only supported with --private-users=/-U.");
   if (s.template && s.template === s.directory) throw usage("--template= and --directory= may not be the same directory.");
+  if (s.image && s.template) throw usage("--template= and --image= may not be combined.");
   void env;
 }

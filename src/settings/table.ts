@@ -3,6 +3,7 @@
 // (its mask group: a group set on the command line is not taken from a file)
 // and the trust rules (privileged rows are ignored in untrusted files).
 import { parseCapList } from "./caps.ts";
+import { usage } from "../util/errors.ts";
 import { parseProperty } from "./properties.ts";
 import {
   E2BIG, ERANGE, MAX_ARG_STRLEN, ParseError, checkPath, formatCpuList, isAbsoluteNormalized, isValidHostname, isValidUserName,
@@ -198,6 +199,14 @@ export const ROWS: Row[] = [
     // the bundle itself is read by the caller (src/oci/bundle.ts), in place of a .nspawn file
     group: "ociBundle", long: ["oci-bundle"], arg: "required",
     set: (s, v, _src, cwd) => { s.ociBundle = absPath(v ?? "", cwd).replace(/(.)\/+$/, "$1"); },
+  },
+  {
+    // dm-verity would need the device mapper's ioctl protocol (a table, a
+    // signature check in the kernel keyring): not implemented, and said so
+    group: "rootHash", long: ["root-hash", "root-hash-sig", "verity-data"], arg: "required",
+    set: () => {
+      throw usage("--root-hash= is not supported (nor --root-hash-sig=, --verity-data=): spawnctl does not set up dm-verity; run the image without it.");
+    },
   },
   flagRow("readOnly", "read-only", undefined, "Files.ReadOnly"),
   {

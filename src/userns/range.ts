@@ -10,7 +10,7 @@
 // because only pick promises a range nobody else uses. `yes`, `identity` and
 // explicit ranges are what the administrator asked for: two containers given
 // the same range on purpose share it, as under nspawn.
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import type { PrivateUsersMode } from "../settings/types.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { type Lock, releaseFile, takeFile } from "../util/lock.ts";
@@ -232,7 +232,9 @@ export function pickRange(
 export function previewRange(tree: string, machine: string): Range {
   const passwd = readText("/etc/passwd");
   const group = readText("/etc/group");
-  for (const base of pickCandidates(ownerBase(tree).base, machine)) {
+  // (a disk image's tree is not mounted for --print-plan: no owner to start from)
+  const owner = existsSync(tree) ? ownerBase(tree).base : undefined;
+  for (const base of pickCandidates(owner, machine)) {
     if (idsInUse(passwd, group, base, SHIFT_RANGE).length === 0) return { shift: base, range: SHIFT_RANGE };
   }
   throw new SpawnctlError(`Failed to pick a UID/GID range for ${machine || tree}.`);
