@@ -17,6 +17,7 @@ import type { Image } from "../image/pool.ts";
 const IMAGE_VERBS = new Set([
   "list-images", "image-status", "show-image", "clone", "rename", "read-only", "remove", "set-limit", "clean", "cat", "edit",
   "import-tar", "import-raw", "import-fs", "export-tar", "export-raw", "pull-tar", "pull-raw", "list-transfers", "cancel-transfer",
+  "pull-oci", "import-oci", "export-oci",
 ]);
 
 function need(args: string[], min: number, max: number, verb: string): void {
@@ -59,12 +60,22 @@ function printProperties(props: Array<[string, string]>, o: GlobalOptions): void
   }
 }
 
+async function collectOci(): Promise<void> {
+  const { collectPool } = await import("../oci/gc.ts");
+  const r = collectPool();
+  if (r.blobs || r.layers) info(`Removed ${r.layers} unused layers and ${r.blobs} unused blobs (${formatBytes(r.bytes)}).`);
+}
+
 async function statusText(i: Image): Promise<string> {
   const { readInRoot, readOsRelease } = await import("../util/tree.ts");
   const lines = [i.name];
   const row = (k: string, v: string) => lines.push(`${k.padStart(12)}: ${v}`);
   row("Type", i.type);
   row("Path", i.path);
+  if (i.type === "oci") {
+    const { ociStatus } = await import("../oci/gc.ts");
+    for (const [k, v] of ociStatus(i.path)) row(k, v);
+  }
   if (i.type === "directory" || i.type === "subvolume") {
     const hostname = readInRoot(i.path, "/etc/hostname")?.trim();
     if (hostname) row("Hostname", hostname);
@@ -156,7 +167,10 @@ export async function imageVerb(verb: string, args: string[], o: GlobalOptions):
     case "remove": {
       need(args, 1, Number.POSITIVE_INFINITY, verb);
       const { removeImage } = await import("../image/ops.ts");
+      const oci = args.some((n) => pool.findImage(n)?.type === "oci");
       for (const n of args) removeImage(n);
+      // the layers and blobs no image uses any more
+      if (oci) await collectOci();
       return 0;
     }
     case "set-limit": {
@@ -179,6 +193,7 @@ export async function imageVerb(verb: string, args: string[], o: GlobalOptions):
       for (const k of r.kept) info(`Kept image '${k.name}': ${k.reason}`);
       for (const l of r.leftovers) info(`Removed ${l}, left behind by an interrupted operation.`);
       info(`Removed ${r.removed.length} images in total.`);
+      await collectOci();
       return 0;
     }
     case "cat": {
@@ -219,6 +234,24 @@ export async function imageVerb(verb: string, args: string[], o: GlobalOptions):
       await T.pull(verb === "pull-tar" ? "tar" : "raw", args[0]!, args[1], {
         readOnly: o.readOnly, force: o.force, devices: o.devices, verify: names.parseVerify(o.verify),
       });
+      return 0;
+    }
+    case "import-oci": {
+      need(args, 1, 2, verb);
+      const { importOci } = await import("../oci/import.ts");
+      await importOci(args[0]!, args[1], { force: o.force, readOnly: o.readOnly, platform: o.platform });
+      return 0;
+    }
+    case "pull-oci": {
+      need(args, 1, 2, verb);
+      const { pullOci } = await import("../oci/pull.ts");
+      await pullOci(args[0]!, args[1], { force: o.force, readOnly: o.readOnly, platform: o.platform, creds: o.creds, insecure: o.insecureRegistry });
+      return 0;
+    }
+    case "export-oci": {
+      need(args, 2, 2, verb);
+      const { exportOci } = await import("../oci/export.ts");
+      await exportOci(args[0]!, args[1]!);
       return 0;
     }
     case "list-transfers":

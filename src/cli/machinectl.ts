@@ -66,6 +66,9 @@ Image Transfer Commands:
   import-fs DIRECTORY [NAME]  Import a local directory container image
   export-tar NAME [FILE]      Export a TAR container image locally
   export-raw NAME [FILE]      Export a RAW container or VM image locally
+  pull-oci REF [NAME]         Download an OCI image from a registry
+  import-oci FILE|DIR [NAME]  Import an OCI layout, oci-archive or docker-archive
+  export-oci NAME FILE        Export an OCI image as an oci-archive
 
 Options:
   -h --help                   Show this help (VERB --help or help VERB: that verb's)
@@ -92,6 +95,9 @@ Options:
      --now                    Start or power off container after enabling or disabling it
      --verify=MODE            Verification mode for downloaded images (no, checksum, signature)
      --format=FORMAT          Determine format for export (uncompressed, gzip, xz, zstd)
+     --platform=OS/ARCH[/V]   Which image of a multi-platform OCI image (default: the host's)
+     --creds=USER:PASS        Credentials for pull-oci's registry
+     --insecure-registry=HOST Allow plain HTTP to this registry (pull-oci)
 `;
 
 export interface GlobalOptions {
@@ -113,6 +119,12 @@ export interface GlobalOptions {
   format?: string;
   /** import: allow device nodes in archives */
   devices: boolean;
+  /** OCI: os/arch[/variant] of a multi-platform image */
+  platform?: string;
+  /** pull-oci: USER:PASS */
+  creds?: string;
+  /** pull-oci: registries that may be plain HTTP */
+  insecureRegistry: string[];
   /** -M/--machine=: the machine `shell USER@` runs in */
   machine?: string;
   /** -o/--output=: the journal's output mode in status */
@@ -126,7 +138,7 @@ function splitShell(argv: string[]): { head: string[]; command: string[] } {
   const i = argv.indexOf("shell");
   if (i < 0) return { head: argv, command: [] };
   let j = i + 1;
-  const takesValue = new Set(["-p", "--property", "-P", "-s", "--signal", "--kill-whom", "--uid", "-E", "--setenv", "--verify", "--format", "--json", "-M", "--machine", "-H", "--host", "-n", "-o"]);
+  const takesValue = new Set(["-p", "--property", "-P", "-s", "--signal", "--kill-whom", "--uid", "-E", "--setenv", "--verify", "--format", "--platform", "--creds", "--insecure-registry", "--json", "-M", "--machine", "-H", "--host", "-n", "-o"]);
   for (; j < argv.length; j++) {
     const a = argv[j]!;
     // `shell -- NAME CMD...`: the name comes after the "--", as with getopt
@@ -174,6 +186,9 @@ export const OPTIONS: OptionSpec[] = [
   { key: "noAskPassword", long: "no-ask-password", value: false },
   { key: "keepDownload", long: "keep-download", value: false },
   { key: "devices", long: "devices", value: false },
+  { key: "platform", long: "platform", value: true },
+  { key: "creds", long: "creds", value: true },
+  { key: "insecureRegistry", long: "insecure-registry", value: true },
   { key: "version", long: "version", value: false },
   { key: "machine", long: "machine", short: "M", value: true },
   { key: "host", long: "host", short: "H", value: true },
@@ -283,6 +298,9 @@ export function parseMachinectl(argv: string[]): { verb: string; args: string[];
     verify: last("verify") ?? "signature",
     format: last("format"),
     devices: has("devices"),
+    platform: last("platform"),
+    creds: last("creds"),
+    insecureRegistry: values.get("insecureRegistry") ?? [],
     machine: last("machine"),
     output,
     lines: last("lines"),
@@ -335,7 +353,7 @@ export const NAME_ARGS: Record<string, NameRule> = {
   terminate: mach("all"), kill: mach("all"), login: mach(1), console: mach(1), "set-property": mach(1), enable: mach("all"), disable: mach("all"),
   "copy-to": mach(1), "copy-from": mach(1), bind: mach(1), shell: mach("shell"),
   "image-status": img("all"), "show-image": img("all"), clone: img(2), rename: img(2), "read-only": img(1), remove: img("all"),
-  "export-tar": img(1), "export-raw": img(1),
+  "export-tar": img(1), "export-raw": img(1), "export-oci": img(1),
 };
 
 /** A printable form of a hostile name: control characters escaped, long ones cut. */

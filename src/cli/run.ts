@@ -150,6 +150,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     trace("bundle loaded");
   }
   const { settings } = resolveSettings(cl, env, bundle);
+  // an OCI image: its config's command, environment, directory and user where nothing else says
+  if (settings.directory.endsWith(".oci")) (await import("../oci/config-run.ts")).applyImageConfig(settings);
   trace("resolved");
   setQuiet(settings.quiet);
   if (!settings.printPlan) (await import("../machine/gc.ts")).collectStale();

@@ -23,6 +23,7 @@ import { escapeOverlayPath, parseMountOptions } from "./mountopts.ts";
 import type { ResolvedUser } from "../util/tree.ts";
 import { bindUserOps, idMap, type AccountCopy, type BoundUser } from "./bind-user.ts";
 import { CONTAINER_XAUTHORITY, type X11Plan } from "./x11.ts";
+import { stackMountData, type LayerStack } from "./stack.ts";
 
 export interface PreparedBind extends BindMount {
   /** the host path to bind (a temporary directory for an empty source) */
@@ -70,10 +71,13 @@ export function idmapSources(s: Settings, ctx: RunContext): IdmapSource[] {
   const root = s.volatile === "yes" ? `${ctx.tree === "/" ? "" : ctx.tree}/usr` : ctx.tree;
   // a tree owned by another range (shifted earlier) is mapped from its own base
   const rb = u.rootBase ?? 0;
-  out.push({
-    hostPath: root, recursive: true,
-    map: !u.idmapRoot || rb === u.shift ? "none" : rb === 0 ? "container" : { hostUid: rb, hostGid: rb, uid: 0, gid: 0, count: u.range },
-  });
+  const map: IdmapSource["map"] = !u.idmapRoot || rb === u.shift ? "none" : rb === 0 ? "container" : { hostUid: rb, hostGid: rb, uid: 0, gid: 0, count: u.range };
+  if (ctx.stack) {
+    // a layered image: the layer store (every layer below it) and the image's own directory (upper, work)
+    out.push({ hostPath: ctx.stack.layerRoot, recursive: false, map }, { hostPath: ctx.stack.dir, recursive: false, map });
+  } else {
+    out.push({ hostPath: root, recursive: true, map });
+  }
   for (const b of ctx.binds) {
     if (!bindByFd(ctx, b)) continue;
     if (b.idmap === "none") out.push({ hostPath: b.hostSource, recursive: b.recursive, map: "none" });
@@ -89,7 +93,7 @@ export function idmapSources(s: Settings, ctx: RunContext): IdmapSource[] {
 
 function bindSlot(ctx: RunContext, b: PreparedBind): number | undefined {
   if (!bindByFd(ctx, b)) return undefined;
-  let slot = 1;
+  let slot = ctx.stack ? 2 : 1;
   for (const o of ctx.binds) {
     if (o === b) return slot;
     if (bindByFd(ctx, o)) slot++;
@@ -120,6 +124,8 @@ export interface RunContext {
   scratch: string;
   /** the tree the container runs (a host path) */
   tree: string;
+  /** the tree is a layered image (an OCI image): its root is an overlay of its layers */
+  stack?: LayerStack;
   cgroup: CgroupFacts;
   /** use a cgroup namespace, rooted at the machine's cgroup */
   cgroupNamespace: boolean;
@@ -212,7 +218,9 @@ function rootOps(s: Settings, ctx: RunContext): Op[] {
     ];
   };
   ops.push(scratchTmpfs());
-  if (s.ephemeral || s.volatile === "overlay") {
+  if (ctx.stack) {
+    ops.push(...stackRootOps(s, ctx));
+  } else if (s.ephemeral || s.volatile === "overlay") {
     // -x: changes go to an overlay upper layer on a tmpfs that vanishes with the
     // container's mount namespace; the tree itself is never written to.
     ops.push(...overlayRoot());
@@ -251,6 +259,44 @@ function rootOps(s: Settings, ctx: RunContext): Op[] {
   if (s.volatile === "state") {
     ops.push(m({ src: "tmpfs", dst: "/var", dstInRoot: true, mkdir: true, fstype: TMPFS, flags: MS.STRICTATIME, data: "mode=0755" }));
   }
+  return ops;
+}
+
+/**
+ * A layered image's root: an overlay of its layers with its own upper layer
+ * on top (written to), or under it for -x and --volatile=overlay (then the
+ * changes go to the scratch tmpfs), or as one more lower layer for
+ * --read-only. In a user namespace the layer store and the image's directory
+ * arrive idmapped in slots 0 and 1, as a directory tree's root does.
+ */
+function stackRootOps(s: Settings, ctx: RunContext): Op[] {
+  const st = ctx.stack!;
+  if (s.volatile === "yes") throw new SpawnctlError(`--volatile=yes needs a tree with its own /usr; the layered image ${st.dir} can run with --volatile=overlay or --ephemeral instead.`);
+  const ops: Op[] = [];
+  let layers = st.layerRoot;
+  let own = st.dir;
+  if (ctx.userns) {
+    layers = `${ctx.scratch}/layers`;
+    own = `${ctx.scratch}/image`;
+    ops.push({ kind: "moveMount", slot: 0, dst: layers, dstInRoot: false, mkdir: true }, { kind: "moveMount", slot: 1, dst: own, dstInRoot: false, mkdir: true });
+  }
+  // short names for the layers (scratch/l/N), so that many fit in the mount's options
+  const links = `${ctx.scratch}/l`;
+  ops.push({ kind: "mkdir", path: links, mode: 0o700, inRoot: false });
+  st.lower.forEach((l, i) => ops.push({ kind: "symlink", target: `${layers}/${l}`, path: `${links}/${i}`, inRoot: false }));
+  const lower = st.lower.map((_, i) => `${links}/${i}`);
+  let data: string;
+  let flags = 0;
+  if (s.ephemeral || s.volatile === "overlay") {
+    ops.push({ kind: "mkdir", path: `${ctx.scratch}/upper`, mode: 0o755, inRoot: false }, { kind: "mkdir", path: `${ctx.scratch}/work`, mode: 0o700, inRoot: false });
+    data = stackMountData(st, [`${own}/upper`, ...lower], `${ctx.scratch}/upper`, `${ctx.scratch}/work`);
+  } else if (s.readOnly) {
+    data = stackMountData(st, [`${own}/upper`, ...lower], undefined, undefined);
+    flags = MS.RDONLY;
+  } else {
+    data = stackMountData(st, lower, `${own}/upper`, `${own}/work`);
+  }
+  ops.push(m({ src: "overlay", dst: ctx.stage, fstype: "overlay", flags, data, what: `mounting the ${st.lower.length} layers of ${st.dir} on ${ctx.stage}` }));
   return ops;
 }
 
@@ -712,7 +758,7 @@ function usernsParentOps(s: Settings, ctx: RunContext, delegation: string[]): Pa
     }
     const op: ParentOp = { kind: "idmapTree", path: src.hostPath, reg, recursive: src.recursive, flatRetry: src.recursive };
     // the tree (the first source): ownership auto chowns it where it cannot be idmapped
-    if (k === 0 && u.fallbackChown) {
+    if (k === 0 && u.fallbackChown && !ctx.stack) {
       const refused = chownRefusal(s, u);
       op.fallback = refused ? { refused } : { tree: ctx.tree, shift: u.shift };
     }

@@ -17,6 +17,7 @@ import { bindOwners, prepareUserns } from "./userns-setup.ts";
 import { accountCopies, boundResolved, planBindUsers, readHostAccounts, type BoundUser } from "./bind-user.ts";
 import { makePeersFile, peersFile, wantsPeers } from "./hosts.ts";
 import { CONTAINER_XAUTHORITY, X11_SOCKET_DIR, planX11, type X11Plan } from "./x11.ts";
+import { isStack, withTreeView } from "./stack.ts";
 
 export const RUNTIME_DIR = "/run/spawnctl";
 export const STAGE_DIR = `${RUNTIME_DIR}/root`;
@@ -92,6 +93,8 @@ export function containerRoot(s: Settings, tree = s.directory): string {
 
 /** `image`: the disk image the tree was mounted from, named in the refusals instead of its mount point. */
 export function checkTree(s: Settings, image?: string): void {
+  // a layered (OCI) image need not be an OS tree: an application image may have no /usr
+  if (isStack(s.directory)) return;
   const dir = containerRoot(s);
   const shown = image ? `Image ${image}` : `Directory ${dir}`;
   let st;
@@ -375,8 +378,25 @@ function x11Environment(x: X11Plan | undefined): Array<[string, string]> {
  * tree is not chowned.
  */
 export function prepareContext(s: Settings, facts: HostFacts, tree: string, cleanup: Cleanup, dry = s.printPlan): RunContext {
+  // a layered image is read through a read-only view of its layers, gone before it runs
+  return withTreeView(tree, s.machine, (files, stack) => {
+    const ctx = prepareTreeContext(s, facts, tree, files, cleanup, dry);
+    if (stack) ctx.stack = stack;
+    return ctx;
+  });
+}
+
+function prepareTreeContext(s: Settings, facts: HostFacts, tree: string, files: string, cleanup: Cleanup, dry: boolean): RunContext {
+  const layered = files !== tree;
+  // (the view is gone when the container runs: an overlay's +PATH cannot point into it)
+  const inImage = s.overlays.flatMap((o) => [...o.lower, ...(o.upper ? [o.upper] : [])]).find((l) => l.inImage);
+  if (layered && inImage) throw new SpawnctlError(`--overlay= with +${inImage.path}: paths inside a layered (OCI) image cannot be overlay layers; use a host directory.`);
+  // its layers are shared with other images: they are idmapped, never chowned
+  if (layered && s.privateUsers.mode !== "no" && s.privateUsersOwnership === "chown") {
+    throw new SpawnctlError("--private-users-ownership=chown would chown layers other images share; a layered (OCI) image runs with map (or auto).");
+  }
   // the user, the machine ID and /etc are the container's: below --pivot-root's directory
-  const view = containerRoot(s, tree);
+  const view = containerRoot(s, files);
   const pu = prepareUserns(s, tree, dry);
   if (pu?.lock) {
     const lock = pu.lock;
@@ -417,17 +437,18 @@ export function prepareContext(s: Settings, facts: HostFacts, tree: string, clea
     env: buildEnvironment(s, user, uuid, facts.osRelease, x11Environment(x11)),
     seccomp: loadFilter(s.capability, s.syscallAllow, s.syscallDeny, s.suppressSync || process.env.SYSTEMD_SUPPRESS_SYNC === "1"),
     binds: [
-      ...prepareBinds(s, tree, cleanup, dry).map((b) => (pu ? bindOwners(b, tree) : b)),
+      ...prepareBinds(s, files, cleanup, dry).map((b) => (pu ? bindOwners(b, files) : b)),
       ...boundHomes(bound), ...x11Binds(x11), ...peersBind(s, view, pu?.userns, cleanup, dry),
     ],
-    overlays: prepareOverlays(s, tree, cleanup, dry),
+    overlays: prepareOverlays(s, files, cleanup, dry),
     resolvConf: resolvConfAction(s, facts),
     timezone: timezoneAction(s, facts, view),
-    journal: journalContext(s, view, machineId, cleanup, dry),
+    // (the view of a layered image is read-only: no journal link into it)
+    journal: layered ? undefined : journalContext(s, view, machineId, cleanup, dry),
     devices: { fuse: facts.hasFuse, tun: facts.hasNetTun },
     treeHasEtc: !!etc && etc.isDirectory(),
     procMasks: PROC_INACCESSIBLE,
-    usrLinks: s.volatile === "yes" ? usrLinks(tree) : [],
+    usrLinks: s.volatile === "yes" ? usrLinks(files) : [],
     nofileHard: nofileHard(),
     networkBarrier: needsNetworkSetup(s),
     userns: pu?.userns,

@@ -2,7 +2,7 @@
 // read-only, set-limit and clean, with what machined does around them:
 // .nspawn files travel with their image, locks keep running containers'
 // trees safe, vendor images (/usr) and the host (.host) are never touched.
-import { chmodSync, copyFileSync, existsSync, lstatSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, statSync, symlinkSync, unlinkSync } from "node:fs";
 import { PROPERTIES_DIR } from "./properties-store.ts";
 import { consoleLog, processStart } from "../container/registry.ts";
 import { strerror } from "../sys/ffi.ts";
@@ -14,7 +14,7 @@ import { copyTreeAsync, treeBytes } from "../util/copy.ts";
 import { removePath, runJob, type Job } from "./job.ts";
 import { isValidImageName, tempOwner, tempPath } from "./names.ts";
 import {
-  autostartPaths, ensurePool, findImage, isHost, isVendor, listImages, lockImage, lockName, machineUsing, nameTaken, poolDir, refuseRunning,
+  OCI_SUFFIX, autostartPaths, ensurePool, findImage, isHost, isVendor, listImages, lockImage, lockName, machineUsing, nameTaken, poolDir, refuseRunning,
   requireImage, searchPath, settingsPaths, type Image,
 } from "./pool.ts";
 import { Progress } from "./progress.ts";
@@ -91,7 +91,7 @@ export async function cloneImage(name: string, newName: string, readOnly: boolea
       // shared: refused while a writable container runs from it (the copy would be inconsistent)
       srcLock = lockImage(src, true, doing);
       const progress = new Progress(`Cloning '${name}'`);
-      const target = src.type === "raw" ? `${pool}/${newName}.raw` : `${pool}/${newName}`;
+      const target = src.type === "raw" ? `${pool}/${newName}.raw` : src.type === "oci" ? `${pool}/${newName}${OCI_SUFFIX}` : `${pool}/${newName}`;
       const tmp = tempPath(pool, `clone-${newName}`);
       job.removeOnFailure(tmp);
       let roDone = false;
@@ -99,6 +99,9 @@ export async function cloneImage(name: string, newName: string, readOnly: boolea
         await copyRawFile(src.path, tmp, job, (d, t) => progress.update(d, t));
         if (readOnly) chmodSync(tmp, statSync(tmp).mode & 0o7555);
         roDone = true;
+      } else if (src.type === "oci") {
+        // the same layers (links into the store), and a copy of the image's own changes only
+        await cloneStack(src.path, tmp, job, progress);
       } else {
         let snapshotted = false;
         let sub = false;
@@ -134,6 +137,18 @@ export async function cloneImage(name: string, newName: string, readOnly: boolea
       nameLock.release();
     }
   });
+}
+
+/** A layered image's clone: its links to the layers, its image.json, and a copy of its upper layer. */
+async function cloneStack(from: string, tmp: string, job: Job, progress: Progress): Promise<void> {
+  mkdirSync(tmp, { mode: 0o700 });
+  mkdirSync(`${tmp}/lower`, { mode: 0o755 });
+  for (const l of readdirSync(`${from}/lower`)) symlinkSync(readlinkSync(`${from}/lower/${l}`), `${tmp}/lower/${l}`);
+  for (const f of readdirSync(from)) {
+    if (f !== "lower" && f !== "upper" && f !== "work" && lstatSync(`${from}/${f}`).isFile()) copyFileSync(`${from}/${f}`, `${tmp}/${f}`);
+  }
+  mkdirSync(`${tmp}/work`, { mode: 0o700 });
+  await copyTreeAsync(`${from}/upper`, `${tmp}/upper`, { progress: (_n, b) => progress.update(b), yield: () => job.tick() });
 }
 
 function copySideFiles(src: Image, name: string, newName: string, target: string, job: Job): void {
@@ -173,9 +188,9 @@ export function renameImage(name: string, newName: string): void {
   })();
   try {
     refuseTaken(newName, doing);
-    const newPath = `${dirOf(img.path)}/${img.type === "raw" ? `${newName}.raw` : newName}`;
+    const newPath = `${dirOf(img.path)}/${img.type === "raw" ? `${newName}.raw` : img.type === "oci" ? `${newName}${OCI_SUFFIX}` : newName}`;
     // an immutable directory cannot be renamed: drop the flag for the rename, as machined does
-    const immutable = img.type === "directory" && isRealDirectory(img.path) && isImmutable(img.path);
+    const immutable = (img.type === "directory" || img.type === "oci") && isRealDirectory(img.path) && isImmutable(img.path);
     if (immutable) setImmutable(img.path, false, doing);
     try {
       renameInto(img.path, newPath, doing);
@@ -263,7 +278,7 @@ export function removeImage(name: string, opts: { quiet?: boolean; keepSettings?
     const roots = img.type === "directory" || img.type === "subvolume" ? treeRoots(img.path) : [];
     const real = isRealDirectory(img.path);
     // read-only marks would stop the rename and the removal
-    if (real && img.type === "directory" && isImmutable(img.path)) setImmutable(img.path, false, doing);
+    if (real && (img.type === "directory" || img.type === "oci") && isImmutable(img.path)) setImmutable(img.path, false, doing);
     if (real && img.type === "subvolume") setSubvolumeReadOnly(img.path, false);
     // out of sight first (atomic), then deleted: an interrupted removal leaves a
     // hidden leftover that `clean` finishes, never a half image under its name
@@ -299,6 +314,7 @@ export function markReadOnly(name: string, ro: boolean): void {
       setSubvolumeReadOnly(img.path, ro);
       break;
     case "directory":
+    case "oci":
       setImmutable(img.path, ro, doing);
       break;
     case "raw": {

@@ -15,10 +15,14 @@ import { allStates, leaderAlive, readState, type MachineState } from "../contain
 import { SpawnctlError } from "../util/errors.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { isSubvolume, subvolumeReadOnly } from "./btrfs.ts";
+import { isStack } from "../container/stack.ts";
 import { isValidImageName, isHiddenImage } from "./names.ts";
 import { blockDeviceReadOnly, blockDeviceSize, isImmutable, statFs, withFd } from "./sys.ts";
 
-export type ImageType = "directory" | "subvolume" | "raw" | "block";
+export type ImageType = "directory" | "subvolume" | "raw" | "block" | "oci";
+
+/** An OCI image is the directory NAME.oci: a stack of layers (container/stack.ts) and an image.json. */
+export const OCI_SUFFIX = ".oci";
 
 export interface Image {
   name: string;
@@ -88,6 +92,18 @@ export function imageAt(dir: string, entry: string): Image | undefined {
     st = statSync(path); // images may be symlinks into the pool
   } catch {
     return undefined;
+  }
+  if (st.isDirectory() && entry.endsWith(OCI_SUFFIX) && isStack(path)) {
+    const name = entry.slice(0, -OCI_SUFFIX.length);
+    if (!isValidImageName(name)) return undefined;
+    return {
+      name,
+      type: "oci",
+      path,
+      readOnly: directoryReadOnly(path),
+      crtime: st.birthtimeMs > 0 ? us(st.birthtimeMs) : undefined,
+      mtime: us(st.mtimeMs),
+    };
   }
   if (st.isDirectory()) {
     if (!isValidImageName(entry)) return undefined;
@@ -178,7 +194,7 @@ export function findImage(name: string): Image | undefined {
   if (name === HOST_IMAGE) return hostImage();
   if (!isValidImageName(name)) return undefined;
   for (const dir of searchPath()) {
-    for (const entry of [name, `${name}.raw`]) {
+    for (const entry of [name, `${name}.raw`, `${name}${OCI_SUFFIX}`]) {
       if (!existsSync(`${dir}/${entry}`)) continue;
       const img = imageAt(dir, entry);
       if (img && img.name === name) return img;
@@ -199,7 +215,7 @@ export { isHiddenImage };
 /** Is an entry of this name (any type) in any search directory? Returns its path. */
 export function nameTaken(name: string): string | undefined {
   for (const dir of searchPath()) {
-    for (const entry of [name, `${name}.raw`]) {
+    for (const entry of [name, `${name}.raw`, `${name}${OCI_SUFFIX}`]) {
       try {
         lstatSync(`${dir}/${entry}`);
         return `${dir}/${entry}`;

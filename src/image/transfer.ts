@@ -28,6 +28,7 @@ import { ensurePool, findImage, isHost, lockImage, lockName, requireImage } from
 import { Progress } from "./progress.ts";
 import { copyRawFile, createRawFile, isQcow2, SparseWriter } from "./raw.ts";
 import { renameInto } from "./sys.ts";
+import { mountStackView, readStack } from "../container/stack.ts";
 import { resetMachineId } from "./identity.ts";
 import { extractTarBytes, writeTreeAsTar } from "./tar-io.ts";
 
@@ -46,7 +47,7 @@ function dirOf(path: string): string {
 }
 
 /** Refuse early when the name is taken (and --force cannot replace it). */
-function checkTarget(local: string, pool: string, force: boolean, doing: string): void {
+export function checkTarget(local: string, pool: string, force: boolean, doing: string): void {
   const existing = findImage(local);
   if (!existing) return;
   if (!force) throw new SpawnctlError(`${doing}: an image called '${local}' already exists (${existing.path}); use --force to replace it.`);
@@ -54,7 +55,7 @@ function checkTarget(local: string, pool: string, force: boolean, doing: string)
 }
 
 /** Move the finished temporary image into place, replacing an old one with --force. */
-function install(tmp: string, target: string, local: string, pool: string, force: boolean, job: Job, doing: string): void {
+export function install(tmp: string, target: string, local: string, pool: string, force: boolean, job: Job, doing: string): void {
   job.check();
   checkTarget(local, pool, force, doing);
   if (findImage(local)) removeImage(local, { quiet: true, keepSettings: true });
@@ -68,7 +69,7 @@ function install(tmp: string, target: string, local: string, pool: string, force
  * signal handlers are in place from the start, so even a ^C while waiting
  * for stdin leaves no lock file behind.
  */
-function withNewImage(doing: string, local: string, pool: string, force: boolean, fn: (job: Job) => Promise<void>): Promise<void> {
+export function withNewImage(doing: string, local: string, pool: string, force: boolean, fn: (job: Job) => Promise<void>): Promise<void> {
   return runJob(doing, async (job) => {
     const nameLock = lockName(local, doing);
     try {
@@ -308,6 +309,13 @@ export async function exportTar(name: string, file: string | undefined, formatFl
   try {
     await runJob(doing, async (job) => {
       let root = realpathSync(img.path);
+      // an OCI image flattens: its layers and its own changes, as one tree (a read-only overlay)
+      const stack = img.type === "oci" ? readStack(root) : undefined;
+      const view = stack ? mountStackView(stack, `export-${name}`) : undefined;
+      if (view) {
+        job.onUndo(`unmounting ${view.path}`, () => view.release());
+        root = view.path;
+      }
       // a btrfs subvolume is exported from a read-only snapshot, as importd does: a consistent state
       if (img.type === "subvolume" && !img.readOnly) {
         const snap = tempPath(dirOf(root), `export-${name}`);
@@ -323,7 +331,8 @@ export async function exportTar(name: string, file: string | undefined, formatFl
       await sink.end();
       progress.clear();
       commitOutput(out, doing);
-      if (root !== realpathSync(img.path)) removePath(root);
+      if (img.type === "subvolume" && root !== realpathSync(img.path)) removePath(root);
+      view?.release();
       info(`Exported image '${name}'${out.file ? ` to ${out.file}` : ""} (${format}): ${st.entries} entries, ${formatBytes(st.bytes)} of tar.`);
     });
   } finally {

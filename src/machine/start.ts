@@ -28,6 +28,7 @@ import { ChildDriver, cloneFailure } from "../container/spawn.ts";
 import { classify } from "../container/supervisor.ts";
 import { findImagePath } from "../settings/merge.ts";
 import { diskSource } from "../image/disk/mount.ts";
+import { applyImageConfig } from "../oci/config-run.ts";
 import { SIGRTMIN } from "../settings/parse.ts";
 import { loadProperties } from "../image/properties-store.ts";
 import { supervisorFd } from "../container/supervisor-bin.ts";
@@ -56,6 +57,8 @@ export function machineSettings(name: string, extra: string[] = []): { settings:
   }
   const env = { ...mergeEnv(), isTty: false };
   const { settings, file } = resolveSettings(cl, env);
+  // an OCI image: its config's command where the defaults' --boot finds no init
+  applyImageConfig(settings, { bootOptional: true });
   // the console goes to the supervisor, which needs a pty for it
   if (settings.console === "pipe") settings.console = "read-only";
   // an explicit KillSignal= is also what poweroff sends (busybox init powers off on SIGUSR2)

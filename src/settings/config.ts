@@ -20,6 +20,10 @@
 //   options = ["--quiet", "--keep-unit", "--boot", "--network-veth", "-U", "--settings=override"]
 //                              # what `spawnctl start` runs a machine with (systemd-nspawn@.service's)
 //
+//   [oci]
+//   registry = "registry.example:5000"   # what pull-oci's references without a registry mean
+//   insecure-registries = ["build.lan:5000"]   # may be plain HTTP (loopback ones always may)
+//
 // Loaded on first use only (nothing on `run`'s path reads it unless an image
 // is looked up by name).
 import { readFileSync } from "node:fs";
@@ -33,6 +37,7 @@ export interface Config {
   bootstrap: { mirror?: string; "ubuntu-mirror"?: string; "arch-mirror"?: string; "cache-dir"?: string };
   network: { "veth-pool"?: string; hosts?: boolean };
   start: { options?: string[] };
+  oci: { registry?: string; "insecure-registries"?: string[] };
 }
 
 const absolute = (zz: ReturnType<typeof z>) => zz.string().check(zz.refine((p) => p.startsWith("/") && !p.includes("\0"), "an absolute path"));
@@ -53,6 +58,10 @@ const schema = lazySchema((zz) =>
     }), {}),
     start: zz._default(zz.strictObject({
       options: zz.optional(zz.array(zz.string().check(zz.refine((o) => o.startsWith("-"), "an option (starting with -); the machine and its directory are added by start")))),
+    }), {}),
+    oci: zz._default(zz.strictObject({
+      registry: zz.optional(zz.string().check(zz.regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "HOST[:PORT]"))),
+      "insecure-registries": zz.optional(zz.array(zz.string().check(zz.regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "HOST[:PORT]")))),
     }), {}),
   }),
 );
@@ -98,7 +107,7 @@ export function config(): Config {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== "ENOENT" || process.env.SPAWNCTL_CONFIG) throw new SpawnctlError(`Failed to read ${path}: ${fsMessage(e)}.`);
-    return (cached = { images: {}, bootstrap: {}, network: {}, start: {} });
+    return (cached = { images: {}, bootstrap: {}, network: {}, start: {}, oci: {} });
   }
   return (cached = parseConfig(text, path));
 }

@@ -56,14 +56,20 @@ export function cleanupName(s: string): string {
 }
 
 export function findImage(name: string, env: MergeEnv): string | undefined {
-  for (const d of imageSearchPath()) if (env.isDir(`${d}/${name}`)) return `${d}/${name}`;
+  for (const d of imageSearchPath()) {
+    if (env.isDir(`${d}/${name}`)) return `${d}/${name}`;
+    // an OCI image (a stack of layers, container/stack.ts)
+    if (env.isDir(`${d}/${name}.oci/lower`)) return `${d}/${name}.oci`;
+  }
   return undefined;
 }
 
-/** The image NAME of the search path: a directory NAME, or else a disk image NAME.raw (as machinectl looks, directory by directory). */
+/** The image NAME of the search path: a directory NAME, an OCI image NAME.oci, or else a disk image NAME.raw (as machinectl looks, directory by directory). */
 export function findImagePath(name: string, env: MergeEnv): { path: string; raw: boolean } | undefined {
   for (const d of imageSearchPath()) {
     if (env.isDir(`${d}/${name}`)) return { path: `${d}/${name}`, raw: false };
+    // an OCI image (a stack of layers, container/stack.ts)
+    if (env.isDir(`${d}/${name}.oci/lower`)) return { path: `${d}/${name}.oci`, raw: false };
     if (env.isFile?.(`${d}/${name}.raw`)) return { path: `${d}/${name}.raw`, raw: true };
   }
   return undefined;

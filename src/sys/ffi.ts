@@ -17,6 +17,7 @@ const LIBC_SYMBOLS = {
   flock: { args: ["i32", "i32"], returns: "i32" },
   strerror: { args: ["i32"], returns: "ptr" },
   umount2: { args: ["cstring", "i32"], returns: "i32" },
+  mount: { args: ["cstring", "cstring", "cstring", "u64", "cstring"], returns: "i32" },
   getuid: { args: [], returns: "u32" },
   geteuid: { args: [], returns: "u32" },
   getpid: { args: [], returns: "i32" },

@@ -6,7 +6,7 @@ import { parseConfig, parsePool } from "../../src/settings/config.ts";
 const F = "/etc/spawnctl/spawnctl.toml";
 
 test("an empty file is every default", () => {
-  expect(parseConfig("", F)).toEqual({ images: {}, bootstrap: {}, network: {}, start: {} });
+  expect(parseConfig("", F)).toEqual({ images: {}, bootstrap: {}, network: {}, start: {}, oci: {} });
 });
 
 test("every setting", () => {

@@ -1,5 +1,5 @@
 // The layer rule (docs/ARCHITECTURE.md): imports run one way, never back up:
-//   main → cli → machine → image, bootstrap, oci → container → net, userns,
+//   main → cli → machine → oci → image, bootstrap → container → net, userns,
 //   cgroup → settings → archive → sys, util
 // Every relative import of every module under src/ is checked against it.
 import { expect, test } from "bun:test";
@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 
 const SRC = `${import.meta.dir}/../../src`;
 export const RANK: Record<string, number> = {
-  main: 8, cli: 7, machine: 6, image: 5, bootstrap: 5, oci: 5, container: 4, net: 3, userns: 3, cgroup: 3, settings: 2, archive: 1.5, sys: 1, util: 1, version: 1,
+  main: 8, cli: 7, machine: 6, oci: 5.5, image: 5, bootstrap: 5, container: 4, net: 3, userns: 3, cgroup: 3, settings: 2, archive: 1.5, sys: 1, util: 1, version: 1,
 };
 
 function walk(d: string): string[] {
