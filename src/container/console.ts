@@ -2,7 +2,8 @@
 // supervisor holds. Interactive mode forwards both ways with the terminal in
 // raw mode and the window size following the outer terminal; pressing ^]
 // three times within a second asks to leave. Read-only forwards output only;
-// passive forwards nothing until the end, when pending output is flushed.
+// passive forwards nothing until the end, when the last of its output is
+// shown (the pty is drained all along: a guest never blocks on it).
 //
 // Reads go through Bun.file(fd).stream() on non-blocking fds, which the event
 // loop polls; node:fs streams would start a thread pool for them.
@@ -88,6 +89,9 @@ export async function pump(fd: number, onData: (d: Uint8Array) => void, stop: { 
   }
 }
 
+/** how much of a passive console's output is kept for the end */
+const PASSIVE_KEEP = 256 * 1024;
+
 export interface RelayOptions {
   mode: ConsoleMode;
   /** the console has a fixed size (an OCI bundle's process.consoleSize, set by the plan), not the terminal's */
@@ -137,7 +141,21 @@ export function startRelay(master: number, opts: RelayOptions): Relay {
   const startOutput = () => {
     output = pump(master, (d) => writeAll(1, d), stop);
   };
+  // passive: the pty is read all along, so that a guest writing to its
+  // console never blocks on a full pty, and the last PASSIVE_KEEP bytes are
+  // shown at the end (what nspawn's flush at exit shows)
+  const kept: Uint8Array[] = [];
+  let keptBytes = 0;
   if (opts.mode !== "passive") startOutput();
+  else {
+    output = pump(master, (d) => {
+      kept.push(d.slice());
+      keptBytes += d.length;
+      while (keptBytes - kept[0]!.length >= PASSIVE_KEEP) keptBytes -= kept.shift()!.length;
+    }, stop).then(() => {
+      for (const d of kept.splice(0)) writeAll(1, d);
+    });
+  }
 
   const restore = () => {
     if (saved) {

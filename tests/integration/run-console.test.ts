@@ -36,6 +36,13 @@ describe("console modes", () => {
     const r = run(["run", "-q", "--console=passive", "-D", tree, "/bin/sh", "-c", "echo late"]);
     expect(r.stdout).toBe("late\r\n");
   });
+  test("passive: a guest writing more than a pty holds is never blocked; the end of its output is shown", () => {
+    // 20000 lines of 50 bytes: 1 MB, far more than the pty buffers
+    const r = run(["run", "-q", "--console=passive", "-D", tree, "/bin/sh", "-c", "i=0; while [ $i -lt 20000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; echo done"], { timeout: 30_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout.endsWith("line-19999-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\ndone\r\n")).toBe(true);
+    expect(r.stdout.length).toBeLessThanOrEqual(256 * 1024 + 4096);
+  });
   test("autopipe without a terminal is pipe", () => {
     const r = run(["run", "-q", "--console=autopipe", "-D", tree, "/bin/cat"], { stdin: "piped\n" });
     expect(r.stdout).toBe("piped\n");
