@@ -5,6 +5,12 @@
 #   make install [PREFIX=/usr/local] [DESTDIR=] [LINKS=auto|1|0]
 #                 the binary, its links, man pages and shell completions
 #   make uninstall  the same variables: removes exactly what install put there
+#   make release  dist/release/: the binary for linux-x64, -arm64, -x64-musl, -arm64-musl,
+#                 each also .xz, man pages, completions, SHA256SUMS, notes
+#                 (.ci/release.ts; RELEASE_DIR= writes elsewhere)
+#   make test-release  the release checks: symbol versions, qemu smoke tests
+#                 (x64 under -cpu Nehalem, arm64 under qemu-aarch64-static),
+#                 two builds byte for byte (slow: builds the release twice)
 #
 # Bun comes from the npm registry (the `bun` package, a devDependency) into
 # node_modules/; no download scripts.
@@ -12,7 +18,7 @@
 BUN   := node_modules/.bin/bun
 SRCS  := $(shell find src shim -type f -not -name nsh_abi.h 2>/dev/null) build.ts package.json
 
-.PHONY: all docs run deps test test-unit test-integration test-e2e bench clean install uninstall
+.PHONY: all docs run deps test test-unit test-integration test-e2e test-release release bench clean install uninstall
 
 MANPAGES := spawnctl.1 spawnctl-run.1 spawnctl-machines.1 spawnctl-bootstrap.1
 DOCS     := $(addprefix build/man/,$(MANPAGES)) build/completion/spawnctl.bash build/completion/_spawnctl build/completion/spawnctl.fish
@@ -110,6 +116,15 @@ test-integration: deps dist/spawnctl
 
 test-e2e: deps dist/spawnctl
 	$(BUN) tests/run.ts e2e
+
+# offline from the registries: the Bun runtimes come from the npm registry
+# (npm pack, checked against .ci/release.ts's pinned integrities), the
+# compilers from .ci/packages
+release: deps $(BUN)
+	$(BUN) .ci/release.ts
+
+test-release: deps dist/spawnctl
+	$(BUN) test --timeout 1800000 tests/release
 
 bench: dist/spawnctl
 	$(BUN) bench/run.ts

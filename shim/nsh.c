@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "nsh_abi.h"
 
 #ifndef SYS_openat2
@@ -413,7 +414,7 @@ static int mkdir_p_depth(struct ctx *c, const char *path, int in_root, mode_t mo
 			if (r < 0 && errno == EEXIST && in_root) {
 				/* something is there but does not resolve: a dangling link */
 				struct stat st;
-				if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+				if (nsh_fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
 					char pp[4096];
 					size_t plen = (size_t)(name - pbuf);
 					memcpy(pp, pbuf, plen);
@@ -526,7 +527,7 @@ static int do_mount(struct ctx *c, const struct nsh_op *o)
 		int tfd = resolve(c, dst, dst_in_root, O_PATH, 0);
 		if (tfd < 0)
 			return -1;
-		int r2 = fstat(tfd, &st);
+		int r2 = nsh_fstat(tfd, &st);
 		xclose(tfd);
 		if (r2 < 0)
 			return -1;
@@ -649,7 +650,7 @@ static int do_parent_op(struct ctx *c, const struct nsh_op *o)
 	int r;
 	switch (o->kind) {
 	case NSH_OP_MKNOD:
-		r = mknodat(pfd, name, (mode_t)o->n[0], (dev_t)o->n[1]);
+		r = nsh_mknodat(pfd, name, (mode_t)o->n[0], (dev_t)o->n[1]);
 		break;
 	case NSH_OP_SYMLINK:
 		r = symlinkat(S(c, o->s[0]), pfd, name);
@@ -695,7 +696,7 @@ static int do_write(struct ctx *c, const struct nsh_op *o)
 	if (fd < 0)
 		return -1;
 	struct stat st;
-	if (fstat(fd, &st) < 0)
+	if (nsh_fstat(fd, &st) < 0)
 		return xclose(fd);
 	if (!S_ISREG(st.st_mode)) {
 		xclose(fd);
@@ -1705,6 +1706,10 @@ struct sup {
 	int ctl, plan_fd, exe_fd, kill_signal;
 	const char *cgroup_procs[32];
 	int ncg;
+	/* the arguments between the program and __machine-exited: a dynamic
+	 * loader's options and spawnctl's path, when --exe is a loader */
+	const char *exe_args[8];
+	int nexe_args;
 	int console, peer, logfd, lsock, sfd, netns;
 	off_t logsize;
 	int clients[SUP_CLIENTS];
@@ -1723,7 +1728,7 @@ static void sup_log_reopen(struct sup *S)
 		close(S->logfd);
 	S->logfd = S->log_path ? open(S->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
 	struct stat st;
-	S->logsize = (S->logfd >= 0 && fstat(S->logfd, &st) == 0) ? st.st_size : 0;
+	S->logsize = (S->logfd >= 0 && nsh_fstat(S->logfd, &st) == 0) ? st.st_size : 0;
 }
 
 /*
@@ -2014,7 +2019,7 @@ static int run_plan_here(const char *pfd, const char *sfd)
 {
 	int planfd = sup_int(pfd), sync = sup_int(sfd);
 	struct stat st;
-	if (planfd < 0 || sync < 0 || fstat(planfd, &st) < 0 || st.st_size <= 0)
+	if (planfd < 0 || sync < 0 || nsh_fstat(planfd, &st) < 0 || st.st_size <= 0)
 		return 1;
 	uint8_t *buf = malloc((size_t)st.st_size);
 	if (!buf || pread(planfd, buf, (size_t)st.st_size, 0) != st.st_size)
@@ -2061,6 +2066,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(k, "--ctl")) S.ctl = sup_int(v);
 		else if (!strcmp(k, "--plan")) S.plan_fd = sup_int(v);
 		else if (!strcmp(k, "--exe")) S.exe_fd = sup_int(v);
+		else if (!strcmp(k, "--exe-arg") && S.nexe_args < 8) S.exe_args[S.nexe_args++] = v;
 		else if (!strcmp(k, "--kill-signal")) S.kill_signal = sup_int(v);
 		else if (!strcmp(k, "--self")) close(sup_int(v));
 		else if (!strcmp(k, "--cgroup-procs") && S.ncg < 32) S.cgroup_procs[S.ncg++] = v;
@@ -2108,7 +2114,7 @@ int main(int argc, char **argv)
 
 	/* start the container from the plan */
 	struct stat st;
-	if (fstat(S.plan_fd, &st) < 0)
+	if (nsh_fstat(S.plan_fd, &st) < 0)
 		return 1;
 	uint8_t *plan = malloc((size_t)st.st_size);
 	if (!plan || pread(S.plan_fd, plan, (size_t)st.st_size, 0) != st.st_size)
@@ -2297,7 +2303,16 @@ int main(int argc, char **argv)
 	char st_buf[16], ns_buf[16];
 	snprintf(st_buf, sizeof(st_buf), "%d", status);
 	snprintf(ns_buf, sizeof(ns_buf), "%d", S.netns);
-	char *const args[] = { "spawnctl", "__machine-exited", (char *)S.name, st_buf, ns_buf, NULL };
+	char *args[8 + 6];
+	int na = 0;
+	args[na++] = "spawnctl";
+	for (int i = 0; i < S.nexe_args; i++)
+		args[na++] = (char *)S.exe_args[i];
+	args[na++] = "__machine-exited";
+	args[na++] = (char *)S.name;
+	args[na++] = st_buf;
+	args[na++] = ns_buf;
+	args[na] = NULL;
 	extern char **environ;
 	syscall(SYS_execveat, S.exe_fd, "", args, environ, AT_EMPTY_PATH);
 	fprintf(stderr, "nsh-supervisor: cannot run spawnctl to clean up machine %s: %s\n", S.name, strerror(errno));

@@ -35,6 +35,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "nsh_abi.h"
 
 #ifndef SYS_open_tree
@@ -764,7 +765,7 @@ static int nsh_make_devfs(const char *opts, const char *names, const uint64_t *d
 				goto fail_node;
 		}
 		/* the umask would narrow the mode: set it after */
-		if (mknodat(mnt, name, S_IFCHR | 0666, (dev_t)devs[i]) < 0 || fchmodat(mnt, name, 0666, 0) < 0 ||
+		if (nsh_mknodat(mnt, name, S_IFCHR | 0666, (dev_t)devs[i]) < 0 || fchmodat(mnt, name, 0666, 0) < 0 ||
 		    fchownat(mnt, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 			goto fail_node;
 		continue;

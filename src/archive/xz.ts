@@ -1113,14 +1113,16 @@ function runHere(job: Job): void {
 }
 
 /**
- * The worker module. In a `bun build --compile` executable every bundled
- * module sees the entry point's import.meta.url, and extra entry points are
- * stored as .js under their path relative to the entry points' common
- * directory: build.ts must list src/archive/xz-worker.ts next to
- * src/main.ts, which puts it at archive/xz-worker.js.
+ * The worker module. In a `bun build --compile` executable extra entry
+ * points are stored as .js under their path relative to the entry points'
+ * common directory: build.ts must list src/archive/xz-worker.ts next to
+ * src/main.ts, which puts it at archive/xz-worker.js. build.ts defines
+ * SPAWNCTL_COMPILED, so the bundler drops the import.meta branch, whose
+ * absolute source path would otherwise be written into the binary (a release
+ * must not depend on the directory it was built in).
  */
+declare const SPAWNCTL_COMPILED: boolean | undefined;
 function workerUrl(): string {
-  const here = new URL("./xz-worker.ts", import.meta.url);
-  if (!here.pathname.startsWith("/$bunfs/")) return here.href;
-  return "/$bunfs/root/archive/xz-worker.js";
+  if (typeof SPAWNCTL_COMPILED !== "undefined" && SPAWNCTL_COMPILED) return "/$bunfs/root/archive/xz-worker.js";
+  return new URL("./xz-worker.ts", import.meta.url).href;
 }

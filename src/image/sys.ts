@@ -1,6 +1,6 @@
 // The system calls the image verbs need that Node has no binding for:
 // ioctl (file attributes, btrfs, block devices, reflinks), statfs,
-// renameat2(RENAME_NOREPLACE) and lseek(SEEK_DATA/SEEK_HOLE). Loaded lazily;
+// renameat2(RENAME_NOREPLACE) (a raw system call) and lseek(SEEK_DATA/SEEK_HOLE). Loaded lazily;
 // every function returns an errno (0 on success) or throws a sentence.
 import { ptr, type FFIFunction, type Pointer } from "bun:ffi";
 import { closeSync, constants, openSync } from "node:fs";
@@ -10,7 +10,8 @@ import { SpawnctlError } from "../util/errors.ts";
 const SYMBOLS = {
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   statfs: { args: ["cstring", "ptr"], returns: "i32" },
-  renameat2: { args: ["i32", "cstring", "i32", "cstring", "u32"], returns: "i32" },
+  // renameat2 is a raw system call: musl has no wrapper, glibc's came in 2.28
+  syscall: { args: ["i64", "i32", "cstring", "i32", "cstring", "u32"], returns: "i64" },
   lseek: { args: ["i32", "i64", "i32"], returns: "i64" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
 } as const satisfies Record<string, FFIFunction>;
@@ -180,10 +181,12 @@ export function fsName(path: string): string {
 
 const AT_FDCWD = -100;
 const RENAME_NOREPLACE = 1;
+/** renameat2's number: x86-64's table, or the generic one arm64 uses */
+const NR_RENAMEAT2 = process.arch === "arm64" ? 276 : 316;
 
 /** rename(2) that fails with EEXIST instead of replacing the target (an empty directory included); returns 0 or the errno. */
 export function renameNoReplace(from: string, to: string): number {
-  return c().renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), RENAME_NOREPLACE) < 0 ? errno() : 0;
+  return Number(c().syscall(NR_RENAMEAT2, AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), RENAME_NOREPLACE)) < 0 ? errno() : 0;
 }
 
 /** renameNoReplace that throws a sentence. */

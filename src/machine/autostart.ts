@@ -9,6 +9,7 @@ import { findImagePath } from "../settings/merge.ts";
 import { mergeEnv } from "../container/host-env.ts";
 import { leaderAlive, readState } from "../container/registry.ts";
 import { AUTOSTART_DIR, UNIT_DIR, autostartPaths } from "../image/pool.ts";
+import { self } from "../util/self.ts";
 
 export { AUTOSTART_DIR };
 
@@ -41,7 +42,7 @@ export function enable(name: string): void {
   if (!findImagePath(name, mergeEnv())) throw new SpawnctlError(`No image for machine '${name}'.`);
   if (hostRunsSystemd()) {
     mkdirSync(`${UNIT_DIR}/machines.target.wants`, { recursive: true });
-    writeFileSync(`${UNIT_DIR}/spawnctl@.service`, unitText(process.execPath));
+    writeFileSync(`${UNIT_DIR}/spawnctl@.service`, unitText(self().argv.join(" ")));
     const link = autostartPaths(name).unitLink;
     if (!existsSync(link)) symlinkSync(`${UNIT_DIR}/spawnctl@.service`, link);
     info(`Created symlink ${link} → ${UNIT_DIR}/spawnctl@.service.`);

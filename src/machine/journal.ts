@@ -17,6 +17,7 @@ import { consoleLog, leaderAlive, readState, type MachineState } from "../contai
 import { findImagePath } from "../settings/merge.ts";
 import { mergeEnv } from "../container/host-env.ts";
 import { runInMachine, treeHas } from "./enter.ts";
+import { self } from "../util/self.ts";
 
 const JOURNALCTL = ["/usr/bin/journalctl", "/bin/journalctl"];
 
@@ -155,7 +156,7 @@ export async function journalMain(args: string[]): Promise<number> {
   const jc = treeHas(dir, JOURNALCTL);
   if (jc && existsSync(`${dir}/var/log/journal`)) {
     // the tree's own journalctl, in a read-only container of it (no network, no registration)
-    const p = Bun.spawn([process.execPath, "run", "-q", "--read-only", "--private-network", "--register=no", "--console=pipe", "-D", dir, "--", jc, "--directory=/var/log/journal", ...rest], {
+    const p = Bun.spawn([...self().argv, "run", "-q", "--read-only", "--private-network", "--register=no", "--console=pipe", "-D", dir, "--", jc, "--directory=/var/log/journal", ...rest], {
       stdio: ["inherit", "inherit", "inherit"],
     });
     return p.exited;

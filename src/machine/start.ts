@@ -39,6 +39,7 @@ import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
 import {
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, readyPath, removeState, runningFor, writeState,
 } from "../container/registry.ts";
+import { self } from "../util/self.ts";
 
 /** What systemd-nspawn@.service passes. */
 export const SERVICE_DEFAULTS = ["--quiet", "--keep-unit", "--boot", "--link-journal=try-guest", "--network-veth", "-U", "--settings=override"];
@@ -242,7 +243,9 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     plan.cgroupFd = cg.unified ? 7 : undefined;
     const planFd = sealedMemfd("spawnctl-plan", encodePlan(plan));
     const selfFd = supervisorFd();
-    const exeFd = openSync(process.execPath, "r");
+    // spawnctl, or the dynamic loader it was started through (src/util/self.ts)
+    const me = self();
+    const exeFd = openSync(me.argv[0]!, "r");
     mkdirSync("/var/log/spawnctl", { recursive: true, mode: 0o750 });
     const logFd = openSync(consoleLog(name), "a", 0o600);
     const locks = [{ fd: machineLock.fd, path: `/run/spawnctl/machines/${name}.lock` }, ...treeLock.held(), ...(ctx.rangeLock?.held() ?? [])];
@@ -252,7 +255,7 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     if (facts.cgroup.unified) cgroupProcs.push(`${facts.cgroup.unified}/cgroup.procs`);
     const sup = Bun.spawn(
       ["/proc/self/fd/3", "--name", s.machine, "--log", consoleLog(name), "--socket", consoleSocket(name), "--ctl", "4",
-        "--plan", "5", "--exe", "6", "--self", "3", "--kill-signal", String(s.killSignal),
+        "--plan", "5", "--exe", "6", ...me.argv.slice(1).flatMap((a) => ["--exe-arg", a]), "--self", "3", "--kill-signal", String(s.killSignal),
         ...(dhcp ? ["--dhcp", dhcp, "--dhcp-hostname", s.hostname] : []),
         ...cgroupProcs.flatMap((p) => ["--cgroup-procs", p])],
       // (the configuration and hosts file this start used: its clean-up and a restart use them too)

@@ -12,6 +12,7 @@ import { closeSync, readSync } from "node:fs";
 import type { PortForward } from "../settings/parse.ts";
 import { pipe } from "../sys/ffi.ts";
 import { SpawnctlError } from "../util/errors.ts";
+import { self } from "../util/self.ts";
 
 /** How long a UDP client's upstream socket lives without traffic. */
 const UDP_IDLE_MS = 60_000;
@@ -147,7 +148,7 @@ export function startForwarder(ports: PortForward[], address: string, watchPid: 
   const [r, w] = pipe();
   let p: ReturnType<typeof Bun.spawn>;
   try {
-    p = Bun.spawn([process.execPath, "__forward", String(watchPid), address, ...ports.map((x) => `${x.protocol}:${x.hostPort}:${x.containerPort}`)], {
+    p = Bun.spawn([...self().argv, "__forward", String(watchPid), address, ...ports.map((x) => `${x.protocol}:${x.hostPort}:${x.containerPort}`)], {
       stdio: ["ignore", w, "inherit"] as never,
       env: {},
     });

@@ -29,6 +29,7 @@
 // (v258 later moved open_tree from @mount to @file-system and added open_tree_attr to
 // @mount; nspawn allows both groups, so that does not change its policy.)
 import { SYSCALLS_I386, SYSCALLS_X86_64 } from "../sys/syscalls.ts";
+import { SYSCALLS_AARCH64 } from "../sys/syscalls-aarch64.ts";
 
 export const SYSCALL_GROUPS: Record<string, readonly string[]> = {
   // Needed by practically every program: exit/exec, identity and time queries, sleeping, futexes,
@@ -326,5 +327,5 @@ export const NSPAWN_ALLOW: readonly { name: string; cap?: string }[] = [
 export function isKnownName(name: string): boolean {
   // own properties only: "constructor" or "__proto__" are no system calls
   if (name.startsWith("@")) return name === "@known" || Object.hasOwn(SYSCALL_GROUPS, name);
-  return Object.hasOwn(SYSCALLS_X86_64, name) || Object.hasOwn(SYSCALLS_I386, name);
+  return Object.hasOwn(SYSCALLS_X86_64, name) || Object.hasOwn(SYSCALLS_I386, name) || Object.hasOwn(SYSCALLS_AARCH64, name);
 }

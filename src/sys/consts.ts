@@ -1,4 +1,5 @@
-// Kernel constants used when building plans (x86_64 values).
+// Kernel constants used when building plans (x86-64's values, which arm64
+// shares except where noted).
 
 export const MS = {
   RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, SYNCHRONOUS: 16, REMOUNT: 32, MANDLOCK: 64, DIRSYNC: 128,
@@ -20,7 +21,13 @@ export const S_IF = { FIFO: 0o010000, CHR: 0o020000, DIR: 0o040000, BLK: 0o06000
 
 export const MNT_DETACH = 2;
 
-export const O = { RDONLY: 0, WRONLY: 1, RDWR: 2, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000, CLOEXEC: 0o2000000, PATH: 0o10000000 } as const;
+// arm64 numbers O_DIRECTORY and O_NOFOLLOW differently (its 0o200000 and
+// 0o400000 are O_DIRECT and O_LARGEFILE); the rest is the same
+const ARM64 = process.arch === "arm64";
+export const O = {
+  RDONLY: 0, WRONLY: 1, RDWR: 2, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000,
+  DIRECTORY: ARM64 ? 0o40000 : 0o200000, NOFOLLOW: ARM64 ? 0o100000 : 0o400000, CLOEXEC: 0o2000000, PATH: 0o10000000,
+} as const;
 
 export const OPEN_TREE_CLONE = 1;
 export const AT_RECURSIVE = 0x8000;

@@ -2,6 +2,7 @@
 // a threaded process. Loaded lazily, so importing this module costs nothing.
 import { dlopen, CString, ptr, type ConvertFns, type FFIFunction, type Pointer } from "bun:ffi";
 import { readFileSync, readdirSync, writeSync, closeSync } from "node:fs";
+import { release } from "node:os";
 import { SHIM_SYMBOLS, ABI_VERSION } from "./abi.ts";
 import { SpawnctlError } from "../util/errors.ts";
 // The shared object is embedded in the executable by bun build --compile.
@@ -55,7 +56,7 @@ export function dlopenLibc<T extends Record<string, FFIFunction>>(symbols: T): L
   try {
     return dlopen("libc.so.6", symbols as never).symbols as never;
   } catch {
-    return dlopen("libc.musl-x86_64.so.1", symbols as never).symbols as never;
+    return dlopen(`libc.musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`, symbols as never).symbols as never;
   }
 }
 
@@ -76,7 +77,21 @@ function toBuffer(p: Pointer, len: number): ArrayBuffer {
 
 export function strerror(e: number): string {
   const p = libc().strerror(e) as Pointer | null;
-  return p ? new CString(p).toString() : `errno ${e}`;
+  const text = p ? new CString(p).toString() : `errno ${e}`;
+  return e === ENOSYS ? text + oldKernelHint(release()) : text;
+}
+
+const ENOSYS = 38;
+
+/**
+ * What ENOSYS means on a kernel older than 5.6: spawnctl resolves every path
+ * in a tree with openat2(RESOLVE_IN_ROOT), which came in 5.6 (RHEL 7 and 8,
+ * Debian 10 and Ubuntu 18.04 run older ones).
+ */
+export function oldKernelHint(kernel: string): string {
+  const m = /^(\d+)\.(\d+)/.exec(kernel);
+  if (!m || Number(m[1]) > 5 || (Number(m[1]) === 5 && Number(m[2]) >= 6)) return "";
+  return ` (spawnctl needs Linux 5.6 or newer; this kernel is ${kernel})`;
 }
 
 /** The shim as a file dlopen can map, and the fd to close once it is mapped.

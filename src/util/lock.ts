@@ -80,7 +80,15 @@ export function lockTree(dir: string, shared: boolean): Lock {
     if (dir !== "/") {
       const parts = dir.replace(/\/+$/, "").split("/");
       const name = parts.pop();
-      held.push(takeFile(`${parts.join("/") || ""}/.#${name}.lck`, shared, busy));
+      const beside = `${parts.join("/") || ""}/.#${name}.lck`;
+      try {
+        held.push(takeFile(beside, shared, busy));
+      } catch (e) {
+        // a tree on a read-only file system (a rescue system's /) cannot get
+        // the lock file beside it; nothing can write to it either, so a
+        // shared user goes on with the global lock alone, as nspawn does
+        if (!(shared && (e as NodeJS.ErrnoException).code === "EROFS")) throw e;
+      }
     }
   } catch (e) {
     for (const h of held.reverse()) releaseFile(h);

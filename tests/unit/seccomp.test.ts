@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { compileFilter, evaluate, SECCOMP, precomputeDefaultPrograms, gatingMask } from "../../src/container/seccomp/compile.ts";
 import { SYSCALLS_X86_64 as X, SYSCALLS_I386 as I } from "../../src/sys/syscalls.ts";
+import { SYSCALLS_AARCH64 as R } from "../../src/sys/syscalls-aarch64.ts";
 import { DEFAULT_CAP_MASK, capBit } from "../../src/settings/caps.ts";
 import { PRECOMPILED } from "../../build/gen/seccomp.ts";
 
@@ -24,7 +25,20 @@ describe("default policy", () => {
   test("numbers no table knows fail with ENOSYS, as do x32 calls and foreign architectures", () => {
     expect(evaluate(prog, A64, 4000)).toBe(ENOSYS);
     expect(evaluate(prog, A64, 0x40000000 | 1)).toBe(ENOSYS);
-    expect(evaluate(prog, 0xc00000b7 /* aarch64 */, 0)).toBe(ENOSYS);
+    expect(evaluate(prog, 0x40000028 /* 32-bit arm */, 0)).toBe(ENOSYS);
+    expect(evaluate(prog, 0x80000016 /* s390x */, 0)).toBe(ENOSYS);
+    expect(evaluate(prog, SECCOMP.AUDIT_ARCH_AARCH64, 4000)).toBe(ENOSYS);
+  });
+  test("arm64 processes get arm64's table and the same policy", () => {
+    const a = (name: string, args: number[] = []) => evaluate(prog, SECCOMP.AUDIT_ARCH_AARCH64, R[name]!, args);
+    for (const n of ["read", "write", "openat", "execve", "clone", "clone3", "mount", "pivot_root", "setresuid", "futex", "reboot", "ptrace"]) expect(a(n)).toBe(ALLOW);
+    for (const n of ["swapon", "kexec_load", "init_module", "settimeofday", "perf_event_open", "open_by_handle_at", "add_key"]) expect(a(n)).toBe(EPERM);
+    // the same number means another call on x86-64: 0 is io_setup here, read there
+    expect(R.io_setup).toBe(0);
+    expect(a("socket", [16, 3, 9])).toBe(SECCOMP.RET_ERRNO | 97);
+    expect(a("socket", [2, 1, 0])).toBe(ALLOW);
+    // calls x86 has and arm64 never had are not in its table
+    for (const n of ["open", "stat", "fork", "iopl"]) expect(R[n]).toBeUndefined();
   });
   test("audit netlink sockets are refused with EAFNOSUPPORT, other sockets pass", () => {
     expect(call(prog, "socket", A64, [16, 3, 9])).toBe(SECCOMP.RET_ERRNO | 97);

@@ -3,18 +3,21 @@
 // The policy is nspawn's: syscalls in the allowed groups pass, syscalls the
 // tables know but do not allow fail with EPERM, unknown ones with ENOSYS (so
 // a newer libc falls back gracefully), and socket(AF_NETLINK, *, NETLINK_AUDIT)
-// fails with EAFNOSUPPORT. Both x86 ABIs are covered; x32 calls get ENOSYS.
+// fails with EAFNOSUPPORT. Both x86 ABIs and arm64 are covered; x32 and
+// 32-bit arm calls get ENOSYS.
 // Instead of a linear list of comparisons the program is a balanced binary
 // search over syscall-number ranges, so a lookup costs ~9 comparisons.
 //
 // The default programs are computed by build.ts and embedded; this module
 // only runs at start-up for custom --system-call-filter= or capability sets.
 import { SYSCALLS_X86_64, SYSCALLS_I386 } from "../../sys/syscalls.ts";
+import { SYSCALLS_AARCH64 } from "../../sys/syscalls-aarch64.ts";
 import { SYSCALL_GROUPS, NSPAWN_ALLOW } from "../../settings/syscall-groups.ts";
 import { capBit, DEFAULT_CAP_MASK } from "../../settings/caps.ts";
 
 const AUDIT_ARCH_X86_64 = 0xc000003e;
 const AUDIT_ARCH_I386 = 0x40000003;
+const AUDIT_ARCH_AARCH64 = 0xc00000b7;
 const X32_BIT = 0x40000000;
 
 const RET_ALLOW = 0x7fff0000;
@@ -45,7 +48,7 @@ export interface FilterSpec {
 
 export function expandGroup(name: string, seen = new Set<string>()): string[] {
   if (!name.startsWith("@")) return [name];
-  if (name === "@known") return [...new Set([...Object.keys(SYSCALLS_X86_64), ...Object.keys(SYSCALLS_I386)])];
+  if (name === "@known") return [...new Set([...Object.keys(SYSCALLS_X86_64), ...Object.keys(SYSCALLS_I386), ...Object.keys(SYSCALLS_AARCH64)])];
   const members = SYSCALL_GROUPS[name];
   if (!members) throw new Error(`unknown system call group ${name}`);
   if (seen.has(name)) return [];
@@ -133,21 +136,24 @@ export function compileFilter(spec: FilterSpec): Uint8Array {
   const noop = new Set(spec.suppressSync ? expandGroup("@sync") : []);
   const x64 = archSection(SYSCALLS_X86_64, allow, true, noop);
   const x86 = archSection(SYSCALLS_I386, allow, false, noop);
-  return encode(layout(x64, x86));
+  const a64 = archSection(SYSCALLS_AARCH64, allow, false, noop);
+  return encode(layout([[AUDIT_ARCH_X86_64, x64], [AUDIT_ARCH_I386, x86], [AUDIT_ARCH_AARCH64, a64]]));
 }
 
-// The program: load the arch, dispatch to the x86_64 or the i386 section,
-// refuse every other arch.
-function layout(x64: Insn[], x86: Insn[]): Insn[] {
-  return [
-    [LD_W_ABS, 0, 0, 4],
-    [JMP_JEQ_K, 3, 0, AUDIT_ARCH_X86_64], // → 5 (x86_64 section)
-    [JMP_JEQ_K, 1, 0, AUDIT_ARCH_I386], // → 4 (long jump to the i386 section)
-    [RET_K, 0, 0, RET_ERRNO | ENOSYS],
-    [JMP_JA, 0, 0, x64.length],
-    ...x64,
-    ...x86,
-  ];
+// The program: load the arch, dispatch to its section (a comparison and a
+// long jump per arch), refuse every other arch.
+function layout(sections: Array<[arch: number, body: Insn[]]>): Insn[] {
+  const head: Insn[] = [[LD_W_ABS, 0, 0, 4]];
+  const headLength = 1 + 2 * sections.length + 1;
+  let start = headLength;
+  for (const [arch, body] of sections) {
+    head.push([JMP_JEQ_K, 0, 1, arch]);
+    // a jump of k lands at its own index + 1 + k
+    head.push([JMP_JA, 0, 0, start - (head.length + 1)]);
+    start += body.length;
+  }
+  head.push([RET_K, 0, 0, RET_ERRNO | ENOSYS]);
+  return [...head, ...sections.flatMap(([, body]) => body)];
 }
 
 function encode(prog: Insn[]): Uint8Array {
@@ -195,4 +201,4 @@ export function evaluate(prog: Uint8Array, arch: number, nr: number, args: numbe
   throw new Error("fell off the program");
 }
 
-export const SECCOMP = { RET_ALLOW, RET_ERRNO, EPERM, ENOSYS, EAFNOSUPPORT, AUDIT_ARCH_X86_64, AUDIT_ARCH_I386 };
+export const SECCOMP = { RET_ALLOW, RET_ERRNO, EPERM, ENOSYS, EAFNOSUPPORT, AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, AUDIT_ARCH_AARCH64 };
