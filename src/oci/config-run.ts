@@ -5,7 +5,7 @@
 // --boot still boots an image that has an init; `start` (whose defaults
 // include --boot) runs the config's command in an image without one.
 import type { Settings } from "../settings/types.ts";
-import { existsInRoot } from "../util/tree.ts";
+import { existsInRoot, parseGroup, parseId, readInRoot, resolveUser } from "../util/tree.ts";
 import { isStack, withTreeView } from "../container/stack.ts";
 import { readRecord } from "./image-dir.ts";
 import { configSchema, parseDoc, type ImageConfig } from "./schema.ts";
@@ -56,6 +56,31 @@ export function applyImageConfig(s: Settings, o: ConfigRunOptions = {}): void {
     s.environment = [...c.Env.filter((e) => e.includes("=") && !set.has(e.slice(0, e.indexOf("=")))), ...s.environment];
   }
   if (!s.workingDirectory && c.WorkingDir) s.workingDirectory = c.WorkingDir;
-  // USER[:GROUP]: the user's own group (spawnctl's --user= takes no group)
-  if (!s.user && c.User) s.user = c.User.split(":")[0]!;
+  if (!s.user && c.User) applyImageUser(s, c.User);
+}
+
+/**
+ * User: USER, UID, USER:GROUP or UID:GID, looked up in the image's own
+ * /etc/passwd and /etc/group (as a container runtime does). A group given
+ * becomes the process's gid (spawnctl's --user= alone takes no group).
+ */
+function applyImageUser(s: Settings, spec: string): void {
+  const [u, g] = spec.split(":", 2) as [string, string | undefined];
+  if (!u) throw new SpawnctlError(`the config of the image ${s.directory}: config.User: no user in "${spec}"`);
+  s.user = u;
+  if (g === undefined || g === "") return;
+  const ids = withTreeView(s.directory, s.machine, (view) => {
+    const user = resolveUser(view, u);
+    if (!user) throw new SpawnctlError(`the config of the image ${s.directory}: config.User: no user "${u}" in the image's /etc/passwd`);
+    let gid: number;
+    if (/^\d+$/.test(g)) gid = parseId(g);
+    else {
+      const e = parseGroup(readInRoot(view, "/etc/group") ?? "").find((x) => x.name === g);
+      if (!e) throw new SpawnctlError(`the config of the image ${s.directory}: config.User: no group "${g}" in the image's /etc/group`);
+      gid = e.gid;
+    }
+    if (Number.isNaN(gid)) throw new SpawnctlError(`the config of the image ${s.directory}: config.User: invalid group id "${g}"`);
+    return { uid: user.uid, gid, groups: user.groups };
+  });
+  s.userIds = ids;
 }

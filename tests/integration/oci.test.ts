@@ -100,7 +100,7 @@ afterAll(() => {
   for (const n of poolEntries()) if (n.endsWith(".oci")) run(["remove", n.slice(0, -4)], { env });
   removePath(base);
   // (other work may run beside these tests: what is ours names our directory or our images)
-  const ours = ["bb", "bb2", "bb3", "app", "many", "fromoci", "fromdocker", "reimported", "tampered", "hostile", "bad"];
+  const ours = ["bb", "bb2", "bb3", "app", "bbusergrp", "bbusernum", "bbuserbad", "many", "fromoci", "fromdocker", "reimported", "tampered", "hostile", "bad"];
   expect(leftovers().filter((l) => !before.includes(l) && (l.includes(base) || ours.some((n) => l.includes(`/${n}.`))))).toEqual([]);
 });
 
@@ -154,6 +154,28 @@ describe("import-oci and running the image's config", () => {
     const r = sc(["run", "-q", "--console=pipe", "-M", "bb", "--read-only", "--user=root", "/bin/sh", "-c", "cat /data/w; echo no > /data/y"]);
     expect(r.stdout).toBe("from-userns\n");
     expect(r.stdout + r.stderr).toMatch(/Read-only file system/);
+  });
+
+  test("User=USER:GROUP and UID:GID: the group is looked up in the image's /etc/group; an unknown one is an error naming config.User", () => {
+    const lay2 = `${base}/layout-user`;
+    cpSync(lay, lay2, { recursive: true });
+    sh("umoci", "config", "--image", `${lay2}:v1`, "--tag", "grp", "--config.user", "tester:users");
+    sh("umoci", "config", "--image", `${lay2}:v1`, "--tag", "num", "--config.user", "1000:5");
+    sh("umoci", "config", "--image", `${lay2}:v1`, "--tag", "bad", "--config.user", "tester:nosuch");
+    try {
+      for (const [tag, want] of [["grp", "1000 100 tester"], ["num", "1000 5 tester"]] as const) {
+        expect(sc(["import-oci", `${lay2}:${tag}`, `bbuser${tag}`]).code).toBe(0);
+        const r = sc(["run", "-q", "--console=pipe", "-M", `bbuser${tag}`, "/bin/sh", "-c", "echo $(id -u) $(id -g) $(id -un)"]);
+        expect(r.stderr).toBe("");
+        expect(r.stdout).toBe(`${want}\n`);
+      }
+      expect(sc(["import-oci", `${lay2}:bad`, "bbuserbad"]).code).toBe(0);
+      const r = sc(["run", "-q", "--console=pipe", "-M", "bbuserbad", "/bin/true"]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('config.User: no group "nosuch" in the image\'s /etc/group');
+    } finally {
+      for (const n of ["bbusergrp", "bbusernum", "bbuserbad"]) sc(["remove", n]);
+    }
   });
 
   test("start (user namespace, private network) runs the config's command in an image without an init", async () => {
