@@ -9,7 +9,7 @@
 // killed spawnctl leaves nothing the next command does not repair. The
 // admin's own lines are never touched; the file is replaced atomically,
 // keeping its mode and owner.
-import { chownSync, closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, constants } from "node:fs";
+import { chownSync, closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, constants } from "node:fs";
 import { config } from "../settings/config.ts";
 import { readPlan, type NetPlan } from "../net/plan.ts";
 import { namespaceAddresses } from "../net/addresses.ts";
@@ -95,8 +95,8 @@ function syncHostFile(): void {
 // the others on the same one by name. Its /etc/hosts is bound from
 // PEERS_DIR/NAME, a copy of the tree's own made at its start, whose block
 // lists its peers; the copy is rewritten in place (the bind holds the
-// inode) after every start and stop. The tree's file is never changed; edits
-// made inside the machine last until it stops.
+// inode) after every start and stop. The tree's file is never changed; the
+// machine sees the copy read-only.
 
 export const PEERS_DIR = "/run/spawnctl/hosts";
 
@@ -109,12 +109,11 @@ export function wantsPeers(s: { networkZone: string; networkBridge: string; priv
   return s.privateNetwork && !!(s.networkZone || s.networkBridge) && config().network.hosts === true;
 }
 
-/** The machine's copy of its tree's /etc/hosts, owned by the container's root. */
-export function makePeersFile(machine: string, treeHosts: string, owner: { uid: number; gid: number }): string {
+/** The machine's copy of its tree's /etc/hosts (bound read-only: the guest cannot grow a file on the host's /run). */
+export function makePeersFile(machine: string, treeHosts: string): string {
   mkdirSync(PEERS_DIR, { recursive: true, mode: 0o755 });
   const path = peersFile(machine);
   writeFileSync(path, withMachineBlock(treeHosts, []), { mode: 0o644 });
-  chownSync(path, owner.uid, owner.gid);
   return path;
 }
 
@@ -203,6 +202,8 @@ function rewriteInPlace(path: string, entries: Array<[string, string]>): void {
   let fd = -1;
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
+    // (our own copy of a tree's file, bound read-only; still, a size to trust)
+    if (fstatSync(fd).size > 4 << 20) throw new Error("larger than 4 MiB");
     const text = readFileSync(fd, "utf8");
     const next = withMachineBlock(text, entries);
     if (next === text) return;

@@ -349,7 +349,7 @@ function x11Binds(x: X11Plan | undefined): PreparedBind[] {
  * from a copy that lists its peers (container/hosts.ts). A tree whose
  * /etc/hosts is a link or something else than a file keeps it.
  */
-function peersBind(s: Settings, view: string, userns: { shift: number } | undefined, cleanup: Cleanup, dry: boolean): PreparedBind[] {
+function peersBind(s: Settings, view: string, cleanup: Cleanup, dry: boolean): PreparedBind[] {
   if (!wantsPeers(s)) return [];
   // (a missing file is not made: an empty /etc/hosts left in the tree would
   // lose localhost on its next start)
@@ -357,11 +357,11 @@ function peersBind(s: Settings, view: string, userns: { shift: number } | undefi
   if (!st?.isFile()) return [];
   const file = peersFile(s.machine);
   if (!dry) {
-    const owner = userns ? { uid: userns.shift, gid: userns.shift } : { uid: 0, gid: 0 };
-    makePeersFile(s.machine, readInRoot(view, "/etc/hosts") ?? "", owner);
+    makePeersFile(s.machine, readInRoot(view, "/etc/hosts") ?? "");
     cleanup.push(() => rmSync(file, { force: true }));
   }
-  return [{ source: file, sourceInImage: false, destination: "/etc/hosts", readOnly: false, recursive: false, idmap: "none", hostSource: file, isDir: false }];
+  // read-only: a file on the host's /run that the guest could write would let it fill the host's tmpfs
+  return [{ source: file, sourceInImage: false, destination: "/etc/hosts", readOnly: true, recursive: false, idmap: "none", hostSource: file, isDir: false }];
 }
 
 function x11Environment(x: X11Plan | undefined): Array<[string, string]> {
@@ -438,7 +438,7 @@ function prepareTreeContext(s: Settings, facts: HostFacts, tree: string, files: 
     seccomp: loadFilter(s.capability, s.syscallAllow, s.syscallDeny, s.suppressSync || process.env.SYSTEMD_SUPPRESS_SYNC === "1"),
     binds: [
       ...prepareBinds(s, files, cleanup, dry).map((b) => (pu ? bindOwners(b, files) : b)),
-      ...boundHomes(bound), ...x11Binds(x11), ...peersBind(s, view, pu?.userns, cleanup, dry),
+      ...boundHomes(bound), ...x11Binds(x11), ...peersBind(s, view, cleanup, dry),
     ],
     overlays: prepareOverlays(s, files, cleanup, dry),
     resolvConf: resolvConfAction(s, facts),

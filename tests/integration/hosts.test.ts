@@ -106,6 +106,10 @@ describe("machine names between machines on one zone", () => {
       expect(inB).not.toContain(`\t${b}\n`);
       // the guest's resolver finds it (busybox reads /etc/hosts)
       expect(inNs(["shell", b, "/bin/sh", "-c", `ping -c1 -W1 ${a} 2>&1 | head -1`]).stdout).toContain(`PING ${a} (${addr(a)})`);
+      // the copy lives on the host's /run: the guest cannot write (and so grow) it
+      // (under -U the host's root owns it: "Permission denied" comes before the read-only mount's answer)
+      expect(inNs(["shell", b, "/bin/sh", "-c", "(echo 10.6.6.6 evil >> /etc/hosts) 2>&1; true"]).stdout).toMatch(/Read-only file system|Permission denied/);
+      expect(readFileSync(`/run/spawnctl/hosts/${b}`, "utf8")).not.toContain("evil");
       // the host's block has both (hosts = true)
       expect(hosts()).toContain(`${addr(a)}\t${a}\n`);
       expect(readFileSync(`/var/lib/machines/${a}/etc/hosts`, "utf8")).toBe(TREE_HOSTS);
