@@ -173,6 +173,11 @@ export function supervisorAlive(st: MachineState): boolean {
 }
 
 /** All state files, whether their machine still runs or not. */
+/** Is a machine being cleaned up (its payload gone, its supervisor still at work)? Its tree's locks go last. */
+export function machineStopping(): boolean {
+  return allStates().some((st) => !leaderAlive(st) && supervisorAlive(st));
+}
+
 export function allStates(): MachineState[] {
   let names: string[] = [];
   try {

@@ -14,7 +14,7 @@ import { containerDir, createMachineCgroup, type MachineCgroup } from "../cgroup
 import { markRun } from "../cgroup/gc.ts";
 import { applyProperties, parseProperty } from "../cgroup/properties.ts";
 import { buildPlan, type RunContext } from "./build-plan.ts";
-import { lockMachine, processStart, removeState, writeState } from "./registry.ts";
+import { lockMachine, machineStopping, processStart, removeState, writeState } from "./registry.ts";
 import { syncHosts } from "./hosts.ts";
 import { startRelay, type Relay } from "./console.ts";
 import { hookState, runHooks } from "./bundle-plan.ts";
@@ -345,7 +345,8 @@ export async function runContainer(s: Settings, source?: TreeSource): Promise<nu
         const name = lockMachine(s.machine);
         cleanup.push(() => name.release());
       }
-      const lock: Lock = lockTree(source?.path ?? s.directory, s.readOnly || s.ephemeral || s.volatile !== "no");
+      // (a machine of this tree that was just powered off may still be letting go of it)
+      const lock: Lock = lockTree(source?.path ?? s.directory, s.readOnly || s.ephemeral || s.volatile !== "no", { waitWhile: machineStopping });
       cleanup.push(() => lock.release());
       cleanup.push(markRun(s.machine, lock.held().map((h) => h.path)));
     }

@@ -11,7 +11,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, sta
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN, strerror } from "../sys/ffi.ts";
 import { imageSearchPath } from "../settings/merge.ts";
 import { config } from "../settings/config.ts";
-import { allStates, leaderAlive, readState, type MachineState } from "../container/registry.ts";
+import { allStates, leaderAlive, machineStopping, readState, type MachineState } from "../container/registry.ts";
 import { SpawnctlError } from "../util/errors.ts";
 import { lockTree, type Lock } from "../util/lock.ts";
 import { isSubvolume, subvolumeReadOnly } from "./btrfs.ts";
@@ -267,7 +267,7 @@ export function refuseRunning(img: Image, doing: string): void {
  */
 export function lockImage(img: Image, shared: boolean, doing: string): Lock {
   try {
-    return lockTree(img.path, shared);
+    return lockTree(img.path, shared, { waitWhile: machineStopping });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     if (msg.includes("currently busy")) throw new SpawnctlError(`${doing}: the image is in use (a container holds its lock ${img.path.slice(0, img.path.lastIndexOf("/"))}/.#${img.path.slice(img.path.lastIndexOf("/") + 1)}.lck).`);

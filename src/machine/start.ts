@@ -37,6 +37,7 @@ import { markRun } from "../cgroup/gc.ts";
 import { allocateAddresses, configureHost, dhcpSpec, teardownNetwork } from "../net/machine.ts";
 import { applyLinks, planNetwork, writePlan } from "../net/plan.ts";
 import {
+  machineStopping,
   type MachineState, consoleLog, consoleSocket, lockMachine, processStart, readState, readyPath, removeState, runningFor, writeState,
 } from "../container/registry.ts";
 import { self } from "../util/self.ts";
@@ -198,7 +199,8 @@ export function* machineSteps(name: string, extra: string[] = []): Generator<voi
     const source = s.image ? diskSource(s) : undefined;
     if (!source) checkTree(s);
     const root = source?.path ?? s.directory;
-    const treeLock = lockTree(root, s.readOnly || s.ephemeral || s.volatile !== "no");
+    // (a machine of this tree that was just powered off may still be letting go of it)
+    const treeLock = lockTree(root, s.readOnly || s.ephemeral || s.volatile !== "no", { waitWhile: machineStopping });
     cleanup.push(() => treeLock.release());
     // until the state file names them, a mark does: a start SIGKILLed from
     // here on leaves nothing the next run, start or list cannot collect

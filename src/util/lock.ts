@@ -70,7 +70,26 @@ export function releaseFile(h: { fd: number; path: string }): void {
   closeSync(h.fd);
 }
 
-export function lockTree(dir: string, shared: boolean): Lock {
+export interface TreeLockOptions {
+  /** while this says so (a machine is being cleaned up, whose locks go last), a busy tree is waited for, up to waitMs */
+  waitWhile?: () => boolean;
+  waitMs?: number;
+}
+
+export function lockTree(dir: string, shared: boolean, opts: TreeLockOptions = {}): Lock {
+  const deadline = Date.now() + (opts.waitMs ?? 10_000);
+  for (;;) {
+    try {
+      return lockTreeOnce(dir, shared);
+    } catch (e) {
+      const busy = e instanceof SpawnctlError && e.message.endsWith("is currently busy.");
+      if (!busy || !opts.waitWhile || Date.now() >= deadline || !opts.waitWhile()) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
+
+function lockTreeOnce(dir: string, shared: boolean): Lock {
   const busy = () => new SpawnctlError(`Directory tree ${dir} is currently busy.`);
   const held: Array<{ fd: number; path: string }> = [];
   try {
