@@ -273,7 +273,8 @@ export function tempName(prefix: string): string {
   return `${prefix}${process.pid}-`;
 }
 
-function alive(pid: number): boolean {
+/** Is process `pid` there (a zombie is gone)? */
+export function pidAlive(pid: number): boolean {
   try {
     // a zombie is gone
     const st = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -299,7 +300,7 @@ export function sweepTemp(dir: string, prefixes: string[]): number {
     const rest = e.slice(prefix.length);
     const dash = rest.indexOf("-");
     const pid = Number(rest.slice(0, dash));
-    if (dash <= 0 || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    if (dash <= 0 || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
     try {
       rmSync(`${dir}/${e}`, { recursive: true, force: true });
       n++;

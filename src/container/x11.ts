@@ -11,6 +11,7 @@
 //   u16 family (big-endian), then four counted strings (u16 length, bytes):
 //   address, display number (decimal text), auth name, auth data.
 import { SpawnctlError } from "../util/errors.ts";
+import { concat } from "../util/bytes.ts";
 import { readFileSync, statSync } from "node:fs";
 
 export const FAMILY_WILD = 0xffff;
@@ -65,13 +66,7 @@ export function serializeXauthority(entries: XauthEntry[]): Uint8Array {
       parts.push(u16(f.length), f);
     }
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 export interface Display {

@@ -12,7 +12,7 @@
 // container's mount namespace does. A run killed before that leaves its
 // directory, named with its pid, to sweepDiskMounts (the stale collector).
 import { type FFIFunction } from "bun:ffi";
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmdirSync, unlinkSync, writeSync } from "node:fs";
 import { type Lib, cstr, dlopenLibc, errno, libc, strerror } from "../../sys/ffi.ts";
 import { MNT_DETACH, MS } from "../../sys/consts.ts";
 import { mkdirInRoot } from "../../sys/at.ts";
@@ -21,7 +21,7 @@ import type { Cleanup, TreeSource } from "../../container/prepare.ts";
 import { SpawnctlError, fsMessage } from "../../util/errors.ts";
 import { print, trace, warn } from "../../util/log.ts";
 import { chaseInRoot } from "../../util/tree.ts";
-import { sweepTemp } from "../../cgroup/gc.ts";
+import { pidAlive, sweepTemp } from "../../cgroup/gc.ts";
 import { blockDeviceSize, reflink, seekData, seekHole } from "../sys.ts";
 import { LayoutError, MOUNT_POINTS, hostArch, readLayout, type DiskLayout, type Partition } from "./gpt.ts";
 import { attachLoop, releaseLoop, type LoopDevice } from "./loop.ts";
@@ -317,16 +317,6 @@ export function describeImage(image: string, o: { readOnly: boolean; ephemeral: 
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = st.slice(st.lastIndexOf(")") + 2, st.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
 /**
  * What a SIGKILLed run left between mounting its image and starting its
  * container: its directory under DISK_DIR (named PID-...) with the image's
@@ -343,7 +333,7 @@ export function sweepDiskMounts(): number {
   }
   for (const e of entries) {
     const pid = Number(e.slice(0, e.indexOf("-")));
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
     try {
       detachDir(`${DISK_DIR}/${e}`);
       n++;
